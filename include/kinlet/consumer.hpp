@@ -1,0 +1,276 @@
+// kinlet/consumer.hpp: the reader a user would otherwise write by hand.
+//
+// Consumer<Payload, Traits> follows one shard, some shards or every shard of a
+// stream from a starting position and hands back batches, one shard at a time
+// in round-robin order. It keeps its position per shard (LastSequenceNumber,
+// Checkpoints) so that a later consumer resumes with AFTER_SEQUENCE_NUMBER
+// (ConsumerOptions::resume_after), renews expired iterators by itself, follows
+// lineage (a child shard is read only after all its parents are read to their
+// end) and handles trimmed data per its TrimmedPolicy.
+//
+// Thread safety: a Consumer is not thread-safe: one thread polls it. Any number
+// of consumers may read one stream at once.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kinlet/detail/strings.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/stream.hpp"
+
+namespace kinlet {
+
+enum class TrimmedPolicy {
+  kReport,            // Poll returns TrimmedDataAccessException; call SeekToTrimHorizon
+  kSkipToTrimHorizon  // continue at the trim horizon and count what was skipped
+};
+
+struct ConsumerOptions {
+  // Where to start in shards without a resume_after entry.
+  IteratorPosition start = IteratorPosition::TrimHorizon();
+  // Shards to follow; empty means every shard of the stream (from the shards
+  // without parents, following lineage).
+  std::vector<std::string> shard_ids;
+  // Checkpoints: shard id -> last processed sequence number. Those shards
+  // start AFTER_SEQUENCE_NUMBER.
+  absl::flat_hash_map<std::string, SequenceNumber> resume_after;
+  // Records per batch, 1..10000.
+  int batch_limit = 1000;
+  TrimmedPolicy on_trimmed = TrimmedPolicy::kReport;
+};
+
+template <typename Payload>
+struct ConsumerBatch {
+  std::string_view shard_id;  // the shard of every record in `page`
+  GetRecordsResult<Payload> page;
+  // Records skipped because they were trimmed (TrimmedPolicy::kSkipToTrimHorizon).
+  uint64_t trimmed_records_skipped = 0;
+
+  const std::vector<Record<Payload>>& records() const { return page.records; }
+};
+
+template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
+class Consumer {
+ public:
+  using StreamType = Stream<Payload, Traits>;
+  using ShardType = Shard<Payload, Traits>;
+
+  // Creates a consumer of `stream` (which must outlive it). Errors:
+  // InvalidArgumentException for batch_limit outside 1..10000;
+  // ResourceNotFoundException for an unknown shard id or a deleted stream;
+  // the errors of GetShardIterator for the start position.
+  static absl::StatusOr<std::unique_ptr<Consumer>> Create(StreamType* stream,
+                                                          ConsumerOptions options) {
+    if (options.batch_limit < 1 || options.batch_limit > 10000) {
+      return InvalidArgument("batch_limit must be between 1 and 10000");
+    }
+    std::unique_ptr<Consumer> consumer(new Consumer(stream, std::move(options)));
+    std::vector<ShardType*> start;
+    if (consumer->options_.shard_ids.empty()) {
+      absl::StatusOr<std::vector<ShardDescription>> shards = stream->ListShards();
+      if (!shards.ok()) return shards.status();
+      for (const ShardDescription& d : *shards) {
+        if (!d.parent_shard_id && !d.adjacent_parent_shard_id) {
+          start.push_back(*stream->GetShard(d.shard_id));
+        }
+      }
+    } else {
+      for (const std::string& id : consumer->options_.shard_ids) {
+        absl::StatusOr<ShardType*> shard = stream->GetShard(id);
+        if (!shard.ok()) return shard.status();
+        start.push_back(*shard);
+      }
+    }
+    for (ShardType* shard : start) {
+      absl::Status s = consumer->Follow(shard);
+      if (!s.ok()) return s;
+    }
+    return consumer;
+  }
+
+  // Fills `batch` with the next records of the next shard (round robin) that
+  // has any; leaves batch->records() empty when every followed shard is caught
+  // up. Reuse one batch: polling then allocates nothing in steady state.
+  // Errors: TrimmedDataAccessException (TrimmedPolicy::kReport; the consumer
+  // stays where it was), ResourceNotFoundException once the stream is deleted.
+  absl::Status Poll(ConsumerBatch<Payload>* batch) {
+    batch->trimmed_records_skipped = 0;
+    batch->shard_id = {};
+    for (size_t tried = 0; tried < active_.size(); ++tried) {
+      const size_t at = (cursor_ + tried) % active_.size();
+      ShardState& state = active_[at];
+      absl::Status s = ReadShard(state, batch);
+      if (!s.ok()) return s;
+      if (state.finished) {
+        FinishShard(at);
+        cursor_ = active_.empty() ? 0 : at % active_.size();
+        return absl::OkStatus();  // may hold the closed shard's last records
+      }
+      if (!batch->page.records.empty()) {
+        cursor_ = (at + 1) % active_.size();
+        return absl::OkStatus();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // The last sequence number delivered from `shard_id`, if any.
+  std::optional<SequenceNumber> LastSequenceNumber(std::string_view shard_id) const {
+    auto it = last_delivered_.find(detail::ToAbsl(shard_id));
+    if (it == last_delivered_.end()) return std::nullopt;
+    return it->second;
+  }
+  // Every shard's last delivered sequence number: pass as resume_after to
+  // continue after them.
+  const absl::flat_hash_map<std::string, SequenceNumber>& Checkpoints() const {
+    return last_delivered_;
+  }
+
+  // Moves the consumer of `shard_id` to its trim horizon and returns the
+  // number of records skipped. ResourceNotFoundException if not followed.
+  absl::StatusOr<uint64_t> SeekToTrimHorizon(std::string_view shard_id) {
+    for (ShardState& state : active_) {
+      if (state.shard->shard_id() == shard_id) return SkipToTrimHorizon(state);
+    }
+    return ResourceNotFound(
+        absl::StrCat("Shard ", detail::ToAbsl(shard_id), " is not followed by this consumer"));
+  }
+
+  // Shards currently followed (not finished).
+  std::vector<std::string> FollowedShards() const {
+    std::vector<std::string> ids;
+    for (const ShardState& s : active_) ids.push_back(s.shard->shard_id());
+    return ids;
+  }
+  // Records skipped over trimmed data since creation.
+  uint64_t trimmed_records_skipped() const { return skipped_total_; }
+
+ private:
+  struct ShardState {
+    ShardType* shard;
+    ShardIterator iterator;
+    bool finished = false;
+  };
+
+  Consumer(StreamType* stream, ConsumerOptions options)
+      : stream_(stream), options_(std::move(options)) {}
+
+  absl::Status Follow(ShardType* shard) {
+    IteratorPosition position = options_.start;
+    if (auto it = options_.resume_after.find(shard->shard_id());
+        it != options_.resume_after.end()) {
+      position = IteratorPosition::AfterSequenceNumber(it->second);
+      last_delivered_[shard->shard_id()] = it->second;
+    }
+    absl::StatusOr<ShardIterator> iterator = shard->GetShardIterator(position);
+    if (!iterator.ok()) return iterator.status();
+    active_.push_back(ShardState{shard, *iterator, false});
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadShard(ShardState& state, ConsumerBatch<Payload>* batch) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      absl::Status s = state.shard->GetRecords(state.iterator, options_.batch_limit, &batch->page);
+      if (s.ok()) {
+        batch->shard_id = state.shard->shard_id();
+        if (!batch->page.records.empty()) {
+          last_delivered_[state.shard->shard_id()] = batch->page.records.back().sequence_number;
+        }
+        if (batch->page.next_shard_iterator) {
+          state.iterator = *batch->page.next_shard_iterator;
+        } else {
+          state.finished = true;
+        }
+        return absl::OkStatus();
+      }
+      if (IsExpiredIterator(s)) {
+        absl::Status renewed = Renew(state);
+        if (!renewed.ok()) return renewed;
+        continue;
+      }
+      if (IsTrimmedDataAccess(s) && options_.on_trimmed == TrimmedPolicy::kSkipToTrimHorizon) {
+        absl::StatusOr<uint64_t> skipped = SkipToTrimHorizon(state);
+        if (!skipped.ok()) return skipped.status();
+        batch->trimmed_records_skipped += *skipped;
+        continue;
+      }
+      return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // A fresh iterator at the same position (iterators expire; positions don't).
+  absl::Status Renew(ShardState& state) {
+    const uint64_t position = state.iterator.position();
+    IteratorPosition at = position == 0
+                              ? IteratorPosition::TrimHorizon()
+                              : IteratorPosition::AfterSequenceNumber(
+                                    state.shard->Sequence(position - 1));
+    absl::StatusOr<ShardIterator> iterator = state.shard->GetShardIterator(at);
+    if (!iterator.ok()) return iterator.status();
+    if (position == 0 && iterator->position() != 0) {
+      // Position 0 was trimmed: keep pointing at it so the policy sees it.
+      iterator = ShardIterator::Issue(iterator->stream_tag(), iterator->shard_index(), 0,
+                                      absl::ToUnixMillis(iterator->issued_at()));
+    }
+    state.iterator = *iterator;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> SkipToTrimHorizon(ShardState& state) {
+    absl::StatusOr<ShardIterator> iterator =
+        state.shard->GetShardIterator(IteratorPosition::TrimHorizon());
+    if (!iterator.ok()) return iterator.status();
+    const uint64_t skipped = iterator->position() > state.iterator.position()
+                                 ? iterator->position() - state.iterator.position()
+                                 : 0;
+    state.iterator = *iterator;
+    skipped_total_ += skipped;
+    return skipped;
+  }
+
+  // Drops a shard read to its end and starts its children whose parents are
+  // all finished (both parents of a merge before the child).
+  void FinishShard(size_t at) {
+    ShardType* done = active_[at].shard;
+    finished_.insert(done->shard_id());
+    active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(at));
+    // Children come from the stream's shard list, so lineage is followed even
+    // for shards created after this consumer.
+    for (ShardType* child : stream_->AllShards()) {
+      const auto& p = child->parent_shard_id();
+      const auto& a = child->adjacent_parent_shard_id();
+      const bool is_child = (p && *p == done->shard_id()) || (a && *a == done->shard_id());
+      if (!is_child || started_.contains(child->shard_id())) continue;
+      const bool parents_done =
+          (!p || finished_.contains(*p)) && (!a || finished_.contains(*a));
+      if (!parents_done) continue;
+      started_.insert(child->shard_id());
+      IteratorPosition saved = options_.start;
+      options_.start = IteratorPosition::TrimHorizon();  // a child is read from its start
+      (void)Follow(child);
+      options_.start = saved;
+    }
+  }
+
+  StreamType* const stream_;
+  ConsumerOptions options_;
+  std::vector<ShardState> active_;
+  size_t cursor_ = 0;
+  absl::flat_hash_map<std::string, SequenceNumber> last_delivered_;
+  absl::flat_hash_set<std::string> finished_;
+  absl::flat_hash_set<std::string> started_;
+  uint64_t skipped_total_ = 0;
+};
+
+}  // namespace kinlet

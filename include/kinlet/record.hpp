@@ -1,0 +1,93 @@
+// kinlet/record.hpp: the record a reader gets back, and the reusable page that
+// GetRecords fills.
+// Thread safety: plain values; not synchronised.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "kinlet/hash_key.hpp"
+#include "kinlet/sequence_number.hpp"
+#include "kinlet/shard_iterator.hpp"
+
+namespace kinlet {
+
+// One record, as Kinesis's Record shape: sequence number, arrival time
+// (millisecond precision, never decreasing within a shard), partition key and
+// the payload.
+template <typename Payload>
+struct Record {
+  SequenceNumber sequence_number;
+  absl::Time approximate_arrival_timestamp;
+  std::string partition_key;
+  Payload data{};
+};
+
+// A shard created by resharding this one, reported at the end of a closed shard.
+struct ChildShard {
+  std::string shard_id;
+  std::vector<std::string> parent_shards;
+  HashKeyRange hash_key_range;
+};
+
+namespace detail {
+template <typename Payload>
+class RecordBuffer;
+}  // namespace detail
+
+// A page of GetRecords. Reuse one page across calls: its records keep their
+// string and vector capacity, so a steady reader allocates nothing.
+template <typename Payload>
+class GetRecordsResult {
+ public:
+  std::vector<Record<Payload>> records;
+  // Empty once a closed shard has been read to its end.
+  std::optional<ShardIterator> next_shard_iterator;
+  // Milliseconds between the arrival of the oldest record not yet read and now;
+  // 0 when the page reaches the tip of the shard.
+  int64_t millis_behind_latest = 0;
+  // Set at the end of a closed shard.
+  std::vector<ChildShard> child_shards;
+
+ private:
+  friend class detail::RecordBuffer<Payload>;
+  std::vector<Record<Payload>> spare_;  // records kept for their buffers
+};
+
+namespace detail {
+
+// Grows and shrinks a page's record list without giving up element buffers.
+template <typename Payload>
+class RecordBuffer {
+ public:
+  explicit RecordBuffer(GetRecordsResult<Payload>* page) : page_(page) {}
+  // Appends a record slot (recycled when possible) and returns it.
+  Record<Payload>& Push() {
+    auto& spare = page_->spare_;
+    if (!spare.empty()) {
+      page_->records.push_back(std::move(spare.back()));
+      spare.pop_back();
+    } else {
+      page_->records.emplace_back();
+    }
+    return page_->records.back();
+  }
+  // Moves every record into the spare list.
+  void Clear() { TruncateTo(0); }
+  void TruncateTo(size_t n) {
+    auto& records = page_->records;
+    while (records.size() > n) {
+      page_->spare_.push_back(std::move(records.back()));
+      records.pop_back();
+    }
+  }
+
+ private:
+  GetRecordsResult<Payload>* page_;
+};
+
+}  // namespace detail
+}  // namespace kinlet

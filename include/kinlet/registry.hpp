@@ -1,0 +1,116 @@
+// kinlet/registry.hpp: named streams, as an account's Kinesis endpoint has them.
+//
+// Registry<Payload, Traits> owns streams by name: CreateStream, DeleteStream,
+// ListStreams, DescribeStream. Streams are handed out as shared_ptr; a deleted
+// stream's object stays alive while anyone holds it, and every call on it then
+// fails with ResourceNotFoundException, so no reader or writer is ever left
+// with a dangling reference.
+// Thread safety: every method is thread-safe (one internal mutex, never held
+// while a stream is read or written).
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "kinlet/detail/mutex.hpp"
+#include "kinlet/detail/strings.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/stream.hpp"
+
+namespace kinlet {
+
+template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
+class Registry {
+ public:
+  using StreamType = Stream<Payload, Traits>;
+  using Clock = typename Traits::Clock;
+
+  // `clock` is shared by every stream of the registry and must outlive it.
+  explicit Registry(Clock* clock = Clock::Default(), std::string account_id = "000000000000")
+      : clock_(clock), account_id_(std::move(account_id)) {}
+
+  // Creates a stream named options.name. ResourceInUseException (absl
+  // kAlreadyExists) if the name is taken; the errors of Stream::Create for bad
+  // options.
+  absl::StatusOr<std::shared_ptr<StreamType>> CreateStream(StreamOptions options) {
+    options.account_id = account_id_;
+    detail::MutexLock lock(&mu_);
+    if (streams_.contains(options.name)) {
+      return ResourceInUse(absl::StrCat("Stream ", options.name, " under account ", account_id_,
+                                        " already exists."),
+                           /*on_create=*/true);
+    }
+    absl::StatusOr<std::unique_ptr<StreamType>> stream = StreamType::Create(options, clock_);
+    if (!stream.ok()) return stream.status();
+    std::shared_ptr<StreamType> shared(std::move(*stream));
+    streams_.emplace(options.name, shared);
+    return shared;
+  }
+
+  // Deletes the stream: it leaves the registry at once and every call on it
+  // (through handles still held) fails with ResourceNotFoundException.
+  // ResourceNotFoundException if there is no such stream.
+  absl::Status DeleteStream(std::string_view name) {
+    std::shared_ptr<StreamType> stream;
+    {
+      detail::MutexLock lock(&mu_);
+      auto it = streams_.find(detail::ToAbsl(name));
+      if (it == streams_.end()) return NotFound(name);
+      stream = std::move(it->second);
+      streams_.erase(it);
+    }
+    stream->MarkDeleted();
+    return absl::OkStatus();
+  }
+
+  // The stream with this name, or ResourceNotFoundException.
+  absl::StatusOr<std::shared_ptr<StreamType>> GetStream(std::string_view name) const {
+    detail::MutexLock lock(&mu_);
+    auto it = streams_.find(detail::ToAbsl(name));
+    if (it == streams_.end()) return NotFound(name);
+    return it->second;
+  }
+
+  absl::StatusOr<StreamDescription> DescribeStream(std::string_view name) const {
+    absl::StatusOr<std::shared_ptr<StreamType>> stream = GetStream(name);
+    if (!stream.ok()) return stream.status();
+    return (*stream)->DescribeStream();
+  }
+  absl::StatusOr<StreamDescriptionSummary> DescribeStreamSummary(std::string_view name) const {
+    absl::StatusOr<std::shared_ptr<StreamType>> stream = GetStream(name);
+    if (!stream.ok()) return stream.status();
+    return (*stream)->DescribeStreamSummary();
+  }
+
+  // Names of the streams, sorted.
+  std::vector<std::string> ListStreams() const {
+    std::vector<std::string> names;
+    {
+      detail::MutexLock lock(&mu_);
+      for (const auto& [name, stream] : streams_) names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  absl::Status NotFound(std::string_view name) const {
+    return ResourceNotFound(absl::StrCat("Stream ", detail::ToAbsl(name), " under account ",
+                                         account_id_, " not found."));
+  }
+
+  Clock* const clock_;
+  const std::string account_id_;
+  mutable detail::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<StreamType>> streams_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kinlet

@@ -1,0 +1,390 @@
+// kinlet/ring_log.hpp: a shard's log, a fixed-capacity ring addressed by
+// position (the low 64 bits of a sequence number).
+//
+// RingLog<Payload>: bounded in records (a power of two of slots) and in bytes
+// (a power-of-two byte ring holding partition keys and byte/trivial payloads).
+// A record never straddles the byte ring's end: the writer skips to the start
+// instead (Aeron's padding), so a record is one contiguous run of 8-byte words.
+//
+//   slot (24 B + object)            byte ring (words)
+//   +--------------------------+    +-----------------------------------+
+//   | arrival_ms   (int64)     |    | ... | key | pad | data | pad | ... |
+//   | word         (uint64) ---+--->|       ^ word                      |
+//   | key_len      (uint32)    |    +-----------------------------------+
+//   | data_len     (uint32)    |
+//   | readers, object (kObject)|
+//   +--------------------------+
+//
+// Thread safety: one writer at a time (REQUIRES: the caller serialises Append
+// and TrimExpired; the shard does it with its writer lock). Any number of
+// readers, lock-free, concurrent with the writer; a reader never blocks the
+// writer except that, for kObject payloads only, the writer waits for a reader
+// that is copying the very object it is about to overwrite.
+//
+// Memory ordering:
+//  - end_: written by the writer only, after the record's slot and bytes; the
+//    release store publishes them and pairs with the acquire load in End() and
+//    Read(): a reader that sees end_ > p sees record p whole.
+//  - begin_: written by the writer only, before it reuses any slot or byte of
+//    the records it trims; the store is followed by a release fence, and
+//    readers load it after an acquire fence that follows their (relaxed,
+//    atomic) copies. If a copy observed any byte the writer wrote after moving
+//    begin_, the fences synchronise and the reader sees the new begin_, so it
+//    discards the copy and reports the position trimmed (a seqlock in which
+//    begin_ is the version). All slot fields and ring words are accessed
+//    through relaxed atomics, so there is no data race, only stale values that
+//    the check rejects.
+//  - kObject slots add a reader count: readers increment it (seq_cst) then
+//    re-check begin_ (seq_cst); the writer stores begin_ (seq_cst) then waits
+//    for the count of the slot it reuses to be zero (seq_cst). Either the
+//    reader sees the record trimmed, or the writer sees the reader (Dekker).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "kinlet/config.hpp"
+#include "kinlet/detail/mutex.hpp"
+#include "kinlet/payload.hpp"
+#include "kinlet/record.hpp"
+
+namespace kinlet {
+
+// What a full ring (every slot or byte taken by unexpired records) does with a
+// new record.
+enum class FullPolicy {
+  kReject,     // refuse the write (ShardFullException); nothing acknowledged is lost
+  kOverwrite,  // drop the oldest records (a flight recorder); counted as overwritten
+};
+
+namespace detail {
+
+inline void StoreWords(uint64_t* dst, const char* src, size_t n) {
+  const size_t full = n / 8;
+  for (size_t i = 0; i < full; ++i) {
+    uint64_t w;
+    std::memcpy(&w, src + 8 * i, 8);
+    std::atomic_ref<uint64_t>(dst[i]).store(w, std::memory_order_relaxed);
+  }
+  if (size_t rem = n % 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, src + 8 * full, rem);
+    std::atomic_ref<uint64_t>(dst[full]).store(w, std::memory_order_relaxed);
+  }
+}
+
+inline void LoadWords(uint64_t* src, char* dst, size_t n) {
+  const size_t full = n / 8;
+  for (size_t i = 0; i < full; ++i) {
+    uint64_t w = std::atomic_ref<uint64_t>(src[i]).load(std::memory_order_relaxed);
+    std::memcpy(dst + 8 * i, &w, 8);
+  }
+  if (size_t rem = n % 8) {
+    uint64_t w = std::atomic_ref<uint64_t>(src[full]).load(std::memory_order_relaxed);
+    std::memcpy(dst + 8 * full, &w, rem);
+  }
+}
+
+constexpr size_t WordsFor(size_t bytes) { return (bytes + 7) / 8; }
+
+template <typename Payload, bool kObject>
+struct Slot {
+  std::atomic<int64_t> arrival_ms{0};
+  std::atomic<uint64_t> word{0};
+  std::atomic<uint32_t> key_len{0};
+  std::atomic<uint32_t> data_len{0};
+};
+
+template <typename Payload>
+struct Slot<Payload, true> {
+  std::atomic<int64_t> arrival_ms{0};
+  std::atomic<uint64_t> word{0};
+  std::atomic<uint32_t> key_len{0};
+  std::atomic<uint32_t> data_len{0};
+  std::atomic<uint32_t> readers{0};
+  Payload object{};
+};
+
+}  // namespace detail
+
+template <typename Payload>
+class RingLog {
+ public:
+  using Traits = PayloadTraits<Payload>;
+  using View = typename Traits::View;
+  static constexpr PayloadStorage kStorage = Traits::kStorage;
+  static constexpr bool kObjectSlots = kStorage == PayloadStorage::kObject;
+
+  enum class AppendStatus { kOk, kFull };
+
+  struct ReadOutcome {
+    size_t count = 0;   // records appended to the page
+    size_t bytes = 0;   // their key + payload bytes
+    bool trimmed = false;  // `from` was trimmed before or during the read
+  };
+
+  // Capacities are rounded up to powers of two.
+  // REQUIRES: capacity_records >= 1; capacity_bytes >= 64.
+  RingLog(size_t capacity_records, size_t capacity_bytes)
+      : record_mask_(std::bit_ceil(capacity_records) - 1),
+        word_capacity_(std::bit_ceil(std::max<size_t>(capacity_bytes, 64)) / 8),
+        slots_(new SlotType[record_mask_ + 1]),
+        words_(new uint64_t[word_capacity_]) {}  // default-init: pages are touched lazily
+
+  RingLog(const RingLog&) = delete;
+  RingLog& operator=(const RingLog&) = delete;
+
+  size_t capacity_records() const { return record_mask_ + 1; }
+  size_t capacity_bytes() const { return word_capacity_ * 8; }
+
+  // Ring bytes a record with these lengths occupies (payload bytes count only
+  // for byte and trivial storage).
+  static size_t Footprint(size_t key_len, size_t data_len) {
+    return 8 * (detail::WordsFor(key_len) + (kObjectSlots ? 0 : detail::WordsFor(data_len)));
+  }
+  // True if a record of this footprint can ever fit.
+  bool Fits(size_t key_len, size_t data_len) const {
+    return Footprint(key_len, data_len) <= capacity_bytes();
+  }
+
+  // --- Writer side (REQUIRES: serialised by the caller) ---------------------
+
+  // Appends a record at position End(). To make room it drops the oldest
+  // records, but only those that arrived before `expire_before_ms` unless
+  // `overwrite`; if that is not enough returns kFull and writes nothing.
+  // REQUIRES: Fits(key.size(), data size); arrival_ms never decreases.
+  AppendStatus Append(std::string_view key, View data, int64_t arrival_ms,
+                      int64_t expire_before_ms, bool overwrite, uint64_t* position) {
+    const size_t data_len = DataLength(data);
+    const size_t key_words = detail::WordsFor(key.size());
+    const size_t need = key_words + (kObjectSlots ? 0 : detail::WordsFor(data_len));
+    KINLET_ASSERT(need <= word_capacity_, "record larger than the ring");
+    uint64_t begin = begin_local_;
+    uint64_t word = write_word_;
+    for (;;) {
+      word = write_word_;
+      if ((word & (word_capacity_ - 1)) + need > word_capacity_) {
+        word = (word | (word_capacity_ - 1)) + 1;  // skip to the start of the ring
+      }
+      const bool slots_full = end_local_ - begin == capacity_records();
+      const uint64_t begin_word =
+          begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : word;
+      if (!slots_full && word + need - begin_word <= word_capacity_) break;
+      const int64_t oldest_arrival = SlotAt(begin).arrival_ms.load(std::memory_order_relaxed);
+      if (oldest_arrival >= expire_before_ms) {
+        if (!overwrite) {
+          PublishBegin(begin);
+          return AppendStatus::kFull;
+        }
+        overwritten_.store(overwritten_.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
+      } else {
+        expired_.store(expired_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
+      ++begin;
+    }
+    PublishBegin(begin);
+
+    SlotType& slot = SlotAt(end_local_);
+    if constexpr (kObjectSlots) {
+      // The slot's previous record (if any) is below begin_: wait out any
+      // reader still copying its object.
+      while (slot.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+      slot.object = data.get();
+    }
+    slot.arrival_ms.store(arrival_ms, std::memory_order_relaxed);
+    slot.word.store(word, std::memory_order_relaxed);
+    slot.key_len.store(static_cast<uint32_t>(key.size()), std::memory_order_relaxed);
+    slot.data_len.store(static_cast<uint32_t>(data_len), std::memory_order_relaxed);
+    uint64_t* base = words_.get() + (word & (word_capacity_ - 1));
+    detail::StoreWords(base, key.data(), key.size());
+    if constexpr (kStorage == PayloadStorage::kBytes) {
+      detail::StoreWords(base + key_words, Traits::Data(data), data_len);
+    } else if constexpr (kStorage == PayloadStorage::kTrivial) {
+      detail::StoreWords(base + key_words, reinterpret_cast<const char*>(&data.get()), data_len);
+    }
+    write_word_ = word + need;
+    *position = end_local_;
+    ++end_local_;
+    end_.store(end_local_, std::memory_order_release);
+    return AppendStatus::kOk;
+  }
+
+  // Drops records that arrived before `expire_before_ms`; returns how many.
+  size_t TrimExpired(int64_t expire_before_ms) {
+    uint64_t begin = begin_local_;
+    while (begin < end_local_ &&
+           SlotAt(begin).arrival_ms.load(std::memory_order_relaxed) < expire_before_ms) {
+      ++begin;
+    }
+    const size_t dropped = begin - begin_local_;
+    if (dropped != 0) {
+      expired_.store(expired_.load(std::memory_order_relaxed) + dropped,
+                     std::memory_order_relaxed);
+      PublishBegin(begin);
+    }
+    return dropped;
+  }
+
+  // --- Reader side (thread-safe, lock-free) ----------------------------------
+
+  // One past the last published position.
+  uint64_t End() const { return end_.load(std::memory_order_acquire); }
+  // The oldest position still stored (the physical trim horizon).
+  uint64_t Begin() const { return begin_.load(std::memory_order_acquire); }
+
+  // The first stored position whose record arrived at or after `t_ms`, or
+  // End() if none. Arrival times never decrease, so this is a binary search.
+  uint64_t LowerBoundArrival(int64_t t_ms) const {
+    for (;;) {
+      uint64_t lo = Begin();
+      uint64_t hi = End();
+      const uint64_t begin = lo;
+      while (lo < hi) {
+        const uint64_t mid = lo + (hi - lo) / 2;
+        if (SlotAt(mid).arrival_ms.load(std::memory_order_relaxed) < t_ms) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (begin_.load(std::memory_order_relaxed) == begin) return lo;
+      // The writer trimmed during the search: values may be stale; retry.
+    }
+  }
+
+  // Arrival time of the record at `position`, or nullopt if it is not stored.
+  std::optional<int64_t> ArrivalAt(uint64_t position) const {
+    if (position >= End()) return std::nullopt;
+    int64_t t = SlotAt(position).arrival_ms.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (begin_.load(std::memory_order_relaxed) > position) return std::nullopt;
+    return t;
+  }
+
+  // Appends to `page` the records from `from` on: at most `max_records`, and
+  // stopping before the record that would take the total key + payload bytes
+  // over `max_bytes` (the first record is always taken). `tag`/`shard_index`
+  // build the sequence numbers. If `from` is (or becomes, during the copy)
+  // trimmed, returns trimmed = true and the page holds nothing valid.
+  ReadOutcome Read(uint64_t from, size_t max_records, size_t max_bytes, uint32_t tag,
+                   uint32_t shard_index, GetRecordsResult<Payload>* page) const {
+    ReadOutcome out;
+    const uint64_t end = End();
+    detail::RecordBuffer<Payload> buffer(page);
+    const size_t base_count = page->records.size();
+    const uint64_t want = from < end ? std::min<uint64_t>(end - from, max_records) : 0;
+    for (uint64_t i = 0; i < want; ++i) {
+      const uint64_t pos = from + i;
+      SlotType& slot = SlotAt(pos);
+      const int64_t arrival = slot.arrival_ms.load(std::memory_order_relaxed);
+      const uint64_t word = slot.word.load(std::memory_order_relaxed);
+      const size_t key_len = slot.key_len.load(std::memory_order_relaxed);
+      const size_t data_len = slot.data_len.load(std::memory_order_relaxed);
+      const size_t key_words = detail::WordsFor(key_len);
+      const size_t words = key_words + (kObjectSlots ? 0 : detail::WordsFor(data_len));
+      if ((word & (word_capacity_ - 1)) + words > word_capacity_ ||
+          (kStorage == PayloadStorage::kTrivial && data_len != sizeof(Payload))) {
+        out.trimmed = true;  // torn metadata: the slot is being reused
+        break;
+      }
+      if (i > 0 && out.bytes + key_len + data_len > max_bytes) break;
+      Record<Payload>& rec = buffer.Push();
+      rec.sequence_number = SequenceNumber(tag, shard_index, pos);
+      rec.approximate_arrival_timestamp = absl::FromUnixMillis(arrival);
+      uint64_t* base = words_.get() + (word & (word_capacity_ - 1));
+      rec.partition_key.resize(key_len);
+      detail::LoadWords(base, rec.partition_key.data(), key_len);
+      if constexpr (kStorage == PayloadStorage::kBytes) {
+        detail::LoadWords(base + key_words, Traits::Resize(rec.data, data_len), data_len);
+      } else if constexpr (kStorage == PayloadStorage::kTrivial) {
+        detail::LoadWords(base + key_words, reinterpret_cast<char*>(&rec.data), data_len);
+      } else {
+        slot.readers.fetch_add(1, std::memory_order_seq_cst);
+        if (begin_.load(std::memory_order_seq_cst) > pos) {
+          slot.readers.fetch_sub(1, std::memory_order_release);
+          out.trimmed = true;
+          break;
+        }
+        rec.data = slot.object;
+        slot.readers.fetch_sub(1, std::memory_order_release);
+      }
+      out.bytes += key_len + data_len;
+      ++out.count;
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (out.trimmed || begin_.load(std::memory_order_relaxed) > from) {
+      buffer.TruncateTo(base_count);
+      return ReadOutcome{0, 0, true};
+    }
+    return out;
+  }
+
+  // Records dropped because they expired (retention) / because the ring was
+  // full under FullPolicy::kOverwrite. Relaxed counters, for metrics.
+  uint64_t expired_records() const { return expired_.load(std::memory_order_relaxed); }
+  uint64_t overwritten_records() const { return overwritten_.load(std::memory_order_relaxed); }
+  // Bytes of ring memory taken by the stored records (approximate under
+  // concurrent writes).
+  size_t bytes_in_use() const {
+    const uint64_t begin = Begin();
+    const uint64_t end = End();
+    if (begin >= end) return 0;
+    const uint64_t first = SlotAt(begin).word.load(std::memory_order_relaxed);
+    const uint64_t last = SlotAt(end - 1).word.load(std::memory_order_relaxed);
+    const size_t last_words = Footprint(SlotAt(end - 1).key_len.load(std::memory_order_relaxed),
+                                        SlotAt(end - 1).data_len.load(std::memory_order_relaxed)) /
+                              8;
+    return last >= first ? static_cast<size_t>(last + last_words - first) * 8 : 0;
+  }
+
+ private:
+  using SlotType = detail::Slot<Payload, kObjectSlots>;
+
+  static size_t DataLength(View data) {
+    if constexpr (kStorage == PayloadStorage::kBytes) {
+      return Traits::Size(data);
+    } else {
+      (void)data;
+      return kStorage == PayloadStorage::kTrivial ? sizeof(Payload) : 0;
+    }
+  }
+
+  SlotType& SlotAt(uint64_t position) const { return slots_[position & record_mask_]; }
+
+  void PublishBegin(uint64_t begin) {
+    if (begin == begin_local_) return;
+    begin_local_ = begin;
+    begin_.store(begin, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_release);
+  }
+
+  const size_t record_mask_;
+  const size_t word_capacity_;
+  const std::unique_ptr<SlotType[]> slots_;
+  const std::unique_ptr<uint64_t[]> words_;
+
+  // Writer-only state (REQUIRES the caller's serialisation).
+  uint64_t begin_local_ = 0;
+  uint64_t end_local_ = 0;
+  uint64_t write_word_ = 0;
+
+  // Published by the writer, read by readers (see the header comment).
+  alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> end_{0};
+  alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> begin_{0};
+  // Written by the writer only (relaxed), read by metrics.
+  alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> expired_{0};
+  std::atomic<uint64_t> overwritten_{0};
+};
+
+}  // namespace kinlet

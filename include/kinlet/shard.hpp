@@ -1,0 +1,351 @@
+// kinlet/shard.hpp: one shard of a stream: its ring-buffer log, hash key range,
+// lineage, sequence range and status.
+//
+// Shard<Payload, Traits> is handed out by its Stream (Stream::GetShard,
+// Stream::OpenShards) and lives as long as the stream. Reading a shard directly
+// skips the stream's lookup and is the fastest read path; it has exactly the
+// semantics of Stream::GetShardIterator/GetRecords.
+//
+// Thread safety: every public method is thread-safe. Reads are lock-free and
+// never block writers; writes to one shard are serialised by the shard's
+// writer lock (held for the copy into the ring only), so records of a shard
+// are ordered by the order in which their puts took that lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "kinlet/detail/mutex.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/hash_key.hpp"
+#include "kinlet/payload.hpp"
+#include "kinlet/record.hpp"
+#include "kinlet/ring_log.hpp"
+#include "kinlet/sequence_number.hpp"
+#include "kinlet/shard_iterator.hpp"
+#include "kinlet/stream_options.hpp"
+#include "kinlet/traits.hpp"
+
+namespace kinlet {
+
+template <RecordPayload Payload, StreamTraits Traits>
+class Stream;
+
+// "shardId-000000000007" for index 7.
+inline std::string ShardIdFor(uint32_t index) { return absl::StrFormat("shardId-%012u", index); }
+
+namespace detail {
+
+// Stream-wide settings and state a shard consults. Owned by the stream.
+template <typename Clock>
+struct StreamContext {
+  std::string name;
+  std::string account_id;
+  uint32_t tag = 0;
+  Clock* clock = nullptr;
+  int64_t iterator_ttl_ms = 0;
+  size_t max_get_records_bytes = 0;
+  int max_get_records_limit = 0;
+  FullPolicy full_policy = FullPolicy::kReject;
+  // Written by Increase/DecreaseStreamRetentionPeriod (relaxed); read by every
+  // put and read (relaxed): a stale value for one call is harmless.
+  std::atomic<int64_t> retention_ms{0};
+  // Set once by DeleteStream (release); read by every call (acquire).
+  std::atomic<bool> deleted{false};
+
+  int64_t NowMs() const { return absl::ToUnixMillis(clock->Now()); }
+  int64_t ExpireBeforeMs(int64_t now_ms) const {
+    return now_ms - retention_ms.load(std::memory_order_relaxed);
+  }
+  absl::Status NotFound() const {
+    return ResourceNotFound(
+        absl::StrCat("Stream ", name, " under account ", account_id, " not found."));
+  }
+};
+
+}  // namespace detail
+
+// Counters of one shard, read without locks (each value is current, the set is
+// not one snapshot).
+struct ShardStats {
+  uint64_t trim_horizon_position = 0;  // oldest position still stored
+  uint64_t end_position = 0;           // one past the newest record
+  uint64_t records_stored = 0;
+  uint64_t records_expired = 0;        // trimmed by retention
+  uint64_t records_overwritten = 0;    // dropped unexpired by FullPolicy::kOverwrite
+  size_t ring_bytes_in_use = 0;
+  size_t ring_capacity_bytes = 0;
+  size_t ring_capacity_records = 0;
+};
+
+template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
+class Shard {
+ public:
+  using View = typename PayloadTraits<Payload>::View;
+  using Clock = typename Traits::Clock;
+
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  const std::string& shard_id() const { return shard_id_; }
+  uint32_t index() const { return index_; }
+  const HashKeyRange& hash_key_range() const { return range_; }
+  const std::optional<std::string>& parent_shard_id() const { return parent_shard_id_; }
+  const std::optional<std::string>& adjacent_parent_shard_id() const {
+    return adjacent_parent_shard_id_;
+  }
+  // Open shards take writes; a closed shard (after a reshard) stays readable.
+  bool is_open() const { return !closed_.load(std::memory_order_acquire); }
+  SequenceNumber starting_sequence_number() const { return Sequence(0); }
+  // The last sequence number of a closed shard; empty while open.
+  std::optional<SequenceNumber> ending_sequence_number() const {
+    if (is_open()) return std::nullopt;
+    return Sequence(end_position_ == 0 ? 0 : end_position_ - 1);
+  }
+  ShardDescription Describe() const {
+    return ShardDescription{shard_id_, parent_shard_id_, adjacent_parent_shard_id_, range_,
+                            {starting_sequence_number(), ending_sequence_number()}};
+  }
+  // The sequence number a record at `position` of this shard has.
+  SequenceNumber Sequence(uint64_t position) const {
+    return SequenceNumber(context_->tag, index_, position);
+  }
+
+  // Returns an iterator for `position`, with Kinesis's rules:
+  //  - TRIM_HORIZON: the oldest record within retention;
+  //  - LATEST: just after the newest record (what is put after this call is read);
+  //  - AT_/AFTER_SEQUENCE_NUMBER: at, or just after, a record of this shard.
+  //    InvalidArgumentException if the number is of another shard ("It encodes
+  //    shardId-X, while it was used in a call to a shard with shardId-Y"), of
+  //    another stream ("did not come from this stream") or not issued yet. A
+  //    trimmed number gives an iterator whose GetRecords is TrimmedDataAccess.
+  //  - AT_TIMESTAMP: the first record that arrived at or after the time; the
+  //    trim horizon if the time is older; InvalidArgumentException if the time
+  //    is in the future.
+  // ResourceNotFoundException if the stream was deleted. Thread-safe; lock-free.
+  absl::StatusOr<ShardIterator> GetShardIterator(const IteratorPosition& position) const {
+    if (context_->deleted.load(std::memory_order_acquire)) return context_->NotFound();
+    const int64_t now_ms = context_->NowMs();
+    uint64_t at = 0;
+    switch (position.type) {
+      case ShardIteratorType::kTrimHorizon:
+        at = TrimHorizon(now_ms);
+        break;
+      case ShardIteratorType::kLatest:
+        at = log_.End();
+        break;
+      case ShardIteratorType::kAtSequenceNumber:
+      case ShardIteratorType::kAfterSequenceNumber: {
+        const SequenceNumber s = position.sequence_number;
+        if (s.stream_tag() != context_->tag) {
+          return InvalidArgument(
+              absl::StrCat("StartingSequenceNumber ", s.ToString(),
+                           " used in GetShardIterator on shard ", shard_id_, " in stream ",
+                           context_->name, " under account ", context_->account_id,
+                           " is invalid because it did not come from this stream."));
+        }
+        if (s.shard_index() != index_) {
+          return InvalidArgument(absl::StrCat("Invalid StartingSequenceNumber. It encodes ",
+                                              ShardIdFor(s.shard_index()),
+                                              ", while it was used in a call to a shard with ",
+                                              shard_id_));
+        }
+        if (s.position() >= log_.End()) {
+          return InvalidArgument(absl::StrCat(
+              "StartingSequenceNumber ", s.ToString(), " used in GetShardIterator on shard ",
+              shard_id_, " in stream ", context_->name, " under account ", context_->account_id,
+              " is invalid: no record with this sequence number has been written."));
+        }
+        at = s.position() + (position.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
+        break;
+      }
+      case ShardIteratorType::kAtTimestamp: {
+        const int64_t t_ms = absl::ToUnixMillis(position.timestamp);
+        if (t_ms > now_ms) {
+          return InvalidArgument(absl::StrCat(
+              "The timestampInMillis parameter cannot be greater than the "
+              "currentTimestampInMillis. timestampInMillis: ",
+              t_ms, ", currentTimestampInMillis: ", now_ms));
+        }
+        at = std::max(log_.LowerBoundArrival(t_ms), TrimHorizon(now_ms));
+        break;
+      }
+    }
+    return ShardIterator::Issue(context_->tag, index_, at, now_ms);
+  }
+
+  // Reads up to `limit` records from `iterator` into `page` (cleared first;
+  // reuse one page so that reads allocate nothing). Sets next_shard_iterator
+  // (empty at the end of a closed shard, with child_shards set) and
+  // millis_behind_latest. Stops early rather than exceed the stream's
+  // max_get_records_bytes (10 MiB by default); always returns at least one
+  // record when one is available.
+  // Errors: ValidationException for limit outside 1..10000 (the stream's
+  // max_get_records_limit); InvalidArgumentException "Invalid ShardIterator."
+  // for an iterator that is not authentic or belongs to another stream or
+  // shard; ExpiredIteratorException after the iterator TTL;
+  // TrimmedDataAccessException if the iterator points at records that
+  // retention or ring capacity removed (before or during the read: never
+  // torn or skipped data); ResourceNotFoundException if the stream was
+  // deleted. Thread-safe; lock-free; never blocks a writer.
+  absl::Status GetRecords(const ShardIterator& iterator, int limit,
+                          GetRecordsResult<Payload>* page) const {
+    detail::RecordBuffer<Payload>(page).Clear();
+    page->next_shard_iterator.reset();
+    page->child_shards.clear();
+    page->millis_behind_latest = 0;
+    if (limit < 1 || limit > context_->max_get_records_limit) {
+      return ValidationError(absl::StrCat(
+          "1 validation error detected: Value '", limit,
+          "' at 'limit' failed to satisfy constraint: Member must have value ",
+          limit < 1 ? "greater than or equal to 1"
+                    : absl::StrCat("less than or equal to ", context_->max_get_records_limit)));
+    }
+    if (context_->deleted.load(std::memory_order_acquire)) return context_->NotFound();
+    if (!iterator.IsAuthentic() || iterator.stream_tag() != context_->tag ||
+        iterator.shard_index() != index_ || iterator.position() > log_.End()) {
+      return InvalidArgument("Invalid ShardIterator.");
+    }
+    const int64_t now_ms = context_->NowMs();
+    const int64_t issued_ms = absl::ToUnixMillis(iterator.issued_at());
+    if (now_ms - issued_ms > context_->iterator_ttl_ms) {
+      return ExpiredIterator(absl::StrCat(
+          "Iterator expired. The iterator was created at time ", issued_ms,
+          " while right now it is ", now_ms,
+          " which is further in the future than the tolerated delay of ",
+          context_->iterator_ttl_ms, " milliseconds."));
+    }
+    const uint64_t from = iterator.position();
+    const uint64_t horizon = TrimHorizon(now_ms);
+    typename RingLog<Payload>::ReadOutcome read;
+    if (from >= horizon) {
+      read = log_.Read(from, static_cast<size_t>(limit), context_->max_get_records_bytes,
+                       context_->tag, index_, page);
+    }
+    if (from < horizon || read.trimmed) {
+      return TrimmedDataAccess(absl::StrCat(
+          "Iterator of shard ", shard_id_, " in stream ", context_->name, " points at position ",
+          from, ", which retention or ring capacity has trimmed; the trim horizon is now ",
+          std::max(horizon, log_.Begin()), ". Get a new iterator (TRIM_HORIZON)."));
+    }
+    const uint64_t next = from + read.count;
+    const bool closed = closed_.load(std::memory_order_acquire);
+    if (closed && next >= end_position_) {
+      page->child_shards = children_;
+    } else {
+      page->next_shard_iterator = ShardIterator::Issue(context_->tag, index_, next, now_ms);
+    }
+    if (std::optional<int64_t> arrival = log_.ArrivalAt(next)) {
+      page->millis_behind_latest = std::max<int64_t>(0, now_ms - *arrival);
+    }
+    return absl::OkStatus();
+  }
+
+  // As above, into a new page.
+  absl::StatusOr<GetRecordsResult<Payload>> GetRecords(const ShardIterator& iterator,
+                                                       int limit = 10000) const {
+    GetRecordsResult<Payload> page;
+    absl::Status s = GetRecords(iterator, limit, &page);
+    if (!s.ok()) return s;
+    return page;
+  }
+
+  // The oldest position readable now (records older than the retention period
+  // are not readable even before the writer reclaims their space).
+  uint64_t TrimHorizon(int64_t now_ms) const {
+    return log_.LowerBoundArrival(context_->ExpireBeforeMs(now_ms));
+  }
+
+  ShardStats stats() const {
+    ShardStats s;
+    s.trim_horizon_position = TrimHorizon(context_->NowMs());
+    s.end_position = log_.End();
+    s.records_stored = s.end_position - std::min(s.end_position, s.trim_horizon_position);
+    s.records_expired = log_.expired_records();
+    s.records_overwritten = log_.overwritten_records();
+    s.ring_bytes_in_use = log_.bytes_in_use();
+    s.ring_capacity_bytes = log_.capacity_bytes();
+    s.ring_capacity_records = log_.capacity_records();
+    return s;
+  }
+
+  const RingLog<Payload>& log() const { return log_; }
+
+ private:
+  friend class Stream<Payload, Traits>;
+
+  enum class AppendOutcome { kOk, kClosed, kFull };
+
+  Shard(detail::StreamContext<Clock>* context, uint32_t index, HashKeyRange range,
+        std::optional<std::string> parent, std::optional<std::string> adjacent_parent,
+        size_t capacity_records, size_t capacity_bytes)
+      : context_(context),
+        index_(index),
+        shard_id_(ShardIdFor(index)),
+        range_(range),
+        parent_shard_id_(std::move(parent)),
+        adjacent_parent_shard_id_(std::move(adjacent_parent)),
+        log_(capacity_records, capacity_bytes) {}
+
+  // Appends one record. REQUIRES: write_mu_ held. `now_ms` is read before the
+  // lock is taken; arrival times are made non-decreasing here.
+  AppendOutcome AppendLocked(std::string_view key, View data, int64_t now_ms,
+                             SequenceNumber* sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    if (KINLET_UNLIKELY(closed_.load(std::memory_order_relaxed))) return AppendOutcome::kClosed;
+    if (now_ms > last_arrival_ms_) last_arrival_ms_ = now_ms;
+    uint64_t position = 0;
+    auto status = log_.Append(key, data, last_arrival_ms_, context_->ExpireBeforeMs(now_ms),
+                              context_->full_policy == FullPolicy::kOverwrite, &position);
+    if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
+      return AppendOutcome::kFull;
+    }
+    *sequence = Sequence(position);
+    return AppendOutcome::kOk;
+  }
+
+  // Closes the shard to writes; `children` are reported at its end.
+  // REQUIRES: write_mu_ held.
+  void CloseLocked(std::vector<ChildShard> children) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    children_ = std::move(children);
+    end_position_ = log_.End();
+    closed_.store(true, std::memory_order_release);  // publishes children_, end_position_
+  }
+
+  absl::Status FullError() const {
+    return ShardFull(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
+                                  " is full: its ring of ", log_.capacity_records(),
+                                  " records / ", log_.capacity_bytes(),
+                                  " bytes holds only unexpired records (FullPolicy::kReject)."));
+  }
+
+  detail::StreamContext<Clock>* const context_;
+  const uint32_t index_;
+  const std::string shard_id_;
+  const HashKeyRange range_;
+  const std::optional<std::string> parent_shard_id_;
+  const std::optional<std::string> adjacent_parent_shard_id_;
+
+  // Writers of this shard take write_mu_ for the append only.
+  alignas(KINLET_CACHE_LINE_SIZE) mutable detail::SpinLock write_mu_;
+  int64_t last_arrival_ms_ ABSL_GUARDED_BY(write_mu_) = 0;
+
+  RingLog<Payload> log_;
+
+  // Written once, under write_mu_, before the release store of closed_; read
+  // after an acquire load of closed_ that saw true.
+  std::vector<ChildShard> children_;
+  uint64_t end_position_ = 0;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace kinlet

@@ -1,0 +1,150 @@
+// kinlet/stream_options.hpp: what a stream is created with, and the plain
+// structs that describe streams and shards (DescribeStream, ListShards).
+// Thread safety: plain values; not synchronised.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "kinlet/detail/strings.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/hash_key.hpp"
+#include "kinlet/ring_log.hpp"
+#include "kinlet/sequence_number.hpp"
+
+namespace kinlet {
+
+inline constexpr size_t kMiB = size_t{1} << 20;
+
+struct StreamOptions {
+  // [a-zA-Z0-9_.-]{1,128}.
+  std::string name;
+  // Shards at creation, >= 1 and <= max_shard_count.
+  int shard_count = 1;
+  // How long a record stays readable; any positive duration (Kinesis allows
+  // 24 h to 365 days; in-process shorter periods are useful).
+  absl::Duration retention_period = absl::Hours(24);
+  // Largest partition key + payload, bytes; 1 byte .. 10 MiB (Kinesis default 1 MiB).
+  size_t max_record_size_bytes = kMiB;
+  // Per-shard ring capacity, rounded up to powers of two. The ring bounds what
+  // a shard holds, whatever the retention period. 0 bytes means
+  // max(64 MiB, 4 x max_record_size_bytes).
+  size_t shard_capacity_records = size_t{1} << 16;
+  size_t shard_capacity_bytes = 0;
+  // What a put does when a shard's ring is full of unexpired records.
+  FullPolicy full_policy = FullPolicy::kReject;
+  // Iterators expire this long after they are issued (Kinesis: 5 minutes).
+  absl::Duration iterator_ttl = absl::Minutes(5);
+  // PutRecords: entries per call and bytes (keys + payloads) per call.
+  int max_put_records_entries = 500;
+  size_t max_put_records_bytes = 5 * kMiB;
+  // GetRecords: bytes per call (Kinesis: 10 MiB) and the largest limit (10,000).
+  size_t max_get_records_bytes = 10 * kMiB;
+  int max_get_records_limit = 10000;
+  // Shards the stream may ever create (resharding adds shards).
+  int max_shard_count = 10000;
+  // For ARNs and AWS-style messages.
+  std::string region = "us-east-1";
+  std::string account_id = "000000000000";
+
+  size_t EffectiveShardCapacityBytes() const {
+    if (shard_capacity_bytes != 0) return shard_capacity_bytes;
+    return std::max<size_t>(64 * kMiB, 4 * max_record_size_bytes);
+  }
+};
+
+// Checks `options` as CreateStream would. InvalidArgumentException (or
+// ValidationException for the name) naming the first bad field.
+inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
+  bool name_ok = !o.name.empty() && o.name.size() <= 128;
+  for (char c : o.name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    name_ok = name_ok && ok;
+  }
+  if (!name_ok) {
+    return ValidationError(absl::StrCat(
+        "1 validation error detected: Value '", o.name,
+        "' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression "
+        "pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 128"));
+  }
+  if (o.max_shard_count < 1) return InvalidArgument("max_shard_count must be at least 1");
+  if (o.shard_count < 1 || o.shard_count > o.max_shard_count) {
+    return InvalidArgument(absl::StrCat("ShardCount ", o.shard_count,
+                                        " is invalid: it must be between 1 and ",
+                                        o.max_shard_count));
+  }
+  if (o.retention_period <= absl::ZeroDuration()) {
+    return InvalidArgument("RetentionPeriod must be positive");
+  }
+  if (o.max_record_size_bytes < 1 || o.max_record_size_bytes > 10 * kMiB) {
+    return InvalidArgument(absl::StrCat("MaxRecordSize ", o.max_record_size_bytes,
+                                        " bytes is invalid: it must be between 1 and 10 MiB"));
+  }
+  if (o.shard_capacity_records < 1) {
+    return InvalidArgument("shard_capacity_records must be at least 1");
+  }
+  // Any valid record (key up to 256 characters, 1024 bytes of UTF-8) must fit.
+  const size_t largest = 8 * (detail::WordsFor(1024) + detail::WordsFor(o.max_record_size_bytes));
+  if (o.EffectiveShardCapacityBytes() < largest) {
+    return InvalidArgument(absl::StrCat("shard_capacity_bytes ", o.EffectiveShardCapacityBytes(),
+                                        " cannot hold a record of the maximum size (needs ",
+                                        largest, " bytes)"));
+  }
+  if (o.iterator_ttl <= absl::ZeroDuration()) {
+    return InvalidArgument("iterator_ttl must be positive");
+  }
+  if (o.max_put_records_entries < 1 || o.max_put_records_bytes < 1 ||
+      o.max_get_records_bytes < 1 || o.max_get_records_limit < 1) {
+    return InvalidArgument("PutRecords and GetRecords limits must be positive");
+  }
+  return absl::OkStatus();
+}
+
+enum class StreamStatus { kCreating, kDeleting, kActive, kUpdating };
+
+constexpr std::string_view StreamStatusName(StreamStatus s) {
+  switch (s) {
+    case StreamStatus::kCreating: return "CREATING";
+    case StreamStatus::kDeleting: return "DELETING";
+    case StreamStatus::kActive: return "ACTIVE";
+    case StreamStatus::kUpdating: return "UPDATING";
+  }
+  return "";
+}
+
+struct SequenceNumberRange {
+  SequenceNumber starting_sequence_number;
+  std::optional<SequenceNumber> ending_sequence_number;  // empty while the shard is open
+};
+
+struct ShardDescription {
+  std::string shard_id;
+  std::optional<std::string> parent_shard_id;
+  std::optional<std::string> adjacent_parent_shard_id;
+  HashKeyRange hash_key_range;
+  SequenceNumberRange sequence_number_range;
+};
+
+struct StreamDescriptionSummary {
+  std::string stream_name;
+  std::string stream_arn;
+  StreamStatus stream_status = StreamStatus::kActive;
+  absl::Duration retention_period;
+  absl::Time stream_creation_timestamp;
+  int open_shard_count = 0;
+  size_t max_record_size_bytes = 0;
+};
+
+struct StreamDescription : StreamDescriptionSummary {
+  std::vector<ShardDescription> shards;
+  StreamOptions options;
+};
+
+}  // namespace kinlet

@@ -1,0 +1,28 @@
+// kinlet/traits.hpp: compile-time policies of a stream.
+//
+// Stream<Payload, Traits> takes its policies from a traits struct. Inherit from
+// DefaultStreamTraits and shadow what you change:
+//
+//   struct TestTraits : kinlet::DefaultStreamTraits { using Clock = kinlet::ManualClock; };
+//   struct AwsPlacement : kinlet::DefaultStreamTraits { using Hasher = kinlet::Md5Hasher; };
+#pragma once
+
+#include "kinlet/clock.hpp"
+#include "kinlet/hasher.hpp"
+
+namespace kinlet {
+
+struct DefaultStreamTraits {
+  using Clock = SystemClock;   // ManualClock in tests
+  using Hasher = Xxh3Hasher;   // Md5Hasher (kinlet/md5_hasher.hpp) for Kinesis placement
+};
+
+// The system clock swapped for a hand-driven one: the usual test setting.
+struct ManualClockTraits : DefaultStreamTraits {
+  using Clock = ManualClock;
+};
+
+template <typename T>
+concept StreamTraits = ClockPolicy<typename T::Clock> && PartitionKeyHasher<typename T::Hasher>;
+
+}  // namespace kinlet
