@@ -64,6 +64,9 @@ struct PutRecordResult {
   SequenceNumber sequence_number;
 };
 
+// One entry of PutRecords. It refers to its key and payload (a string_view or
+// an ObjectRef): they must stay alive until PutRecords returns, so build
+// entries from named objects, not temporaries.
 template <typename Payload>
 struct PutRecordsRequestEntry {
   std::string_view partition_key;
@@ -155,7 +158,7 @@ class Stream {
                                             const PutRecordOptions& options = {}) {
     if (KINLET_UNLIKELY(deleted())) return context_.NotFound();
     const size_t data_size = PayloadTraits<Payload>::Size(data);
-    if (absl::Status s = ValidateRecord(partition_key, data_size, "", "PutRecord");
+    if (absl::Status s = ValidateRecord(partition_key, data_size, /*entry=*/-1);
         KINLET_UNLIKELY(!s.ok())) {
       return s;
     }
@@ -208,9 +211,8 @@ class Stream {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
       const size_t size = PayloadTraits<Payload>::Size(entries[i].data);
-      if (absl::Status s = ValidateRecord(entries[i].partition_key, size,
-                                          absl::StrCat("records.", i + 1, ".member."),
-                                          "PutRecords");
+      if (absl::Status s =
+              ValidateRecord(entries[i].partition_key, size, static_cast<int64_t>(i));
           !s.ok()) {
         return s;
       }
@@ -487,13 +489,20 @@ class Stream {
     routing_history_.push_back(std::move(table));
   }
 
-  absl::Status ValidateRecord(std::string_view key, size_t data_size, std::string_view field,
-                              std::string_view operation) const {
+  // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
+  // built only on failure, so validation allocates nothing.
+  absl::Status ValidateRecord(std::string_view key, size_t data_size, int64_t entry) const {
     // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
     int64_t chars = static_cast<int64_t>(key.size());
     bool ascii = key.size() <= 256;
     for (size_t i = 0; ascii && i < key.size(); ++i) ascii = static_cast<unsigned char>(key[i]) < 0x80;
     if (!ascii) chars = detail::Utf8CodePoints(key);
+    if (KINLET_LIKELY(chars >= 1 && chars <= 256 &&
+                      data_size + key.size() <= options_.max_record_size_bytes)) {
+      return absl::OkStatus();
+    }
+    const std::string field = entry < 0 ? "" : absl::StrCat("records.", entry + 1, ".member.");
+    const std::string_view operation = entry < 0 ? "PutRecord" : "PutRecords";
     if (chars < 0) {
       return InvalidArgument(absl::StrCat("Partition key in ", detail::ToAbsl(operation),
                                           " on stream ", context_.name,
@@ -501,13 +510,13 @@ class Stream {
     }
     if (chars < 1 || chars > 256) {
       return ValidationError(absl::StrCat(
-          "1 validation error detected: Value at '", detail::ToAbsl(field),
+          "1 validation error detected: Value at '", field,
           "partitionKey' failed to satisfy constraint: Member must have length ",
           chars < 1 ? "greater than or equal to 1" : "less than or equal to 256"));
     }
     if (data_size > options_.max_record_size_bytes) {
       return ValidationError(absl::StrCat(
-          "1 validation error detected: Value at '", detail::ToAbsl(field),
+          "1 validation error detected: Value at '", field,
           "data' failed to satisfy constraint: Member must have length less than or equal to ",
           options_.max_record_size_bytes));
     }

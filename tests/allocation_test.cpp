@@ -1,0 +1,126 @@
+// The hot path allocates nothing: puts, batch puts and reads into a reused
+// page, for byte payloads and trivially copyable payloads. Counted with a
+// replaced global operator new that counts on the testing thread only.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "kinlet/kinlet.hpp"
+
+// The replacement operator new below pairs malloc with free on purpose.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace {
+std::atomic<long> g_allocations{0};
+thread_local bool g_counting = false;
+
+struct Counting {
+  Counting() {
+    g_allocations.store(0);
+    g_counting = true;
+  }
+  ~Counting() { g_counting = false; }
+  long count() const { return g_allocations.load(); }
+};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  std::abort();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+struct Sample {
+  uint64_t id;
+  double value[6];
+};
+
+}  // namespace
+
+TEST_CASE("PutRecord and GetRecords into a reused page allocate nothing", "[allocation]") {
+  kinlet::StreamOptions options;
+  options.name = "no-alloc";
+  options.shard_count = 4;
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<std::string>::Create(options);
+  const std::string payload(64, 'p');
+  const std::string key = "user-with-a-long-partition-key-0123456789";  // beyond SSO
+  kinlet::GetRecordsResult<std::string> page;
+  std::vector<kinlet::ShardIterator> its;
+  for (auto* shard : stream->OpenShards()) {
+    its.push_back(*shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon()));
+  }
+  size_t read = 0;
+  auto round = [&] {
+    read = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto put = stream->PutRecord(key, payload);
+      if (!put.ok()) return false;
+    }
+    for (auto& it : its) {
+      if (!stream->GetRecords(it, 1000, &page).ok()) return false;
+      for (const auto& r : page.records) {
+        if (r.partition_key != key || r.data != payload) return false;
+      }
+      read += page.records.size();
+      it = *page.next_shard_iterator;
+    }
+    return true;
+  };
+  REQUIRE(round());  // warm-up: the page grows its buffers
+  long allocations = 0;
+  bool ok = true;
+  {
+    Counting counting;
+    for (int r = 0; r < 10; ++r) ok = ok && round();
+    allocations = counting.count();
+  }
+  REQUIRE(ok);
+  CHECK(allocations == 0);
+  CHECK(read == 100);
+}
+
+TEST_CASE("PutRecords with a reused result allocates nothing", "[allocation]") {
+  kinlet::StreamOptions options;
+  options.name = "no-alloc-batch";
+  options.shard_count = 8;
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<Sample>::Create(options);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back("k" + std::to_string(i));
+  Sample sample{1, {1, 2, 3, 4, 5, 6}};
+  std::vector<kinlet::PutRecordsRequestEntry<Sample>> entries;
+  for (const auto& k : keys) entries.push_back({k, sample, {}});
+  kinlet::PutRecordsResult result;
+  REQUIRE(stream->PutRecords(entries, &result).ok());  // warm-up
+  long allocations = 0;
+  bool ok = true;
+  {
+    Counting counting;
+    for (int r = 0; r < 20; ++r) ok = ok && stream->PutRecords(entries, &result).ok();
+    allocations = counting.count();
+  }
+  REQUIRE(ok);
+  CHECK(allocations == 0);
+  CHECK(result.failed_record_count == 0);
+}
+
+TEST_CASE("The counting hook does count allocations", "[allocation]") {
+  long allocations = 0;
+  {
+    Counting counting;
+    auto* p = new std::string(100, 'x');
+    delete p;
+    allocations = counting.count();
+  }
+  CHECK(allocations >= 1);
+}

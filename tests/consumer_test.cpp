@@ -1,0 +1,172 @@
+// Tests of kinlet/consumer.hpp: following shards, positions, resume, iterator
+// renewal and trimmed-data policies.
+#include "kinlet/consumer.hpp"
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
+using TestConsumer = kinlet::Consumer<std::string, kinlet::ManualClockTraits>;
+
+std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards,
+                                       size_t capacity_records = 1024,
+                                       kinlet::FullPolicy policy = kinlet::FullPolicy::kReject) {
+  kinlet::StreamOptions options;
+  options.name = "consumed";
+  options.shard_count = shards;
+  options.shard_capacity_bytes = 4 << 20;
+  options.shard_capacity_records = capacity_records;
+  options.full_policy = policy;
+  return std::move(*TestStream::Create(options, clock));
+}
+
+// Polls until a full round returns nothing; returns data per shard.
+std::map<std::string, std::vector<std::string>> Drain(TestConsumer& consumer) {
+  std::map<std::string, std::vector<std::string>> out;
+  kinlet::ConsumerBatch<std::string> batch;
+  for (int idle = 0; idle < 2;) {
+    REQUIRE(consumer.Poll(&batch).ok());
+    if (batch.records().empty()) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    for (const auto& r : batch.records()) out[std::string(batch.shard_id)].push_back(r.data);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("A consumer reads every shard, in order per shard", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 4);
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int i = 0; i < 200; ++i) {
+    auto put = stream->PutRecord("key-" + std::to_string(i % 17), std::to_string(i));
+    expected[std::string(put->shard_id)].push_back(std::to_string(i));
+  }
+  kinlet::ConsumerOptions options;
+  options.batch_limit = 7;
+  auto consumer = TestConsumer::Create(stream.get(), options);
+  REQUIRE(consumer.ok());
+  CHECK((*consumer)->FollowedShards().size() == 4);
+  CHECK(Drain(**consumer) == expected);
+  SECTION("it keeps reading what arrives later") {
+    auto put = stream->PutRecord("late", "late-record");
+    auto more = Drain(**consumer);
+    REQUIRE(more[std::string(put->shard_id)].size() == 1);
+    CHECK((*consumer)->LastSequenceNumber(put->shard_id) == put->sequence_number);
+  }
+}
+
+TEST_CASE("A consumer resumes after its checkpoints", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  for (int i = 0; i < 50; ++i) REQUIRE(stream->PutRecord("k" + std::to_string(i), "a").ok());
+  auto first = *TestConsumer::Create(stream.get(), {});
+  size_t read = 0;
+  for (auto& [shard, data] : Drain(*first)) read += data.size();
+  CHECK(read == 50);
+  auto checkpoints = first->Checkpoints();
+  CHECK(checkpoints.size() == 2);
+  for (int i = 0; i < 30; ++i) REQUIRE(stream->PutRecord("k" + std::to_string(i), "b").ok());
+  kinlet::ConsumerOptions options;
+  options.resume_after = checkpoints;
+  auto second = *TestConsumer::Create(stream.get(), options);
+  size_t resumed = 0;
+  for (auto& [shard, data] : Drain(*second)) {
+    for (auto& d : data) CHECK(d == "b");
+    resumed += data.size();
+  }
+  CHECK(resumed == 30);
+}
+
+TEST_CASE("A consumer can follow chosen shards and start at LATEST", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  REQUIRE(stream->PutRecord("k", "before").ok());
+  kinlet::ConsumerOptions options;
+  options.shard_ids = {"shardId-000000000001"};
+  options.start = kinlet::IteratorPosition::Latest();
+  auto consumer = *TestConsumer::Create(stream.get(), options);
+  CHECK(consumer->FollowedShards() == std::vector<std::string>{"shardId-000000000001"});
+  kinlet::PutRecordOptions to1;
+  to1.explicit_hash_key = kinlet::kMaxHashKey;
+  kinlet::PutRecordOptions to0;
+  to0.explicit_hash_key = 0;
+  REQUIRE(stream->PutRecord("k", "one", to1).ok());
+  REQUIRE(stream->PutRecord("k", "zero", to0).ok());
+  auto got = Drain(*consumer);
+  REQUIRE(got.size() == 1);
+  CHECK(got["shardId-000000000001"] == std::vector<std::string>{"one"});
+  SECTION("bad options are rejected") {
+    options.shard_ids = {"shardId-000000000009"};
+    CHECK(kinlet::IsResourceNotFound(TestConsumer::Create(stream.get(), options).status()));
+    options.shard_ids = {};
+    options.batch_limit = 0;
+    CHECK(kinlet::IsInvalidArgument(TestConsumer::Create(stream.get(), options).status()));
+  }
+}
+
+TEST_CASE("A consumer renews expired iterators without losing its place", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->PutRecord("k", "1").ok());
+  auto consumer = *TestConsumer::Create(stream.get(), {});
+  CHECK(Drain(*consumer)["shardId-000000000000"].size() == 1);
+  clock.Advance(absl::Minutes(10));
+  REQUIRE(stream->PutRecord("k", "2").ok());
+  auto got = Drain(*consumer);
+  CHECK(got["shardId-000000000000"] == std::vector<std::string>{"2"});
+  SECTION("also before anything was read") {
+    auto fresh = *TestConsumer::Create(stream.get(), {});
+    clock.Advance(absl::Minutes(10));
+    CHECK(Drain(*fresh)["shardId-000000000000"] == std::vector<std::string>{"1", "2"});
+  }
+}
+
+TEST_CASE("A consumer reports or skips trimmed data per its policy", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1, 8, kinlet::FullPolicy::kOverwrite);
+  REQUIRE(stream->PutRecord("k", "0").ok());
+  kinlet::ConsumerOptions options;
+  SECTION("kReport returns TrimmedDataAccess until the caller seeks") {
+    auto consumer = *TestConsumer::Create(stream.get(), options);
+    for (int i = 1; i < 20; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+    kinlet::ConsumerBatch<std::string> batch;
+    CHECK(kinlet::IsTrimmedDataAccess(consumer->Poll(&batch)));
+    CHECK(kinlet::IsTrimmedDataAccess(consumer->Poll(&batch)));
+    auto skipped = consumer->SeekToTrimHorizon("shardId-000000000000");
+    REQUIRE(skipped.ok());
+    CHECK(*skipped == 12);
+    auto got = Drain(*consumer);
+    CHECK(got["shardId-000000000000"].front() == "12");
+    CHECK(got["shardId-000000000000"].size() == 8);
+  }
+  SECTION("kSkipToTrimHorizon continues and counts the loss exactly") {
+    options.on_trimmed = kinlet::TrimmedPolicy::kSkipToTrimHorizon;
+    auto consumer = *TestConsumer::Create(stream.get(), options);
+    for (int i = 1; i < 20; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+    kinlet::ConsumerBatch<std::string> batch;
+    REQUIRE(consumer->Poll(&batch).ok());
+    CHECK(batch.trimmed_records_skipped == 12);
+    REQUIRE_FALSE(batch.records().empty());
+    CHECK(batch.records().front().data == "12");
+    CHECK(consumer->trimmed_records_skipped() == 12);
+  }
+}
+
+TEST_CASE("A consumer of a deleted stream gets ResourceNotFound", "[consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  auto consumer = *TestConsumer::Create(stream.get(), {});
+  stream->MarkDeleted();
+  kinlet::ConsumerBatch<std::string> batch;
+  CHECK(kinlet::IsResourceNotFound(consumer->Poll(&batch)));
+  CHECK(kinlet::IsResourceNotFound(TestConsumer::Create(stream.get(), {}).status()));
+}

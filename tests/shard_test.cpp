@@ -1,0 +1,65 @@
+// Tests of kinlet/shard.hpp: a shard read directly, its metadata and stats.
+#include "kinlet/shard.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "kinlet/stream.hpp"
+
+namespace {
+using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
+}
+
+TEST_CASE("A shard read directly has the stream's iterator semantics", "[shard]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions options;
+  options.name = "direct";
+  options.shard_count = 2;
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *TestStream::Create(options, &clock);
+  auto shards = stream->OpenShards();
+  REQUIRE(shards.size() == 2);
+  kinlet::Shard<std::string, kinlet::ManualClockTraits>* shard = shards[1];
+  CHECK(shard->shard_id() == "shardId-000000000001");
+  CHECK(shard->index() == 1);
+  CHECK(shard->is_open());
+  CHECK_FALSE(shard->ending_sequence_number().has_value());
+  CHECK(shard->hash_key_range() == kinlet::InitialHashKeyRanges(2)[1]);
+  kinlet::PutRecordOptions to1;
+  to1.explicit_hash_key = kinlet::kMaxHashKey;
+  auto put = stream->PutRecord("k", "direct-read", to1);
+  REQUIRE(put->shard_id == shard->shard_id());
+  auto it = shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon());
+  REQUIRE(it.ok());
+  kinlet::GetRecordsResult<std::string> page;
+  REQUIRE(shard->GetRecords(*it, 10, &page).ok());
+  REQUIRE(page.records.size() == 1);
+  CHECK(page.records[0].data == "direct-read");
+  CHECK(page.records[0].sequence_number == put->sequence_number);
+  SECTION("an iterator of a sibling shard is rejected") {
+    auto sibling = shards[0]->GetShardIterator(kinlet::IteratorPosition::TrimHorizon());
+    CHECK(kinlet::IsInvalidArgument(shard->GetRecords(*sibling, 1, &page)));
+  }
+  SECTION("stats count what the shard holds") {
+    auto stats = shard->stats();
+    CHECK(stats.end_position == 1);
+    CHECK(stats.records_stored == 1);
+    CHECK(stats.ring_bytes_in_use == 8 + 16);
+    CHECK(stats.ring_capacity_bytes == 4 << 20);
+    CHECK(stats.ring_capacity_records == 1 << 16);
+  }
+  SECTION("a reused page keeps its record buffers") {
+    REQUIRE(stream->PutRecord("k", std::string(100, 'y'), to1).ok());
+    REQUIRE(shard->GetRecords(*it, 10, &page).ok());
+    REQUIRE(page.records.size() == 2);
+    const char* buffer = page.records[1].data.data();
+    REQUIRE(shard->GetRecords(*page.next_shard_iterator, 10, &page).ok());
+    CHECK(page.records.empty());
+    REQUIRE(shard->GetRecords(*it, 10, &page).ok());
+    CHECK(page.records[1].data.data() == buffer);
+  }
+}
+
+TEST_CASE("ShardIdFor pads to twelve digits", "[shard]") {
+  CHECK(kinlet::ShardIdFor(0) == "shardId-000000000000");
+  CHECK(kinlet::ShardIdFor(123) == "shardId-000000000123");
+}
