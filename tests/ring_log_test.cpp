@@ -2,8 +2,8 @@
 // trimming, and reads that race with the writer.
 #include "kinlet/ring_log.hpp"
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 

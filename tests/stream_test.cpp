@@ -96,8 +96,7 @@ TEST_CASE("GetRecords returns what was put, in order, with arrival timestamps", 
     CHECK(page->records[i].partition_key == "k" + std::to_string(i));
     CHECK(page->records[i].data == "payload-" + std::to_string(i));
   }
-  CHECK(page->records[0].approximate_arrival_timestamp ==
-        clock.Now() - absl::Milliseconds(27));
+  CHECK(page->records[0].approximate_arrival_timestamp == clock.Now() - absl::Milliseconds(27));
   CHECK(page->millis_behind_latest == 15);  // record 4 arrived 15 ms ago
   REQUIRE(page->next_shard_iterator.has_value());
   auto rest = stream->GetRecords(*page->next_shard_iterator, 100);
@@ -122,7 +121,8 @@ TEST_CASE("GetRecords returns what was put, in order, with arrival timestamps", 
     auto again = stream->GetRecords(text, 2);
     REQUIRE(again.ok());
     CHECK(again->records.size() == 2);
-    CHECK(kinlet::IsInvalidArgument(stream->GetRecords(std::string("not-an-iterator"), 2).status()));
+    CHECK(
+        kinlet::IsInvalidArgument(stream->GetRecords(std::string("not-an-iterator"), 2).status()));
   }
 }
 
@@ -257,9 +257,8 @@ TEST_CASE("GetRecords validates its limit and its iterator", "[stream]") {
 
 TEST_CASE("PutRecord rejects bad input with Kinesis errors and writes nothing", "[stream]") {
   kinlet::ManualClock clock;
-  auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
-    o.max_record_size_bytes = 1000;
-  });
+  auto stream =
+      MakeStream(&clock, 1, [](kinlet::StreamOptions& o) { o.max_record_size_bytes = 1000; });
   auto shard = *stream->GetShard("shardId-000000000000");
   CHECK(kinlet::IsValidationError(stream->PutRecord("", "v").status()));
   CHECK(kinlet::IsValidationError(stream->PutRecord(std::string(257, 'k'), "v").status()));
@@ -270,7 +269,7 @@ TEST_CASE("PutRecord rejects bad input with Kinesis errors and writes nothing", 
   CHECK(stream->PutRecord(euro, "v").ok());
   CHECK(kinlet::IsValidationError(stream->PutRecord(euro + "\xE2\x82\xAC", "v").status()));
   CHECK(kinlet::IsInvalidArgument(stream->PutRecord("bad\xC3", "v").status()));
-  CHECK(kinlet::IsInvalidArgument(stream->PutRecord("\xC0\x80", "v").status()));  // overlong
+  CHECK(kinlet::IsInvalidArgument(stream->PutRecord("\xC0\x80", "v").status()));      // overlong
   CHECK(kinlet::IsInvalidArgument(stream->PutRecord("\xED\xA0\x80", "v").status()));  // surrogate
   CHECK(kinlet::IsValidationError(stream->PutRecord("k", std::string(1001, 'x')).status()));
   CHECK(kinlet::IsInvalidArgument(stream->PutRecord("kk", std::string(999, 'x')).status()));
@@ -317,9 +316,9 @@ TEST_CASE("PutRecords attempts every entry and reports per entry, in order", "[s
   for (size_t i = 0; i < entries.size(); ++i) {
     REQUIRE(result.records[i].ok());
     shards.insert(result.records[i].shard_id);
-    auto it = stream->GetShardIterator(result.records[i].shard_id,
-                                       IteratorPosition::AtSequenceNumber(
-                                           result.records[i].sequence_number));
+    auto it = stream->GetShardIterator(
+        result.records[i].shard_id,
+        IteratorPosition::AtSequenceNumber(result.records[i].sequence_number));
     auto page = stream->GetRecords(*it, 1);
     REQUIRE(page->records.size() == 1);
     CHECK(page->records[0].partition_key == keys[i]);
@@ -354,13 +353,12 @@ TEST_CASE("PutRecords request-level errors fail the whole call", "[stream]") {
   many.resize(500);
   CHECK(stream->PutRecords(many).ok());
   std::string big(500, 'x');
-  std::vector<kinlet::PutRecordsRequestEntry<std::string>> heavy = {
-      {"a", big, {}}, {"b", big, {}}};
+  std::vector<kinlet::PutRecordsRequestEntry<std::string>> heavy = {{"a", big, {}}, {"b", big, {}}};
   auto s = stream->PutRecords(heavy).status();
   CHECK(kinlet::IsInvalidArgument(s));
   CHECK_THAT(Msg(s), Catch::Matchers::Contains("Records size exceeds"));
-  std::vector<kinlet::PutRecordsRequestEntry<std::string>> bad_key = {
-      {"ok", "v", {}}, {"", "v", {}}};
+  std::vector<kinlet::PutRecordsRequestEntry<std::string>> bad_key = {{"ok", "v", {}},
+                                                                      {"", "v", {}}};
   CHECK(kinlet::IsValidationError(stream->PutRecords(bad_key).status()));
   std::vector<kinlet::PutRecordsRequestEntry<std::string>> too_big = {
       {"ok", "v", {}}, {"k", std::string(601, 'x'), {}}};
@@ -370,9 +368,8 @@ TEST_CASE("PutRecords request-level errors fail the whole call", "[stream]") {
 
 TEST_CASE("A full ring rejects writes by default and loses nothing acknowledged", "[stream]") {
   kinlet::ManualClock clock;
-  auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
-    o.shard_capacity_records = 8;
-  });
+  auto stream =
+      MakeStream(&clock, 1, [](kinlet::StreamOptions& o) { o.shard_capacity_records = 8; });
   for (int i = 0; i < 8; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
   auto s = stream->PutRecord("k", "8").status();
   CHECK(kinlet::IsShardFull(s));
@@ -397,8 +394,7 @@ TEST_CASE("A full ring rejects writes by default and loses nothing acknowledged"
   }
 }
 
-TEST_CASE("FullPolicy::kOverwrite drops the oldest and readers see TrimmedDataAccess",
-          "[stream]") {
+TEST_CASE("FullPolicy::kOverwrite drops the oldest and readers see TrimmedDataAccess", "[stream]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
     o.shard_capacity_records = 8;
@@ -440,7 +436,8 @@ TEST_CASE("Retention trims old records and can be changed at run time", "[stream
   auto it = stream->GetShardIterator("0", IteratorPosition::TrimHorizon());
   SECTION("an iterator on expired data gets TrimmedDataAccess, never a silent skip") {
     clock.Advance(absl::Hours(22) + absl::Milliseconds(1));
-    auto at_old = stream->GetShardIterator("0", IteratorPosition::AtSequenceNumber(old->sequence_number));
+    auto at_old =
+        stream->GetShardIterator("0", IteratorPosition::AtSequenceNumber(old->sequence_number));
     REQUIRE(at_old.ok());
     CHECK(kinlet::IsTrimmedDataAccess(stream->GetRecords(*at_old, 10).status()));
     CHECK(kinlet::IsExpiredIterator(stream->GetRecords(*it, 10).status()));
@@ -517,12 +514,10 @@ TEST_CASE("Arrival timestamps never decrease within a shard", "[stream]") {
         page->records[0].approximate_arrival_timestamp);
 }
 
-TEST_CASE("GetRecords stops at the per-call byte cap but returns at least one record",
-          "[stream]") {
+TEST_CASE("GetRecords stops at the per-call byte cap but returns at least one record", "[stream]") {
   kinlet::ManualClock clock;
-  auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
-    o.max_get_records_bytes = 2500;
-  });
+  auto stream =
+      MakeStream(&clock, 1, [](kinlet::StreamOptions& o) { o.max_get_records_bytes = 2500; });
   for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", std::string(1000, 'a' + i)).ok());
   auto it = stream->GetShardIterator("0", IteratorPosition::TrimHorizon());
   auto page = stream->GetRecords(*it, 100);

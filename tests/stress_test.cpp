@@ -132,8 +132,7 @@ TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothin
   CHECK(expected_total == kProducers * kPerProducer);
 }
 
-TEST_CASE("Readers racing an overwriting writer never see torn records",
-          "[.stress][stream]") {
+TEST_CASE("Readers racing an overwriting writer never see torn records", "[.stress][stream]") {
   kinlet::StreamOptions options;
   options.name = "overwrite-race";
   options.shard_capacity_records = 64;

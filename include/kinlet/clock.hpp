@@ -7,7 +7,10 @@
 // ManualClock by hand and never sleep.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 
@@ -16,18 +19,60 @@
 
 namespace kinlet {
 
+// A clock policy has `absl::Time Now() const`; it may also offer
+// `int64_t NowMillis() const` (Unix milliseconds), which kinlet then uses on
+// its hot paths instead of converting Now().
 template <typename C>
 concept ClockPolicy = requires(const C& c) {
   { c.Now() } -> std::same_as<absl::Time>;
 };
 
-// The wall clock. Thread-safe.
+// Unix milliseconds from any clock policy.
+template <ClockPolicy C>
+int64_t NowMillis(const C& clock) {
+  if constexpr (requires {
+                  { clock.NowMillis() } -> std::same_as<int64_t>;
+                }) {
+    return clock.NowMillis();
+  } else {
+    return absl::ToUnixMillis(clock.Now());
+  }
+}
+
+// The wall clock (std::chrono::system_clock: about 25 ns a read here, half of
+// absl::Now()). Thread-safe.
 class SystemClock {
  public:
-  absl::Time Now() const { return absl::Now(); }
+  absl::Time Now() const { return absl::FromChrono(std::chrono::system_clock::now()); }
+  int64_t NowMillis() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
   // The instance streams use when none is given.
   static SystemClock* Default() {
     static SystemClock clock;
+    return &clock;
+  }
+};
+
+// The wall clock read coarsely (CLOCK_REALTIME_COARSE: about 5 ns a read, a
+// resolution of one kernel tick, 1 to 4 ms). For the hottest put loops, where
+// arrival timestamps may lag by a tick. Thread-safe.
+class CoarseSystemClock {
+ public:
+  absl::Time Now() const {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return absl::TimeFromTimespec(ts);
+  }
+  int64_t NowMillis() const {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+  }
+  static CoarseSystemClock* Default() {
+    static CoarseSystemClock clock;
     return &clock;
   }
 };
@@ -42,6 +87,10 @@ class ManualClock {
       : now_ns_(absl::ToUnixNanos(start)) {}
 
   absl::Time Now() const { return absl::FromUnixNanos(now_ns_.load(std::memory_order_acquire)); }
+  int64_t NowMillis() const {
+    const int64_t ns = now_ns_.load(std::memory_order_acquire);
+    return ns / 1000000 - (ns % 1000000 < 0 ? 1 : 0);  // floor, as absl::ToUnixMillis
+  }
   void Advance(absl::Duration d) {
     now_ns_.fetch_add(absl::ToInt64Nanoseconds(d), std::memory_order_acq_rel);
   }

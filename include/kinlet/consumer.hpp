@@ -212,10 +212,9 @@ class Consumer {
   // A fresh iterator at the same position (iterators expire; positions don't).
   absl::Status Renew(ShardState& state) {
     const uint64_t position = state.iterator.position();
-    IteratorPosition at = position == 0
-                              ? IteratorPosition::TrimHorizon()
-                              : IteratorPosition::AfterSequenceNumber(
-                                    state.shard->Sequence(position - 1));
+    IteratorPosition at =
+        position == 0 ? IteratorPosition::TrimHorizon()
+                      : IteratorPosition::AfterSequenceNumber(state.shard->Sequence(position - 1));
     absl::StatusOr<ShardIterator> iterator = state.shard->GetShardIterator(at);
     if (!iterator.ok()) return iterator.status();
     if (position == 0 && iterator->position() != 0) {
@@ -252,8 +251,7 @@ class Consumer {
       const auto& a = child->adjacent_parent_shard_id();
       const bool is_child = (p && *p == done->shard_id()) || (a && *a == done->shard_id());
       if (!is_child || started_.contains(child->shard_id())) continue;
-      const bool parents_done =
-          (!p || finished_.contains(*p)) && (!a || finished_.contains(*a));
+      const bool parents_done = (!p || finished_.contains(*p)) && (!a || finished_.contains(*a));
       if (!parents_done) continue;
       started_.insert(child->shard_id());
       IteratorPosition saved = options_.start;

@@ -56,20 +56,34 @@ enum class ErrorCode {
 // The Kinesis exception name of `code` ("" for kNone).
 constexpr std::string_view ErrorName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kNone: return "";
-    case ErrorCode::kResourceNotFound: return "ResourceNotFoundException";
-    case ErrorCode::kResourceInUse: return "ResourceInUseException";
-    case ErrorCode::kInvalidArgument: return "InvalidArgumentException";
-    case ErrorCode::kValidation: return "ValidationException";
-    case ErrorCode::kLimitExceeded: return "LimitExceededException";
-    case ErrorCode::kProvisionedThroughputExceeded: return "ProvisionedThroughputExceededException";
-    case ErrorCode::kExpiredIterator: return "ExpiredIteratorException";
-    case ErrorCode::kExpiredNextToken: return "ExpiredNextTokenException";
-    case ErrorCode::kTrimmedDataAccess: return "TrimmedDataAccessException";
-    case ErrorCode::kShardFull: return "ShardFullException";
-    case ErrorCode::kInternalFailure: return "InternalFailure";
-    case ErrorCode::kAccessDenied: return "AccessDeniedException";
-    case ErrorCode::kUnknown: return "UnknownError";
+    case ErrorCode::kNone:
+      return "";
+    case ErrorCode::kResourceNotFound:
+      return "ResourceNotFoundException";
+    case ErrorCode::kResourceInUse:
+      return "ResourceInUseException";
+    case ErrorCode::kInvalidArgument:
+      return "InvalidArgumentException";
+    case ErrorCode::kValidation:
+      return "ValidationException";
+    case ErrorCode::kLimitExceeded:
+      return "LimitExceededException";
+    case ErrorCode::kProvisionedThroughputExceeded:
+      return "ProvisionedThroughputExceededException";
+    case ErrorCode::kExpiredIterator:
+      return "ExpiredIteratorException";
+    case ErrorCode::kExpiredNextToken:
+      return "ExpiredNextTokenException";
+    case ErrorCode::kTrimmedDataAccess:
+      return "TrimmedDataAccessException";
+    case ErrorCode::kShardFull:
+      return "ShardFullException";
+    case ErrorCode::kInternalFailure:
+      return "InternalFailure";
+    case ErrorCode::kAccessDenied:
+      return "AccessDeniedException";
+    case ErrorCode::kUnknown:
+      return "UnknownError";
   }
   return "UnknownError";
 }
@@ -147,8 +161,7 @@ inline absl::Status ExpiredIterator(std::string_view message) {
                            message);
 }
 inline absl::Status TrimmedDataAccess(std::string_view message) {
-  return detail::MakeError(absl::StatusCode::kOutOfRange, ErrorCode::kTrimmedDataAccess,
-                           message);
+  return detail::MakeError(absl::StatusCode::kOutOfRange, ErrorCode::kTrimmedDataAccess, message);
 }
 inline absl::Status ShardFull(std::string_view message) {
   return detail::MakeError(absl::StatusCode::kResourceExhausted, ErrorCode::kShardFull, message);
@@ -186,7 +199,8 @@ inline bool IsShardFull(const absl::Status& s) { return ErrorCodeOf(s) == ErrorC
 inline bool IsInternalFailure(const absl::Status& s) {
   return ErrorCodeOf(s) == ErrorCode::kInternalFailure;
 }
-// True for every "try again later" write refusal: throughput or a full ring.
+// True for every "try again later" write refusal: throughput, a full ring, or
+// InternalFailure (retryable, as the AWS SDKs treat it).
 inline bool IsRetryableWriteError(const absl::Status& s) {
   ErrorCode c = ErrorCodeOf(s);
   return c == ErrorCode::kProvisionedThroughputExceeded || c == ErrorCode::kShardFull ||

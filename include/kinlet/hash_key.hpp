@@ -39,10 +39,10 @@ inline absl::StatusOr<HashKey> ParseHashKey(std::string_view text) {
   }
   HashKey value = 0;
   if (detail::DecimalToUint128(text, &value) != detail::DecimalParse::kOk) {
-    return InvalidArgument(absl::StrCat(
-        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. "
-        "Specified value was ",
-        detail::ToAbsl(text)));
+    return InvalidArgument(
+        absl::StrCat("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. "
+                     "Specified value was ",
+                     detail::ToAbsl(text)));
   }
   return value;
 }

@@ -21,8 +21,7 @@ namespace kinlet {
 struct Md5Hasher {
   static HashKey Hash(std::string_view partition_key) noexcept {
     unsigned char digest[MD5_DIGEST_LENGTH];
-    MD5(reinterpret_cast<const unsigned char*>(partition_key.data()), partition_key.size(),
-        digest);
+    MD5(reinterpret_cast<const unsigned char*>(partition_key.data()), partition_key.size(), digest);
     uint64_t hi = 0;
     uint64_t lo = 0;
     for (int i = 0; i < 8; ++i) hi = (hi << 8) | digest[i];

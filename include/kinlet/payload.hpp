@@ -65,8 +65,8 @@ struct PayloadTraits : ObjectPayloadTraits<T> {};
 template <typename T, typename Char>
 struct BytePayloadTraits {
   static constexpr PayloadStorage kStorage = PayloadStorage::kBytes;
-  using View = std::conditional_t<std::is_same_v<Char, char>, std::string_view,
-                                  std::span<const Char>>;
+  using View =
+      std::conditional_t<std::is_same_v<Char, char>, std::string_view, std::span<const Char>>;
   static size_t Size(View v) { return v.size(); }
   static const char* Data(View v) { return reinterpret_cast<const char*>(v.data()); }
   // Makes `out` hold `n` bytes and returns where to write them. Reuses capacity.
@@ -84,12 +84,11 @@ template <>
 struct PayloadTraits<std::vector<unsigned char>>
     : BytePayloadTraits<std::vector<unsigned char>, unsigned char> {};
 template <>
-struct PayloadTraits<std::vector<std::byte>> : BytePayloadTraits<std::vector<std::byte>, std::byte> {
-};
+struct PayloadTraits<std::vector<std::byte>>
+    : BytePayloadTraits<std::vector<std::byte>, std::byte> {};
 
 template <typename P>
 concept RecordPayload = std::movable<P> && std::default_initializable<P> &&
-                        (PayloadTraits<P>::kStorage != PayloadStorage::kObject ||
-                         std::is_copy_assignable_v<P>);
+    (PayloadTraits<P>::kStorage != PayloadStorage::kObject || std::is_copy_assignable_v<P>);
 
 }  // namespace kinlet

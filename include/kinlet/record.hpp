@@ -59,27 +59,32 @@ class GetRecordsResult {
 
 namespace detail {
 
-// Grows and shrinks a page's record list without giving up element buffers.
+// Refills a page's records in place, keeping every element's buffers: Push()
+// hands out the page's existing records first, then recycled ones; Finish()
+// parks the records beyond those pushed in a spare list for the next refill.
 template <typename Payload>
 class RecordBuffer {
  public:
   explicit RecordBuffer(GetRecordsResult<Payload>* page) : page_(page) {}
-  // Appends a record slot (recycled when possible) and returns it.
   Record<Payload>& Push() {
+    auto& records = page_->records;
+    if (used_ < records.size()) return records[used_++];
     auto& spare = page_->spare_;
     if (!spare.empty()) {
-      page_->records.push_back(std::move(spare.back()));
+      records.push_back(std::move(spare.back()));
       spare.pop_back();
     } else {
-      page_->records.emplace_back();
+      records.emplace_back();
     }
-    return page_->records.back();
+    ++used_;
+    return records.back();
   }
-  // Moves every record into the spare list.
-  void Clear() { TruncateTo(0); }
-  void TruncateTo(size_t n) {
+  // Forgets everything pushed so far.
+  void Rewind() { used_ = 0; }
+  // Leaves exactly the pushed records in the page.
+  void Finish() {
     auto& records = page_->records;
-    while (records.size() > n) {
+    while (records.size() > used_) {
       page_->spare_.push_back(std::move(records.back()));
       records.pop_back();
     }
@@ -87,6 +92,7 @@ class RecordBuffer {
 
  private:
   GetRecordsResult<Payload>* page_;
+  size_t used_ = 0;
 };
 
 }  // namespace detail

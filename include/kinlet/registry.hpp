@@ -44,9 +44,9 @@ class Registry {
     options.account_id = account_id_;
     detail::MutexLock lock(&mu_);
     if (streams_.contains(options.name)) {
-      return ResourceInUse(absl::StrCat("Stream ", options.name, " under account ", account_id_,
-                                        " already exists."),
-                           /*on_create=*/true);
+      return ResourceInUse(
+          absl::StrCat("Stream ", options.name, " under account ", account_id_, " already exists."),
+          /*on_create=*/true);
     }
     absl::StatusOr<std::unique_ptr<StreamType>> stream = StreamType::Create(options, clock_);
     if (!stream.ok()) return stream.status();

@@ -68,7 +68,13 @@ enum class FullPolicy {
 
 namespace detail {
 
+// Copies n bytes between a caller buffer and 8-byte-aligned ring words. See
+// KINLET_ATOMIC_COPY in config.hpp.
 inline void StoreWords(uint64_t* dst, const char* src, size_t n) {
+  if constexpr (!KINLET_ATOMIC_COPY) {
+    std::memcpy(dst, src, n);
+    return;
+  }
   const size_t full = n / 8;
   for (size_t i = 0; i < full; ++i) {
     uint64_t w;
@@ -83,6 +89,10 @@ inline void StoreWords(uint64_t* dst, const char* src, size_t n) {
 }
 
 inline void LoadWords(uint64_t* src, char* dst, size_t n) {
+  if constexpr (!KINLET_ATOMIC_COPY) {
+    std::memcpy(dst, src, n);
+    return;
+  }
   const size_t full = n / 8;
   for (size_t i = 0; i < full; ++i) {
     uint64_t w = std::atomic_ref<uint64_t>(src[i]).load(std::memory_order_relaxed);
@@ -90,7 +100,18 @@ inline void LoadWords(uint64_t* src, char* dst, size_t n) {
   }
   if (size_t rem = n % 8) {
     uint64_t w = std::atomic_ref<uint64_t>(src[full]).load(std::memory_order_relaxed);
-    std::memcpy(dst + 8 * full, &w, rem);
+    char* out = dst + 8 * full;
+    const char* in = reinterpret_cast<const char*>(&w);
+    size_t at = 0;  // fixed-size pieces: no byte loop
+    if (rem & 4) {
+      std::memcpy(out, in, 4);
+      at = 4;
+    }
+    if (rem & 2) {
+      std::memcpy(out + at, in + at, 2);
+      at += 2;
+    }
+    if (rem & 1) out[at] = in[at];
   }
 }
 
@@ -127,8 +148,8 @@ class RingLog {
   enum class AppendStatus { kOk, kFull };
 
   struct ReadOutcome {
-    size_t count = 0;   // records appended to the page
-    size_t bytes = 0;   // their key + payload bytes
+    size_t count = 0;      // records appended to the page
+    size_t bytes = 0;      // their key + payload bytes
     bool trimmed = false;  // `from` was trimmed before or during the read
   };
 
@@ -162,8 +183,8 @@ class RingLog {
   // records, but only those that arrived before `expire_before_ms` unless
   // `overwrite`; if that is not enough returns kFull and writes nothing.
   // REQUIRES: Fits(key.size(), data size); arrival_ms never decreases.
-  AppendStatus Append(std::string_view key, View data, int64_t arrival_ms,
-                      int64_t expire_before_ms, bool overwrite, uint64_t* position) {
+  AppendStatus Append(std::string_view key, View data, int64_t arrival_ms, int64_t expire_before_ms,
+                      bool overwrite, uint64_t* position) {
     const size_t data_len = DataLength(data);
     const size_t key_words = detail::WordsFor(key.size());
     const size_t need = key_words + (kObjectSlots ? 0 : detail::WordsFor(data_len));
@@ -228,8 +249,7 @@ class RingLog {
     }
     const size_t dropped = begin - begin_local_;
     if (dropped != 0) {
-      expired_.store(expired_.load(std::memory_order_relaxed) + dropped,
-                     std::memory_order_relaxed);
+      expired_.store(expired_.load(std::memory_order_relaxed) + dropped, std::memory_order_relaxed);
       PublishBegin(begin);
     }
     return dropped;
@@ -272,17 +292,25 @@ class RingLog {
     return t;
   }
 
-  // Appends to `page` the records from `from` on: at most `max_records`, and
-  // stopping before the record that would take the total key + payload bytes
-  // over `max_bytes` (the first record is always taken). `tag`/`shard_index`
-  // build the sequence numbers. If `from` is (or becomes, during the copy)
-  // trimmed, returns trimmed = true and the page holds nothing valid.
+  // Replaces the records of `page` with the records from `from` on: at most
+  // `max_records`, and stopping before the record that would take the total
+  // key + payload bytes over `max_bytes` (the first record is always taken).
+  // `tag`/`shard_index` build the sequence numbers. If `from` is (or becomes,
+  // during the copy) trimmed, returns trimmed = true and an empty page.
+  // The page's records are overwritten in place, keeping their buffers.
   ReadOutcome Read(uint64_t from, size_t max_records, size_t max_bytes, uint32_t tag,
                    uint32_t shard_index, GetRecordsResult<Payload>* page) const {
+    detail::RecordBuffer<Payload> buffer(page);
+    ReadOutcome out = ReadInto(from, max_records, max_bytes, tag, shard_index, buffer);
+    buffer.Finish();
+    return out;
+  }
+
+ private:
+  ReadOutcome ReadInto(uint64_t from, size_t max_records, size_t max_bytes, uint32_t tag,
+                       uint32_t shard_index, detail::RecordBuffer<Payload>& buffer) const {
     ReadOutcome out;
     const uint64_t end = End();
-    detail::RecordBuffer<Payload> buffer(page);
-    const size_t base_count = page->records.size();
     const uint64_t want = from < end ? std::min<uint64_t>(end - from, max_records) : 0;
     for (uint64_t i = 0; i < want; ++i) {
       const uint64_t pos = from + i;
@@ -324,12 +352,13 @@ class RingLog {
     }
     std::atomic_thread_fence(std::memory_order_acquire);
     if (out.trimmed || begin_.load(std::memory_order_relaxed) > from) {
-      buffer.TruncateTo(base_count);
+      buffer.Rewind();
       return ReadOutcome{0, 0, true};
     }
     return out;
   }
 
+ public:
   // Records dropped because they expired (retention) / because the ring was
   // full under FullPolicy::kOverwrite. Relaxed counters, for metrics.
   uint64_t expired_records() const { return expired_.load(std::memory_order_relaxed); }
@@ -365,7 +394,8 @@ class RingLog {
   void PublishBegin(uint64_t begin) {
     if (begin == begin_local_) return;
     begin_local_ = begin;
-    begin_.store(begin, std::memory_order_seq_cst);
+    // seq_cst only where the Dekker handshake with object readers needs it.
+    begin_.store(begin, kObjectSlots ? std::memory_order_seq_cst : std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
   }
 

@@ -63,7 +63,7 @@ struct StreamContext {
   // Set once by DeleteStream (release); read by every call (acquire).
   std::atomic<bool> deleted{false};
 
-  int64_t NowMs() const { return absl::ToUnixMillis(clock->Now()); }
+  int64_t NowMs() const { return NowMillis(*clock); }
   int64_t ExpireBeforeMs(int64_t now_ms) const {
     return now_ms - retention_ms.load(std::memory_order_relaxed);
   }
@@ -81,8 +81,8 @@ struct ShardStats {
   uint64_t trim_horizon_position = 0;  // oldest position still stored
   uint64_t end_position = 0;           // one past the newest record
   uint64_t records_stored = 0;
-  uint64_t records_expired = 0;        // trimmed by retention
-  uint64_t records_overwritten = 0;    // dropped unexpired by FullPolicy::kOverwrite
+  uint64_t records_expired = 0;      // trimmed by retention
+  uint64_t records_overwritten = 0;  // dropped unexpired by FullPolicy::kOverwrite
   size_t ring_bytes_in_use = 0;
   size_t ring_capacity_bytes = 0;
   size_t ring_capacity_records = 0;
@@ -113,7 +113,10 @@ class Shard {
     return Sequence(end_position_ == 0 ? 0 : end_position_ - 1);
   }
   ShardDescription Describe() const {
-    return ShardDescription{shard_id_, parent_shard_id_, adjacent_parent_shard_id_, range_,
+    return ShardDescription{shard_id_,
+                            parent_shard_id_,
+                            adjacent_parent_shard_id_,
+                            range_,
                             {starting_sequence_number(), ending_sequence_number()}};
   }
   // The sequence number a record at `position` of this shard has.
@@ -148,17 +151,15 @@ class Shard {
       case ShardIteratorType::kAfterSequenceNumber: {
         const SequenceNumber s = position.sequence_number;
         if (s.stream_tag() != context_->tag) {
-          return InvalidArgument(
-              absl::StrCat("StartingSequenceNumber ", s.ToString(),
-                           " used in GetShardIterator on shard ", shard_id_, " in stream ",
-                           context_->name, " under account ", context_->account_id,
-                           " is invalid because it did not come from this stream."));
+          return InvalidArgument(absl::StrCat(
+              "StartingSequenceNumber ", s.ToString(), " used in GetShardIterator on shard ",
+              shard_id_, " in stream ", context_->name, " under account ", context_->account_id,
+              " is invalid because it did not come from this stream."));
         }
         if (s.shard_index() != index_) {
-          return InvalidArgument(absl::StrCat("Invalid StartingSequenceNumber. It encodes ",
-                                              ShardIdFor(s.shard_index()),
-                                              ", while it was used in a call to a shard with ",
-                                              shard_id_));
+          return InvalidArgument(absl::StrCat(
+              "Invalid StartingSequenceNumber. It encodes ", ShardIdFor(s.shard_index()),
+              ", while it was used in a call to a shard with ", shard_id_));
         }
         if (s.position() >= log_.End()) {
           return InvalidArgument(absl::StrCat(
@@ -172,10 +173,10 @@ class Shard {
       case ShardIteratorType::kAtTimestamp: {
         const int64_t t_ms = absl::ToUnixMillis(position.timestamp);
         if (t_ms > now_ms) {
-          return InvalidArgument(absl::StrCat(
-              "The timestampInMillis parameter cannot be greater than the "
-              "currentTimestampInMillis. timestampInMillis: ",
-              t_ms, ", currentTimestampInMillis: ", now_ms));
+          return InvalidArgument(
+              absl::StrCat("The timestampInMillis parameter cannot be greater than the "
+                           "currentTimestampInMillis. timestampInMillis: ",
+                           t_ms, ", currentTimestampInMillis: ", now_ms));
         }
         at = std::max(log_.LowerBoundArrival(t_ms), TrimHorizon(now_ms));
         break;
@@ -200,7 +201,14 @@ class Shard {
   // deleted. Thread-safe; lock-free; never blocks a writer.
   absl::Status GetRecords(const ShardIterator& iterator, int limit,
                           GetRecordsResult<Payload>* page) const {
-    detail::RecordBuffer<Payload>(page).Clear();
+    absl::Status status = ReadPage(iterator, limit, page);
+    if (KINLET_UNLIKELY(!status.ok())) detail::RecordBuffer<Payload>(page).Finish();  // empty
+    return status;
+  }
+
+ private:
+  absl::Status ReadPage(const ShardIterator& iterator, int limit,
+                        GetRecordsResult<Payload>* page) const {
     page->next_shard_iterator.reset();
     page->child_shards.clear();
     page->millis_behind_latest = 0;
@@ -219,15 +227,15 @@ class Shard {
     const int64_t now_ms = context_->NowMs();
     const int64_t issued_ms = absl::ToUnixMillis(iterator.issued_at());
     if (now_ms - issued_ms > context_->iterator_ttl_ms) {
-      return ExpiredIterator(absl::StrCat(
-          "Iterator expired. The iterator was created at time ", issued_ms,
-          " while right now it is ", now_ms,
-          " which is further in the future than the tolerated delay of ",
-          context_->iterator_ttl_ms, " milliseconds."));
+      return ExpiredIterator(
+          absl::StrCat("Iterator expired. The iterator was created at time ", issued_ms,
+                       " while right now it is ", now_ms,
+                       " which is further in the future than the tolerated delay of ",
+                       context_->iterator_ttl_ms, " milliseconds."));
     }
     const uint64_t from = iterator.position();
     const uint64_t horizon = TrimHorizon(now_ms);
-    typename RingLog<Payload>::ReadOutcome read;
+    typename RingLog<Payload>::ReadOutcome read{};
     if (from >= horizon) {
       read = log_.Read(from, static_cast<size_t>(limit), context_->max_get_records_bytes,
                        context_->tag, index_, page);
@@ -251,6 +259,7 @@ class Shard {
     return absl::OkStatus();
   }
 
+ public:
   // As above, into a new page.
   absl::StatusOr<GetRecordsResult<Payload>> GetRecords(const ShardIterator& iterator,
                                                        int limit = 10000) const {
@@ -323,8 +332,8 @@ class Shard {
 
   absl::Status FullError() const {
     return ShardFull(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
-                                  " is full: its ring of ", log_.capacity_records(),
-                                  " records / ", log_.capacity_bytes(),
+                                  " is full: its ring of ", log_.capacity_records(), " records / ",
+                                  log_.capacity_bytes(),
                                   " bytes holds only unexpired records (FullPolicy::kReject)."));
   }
 

@@ -41,11 +41,16 @@ enum class ShardIteratorType {
 // The Kinesis spelling: "TRIM_HORIZON", "LATEST", ...
 constexpr std::string_view ShardIteratorTypeName(ShardIteratorType type) {
   switch (type) {
-    case ShardIteratorType::kTrimHorizon: return "TRIM_HORIZON";
-    case ShardIteratorType::kLatest: return "LATEST";
-    case ShardIteratorType::kAtSequenceNumber: return "AT_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAfterSequenceNumber: return "AFTER_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAtTimestamp: return "AT_TIMESTAMP";
+    case ShardIteratorType::kTrimHorizon:
+      return "TRIM_HORIZON";
+    case ShardIteratorType::kLatest:
+      return "LATEST";
+    case ShardIteratorType::kAtSequenceNumber:
+      return "AT_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAfterSequenceNumber:
+      return "AFTER_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAtTimestamp:
+      return "AT_TIMESTAMP";
   }
   return "";
 }
@@ -146,7 +151,7 @@ class ShardIterator {
   // not altered since.
   bool IsAuthentic() const { return check_ != 0 && check_ == Seal(); }
 
-  // The opaque text form (URL-safe base64, 44 characters).
+  // The opaque text form (URL-safe base64 without padding, 43 characters).
   std::string ToString() const {
     char bytes[kWireSize];
     std::memcpy(bytes, &stream_tag_, 4);

@@ -100,8 +100,8 @@ namespace detail {
 inline uint32_t NextStreamTag() {
   // Process-unique, and unlikely to repeat across processes, so that sequence
   // numbers and iterators of another stream are recognised.
-  static std::atomic<uint32_t> next{static_cast<uint32_t>(
-      (absl::ToUnixNanos(absl::Now()) >> 10) * 2654435761u) | 1u};
+  static std::atomic<uint32_t> next{
+      static_cast<uint32_t>((absl::ToUnixNanos(absl::Now()) >> 10) * 2654435761u) | 1u};
   uint32_t tag;
   do {
     tag = next.fetch_add(0x9E3779B1u, std::memory_order_relaxed);
@@ -211,8 +211,7 @@ class Stream {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
       const size_t size = PayloadTraits<Payload>::Size(entries[i].data);
-      if (absl::Status s =
-              ValidateRecord(entries[i].partition_key, size, static_cast<int64_t>(i));
+      if (absl::Status s = ValidateRecord(entries[i].partition_key, size, static_cast<int64_t>(i));
           !s.ok()) {
         return s;
       }
@@ -249,9 +248,8 @@ class Stream {
         for (size_t j = i; j < n; ++j) {
           if (route[j] != index) continue;
           PutRecordsResultEntry& out = result->records[j];
-          auto outcome =
-              shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
-                                  &out.sequence_number);
+          auto outcome = shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
+                                             &out.sequence_number);
           if (outcome == ShardType::AppendOutcome::kClosed) {
             rerouted = true;  // leave route[j]; routed again below
             break;
@@ -322,7 +320,7 @@ class Stream {
   absl::Status GetRecords(const ShardIterator& iterator, int limit, Page* page) const {
     if (iterator.stream_tag() != context_.tag ||
         iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
-      detail::RecordBuffer<Payload>(page).Clear();
+      detail::RecordBuffer<Payload>(page).Finish();  // leaves the page empty
       page->next_shard_iterator.reset();
       if (deleted()) return context_.NotFound();
       return InvalidArgument("Invalid ShardIterator.");
@@ -449,8 +447,8 @@ class Stream {
     context_.full_policy = options_.full_policy;
     context_.retention_ms.store(absl::ToInt64Milliseconds(options_.retention_period),
                                 std::memory_order_relaxed);
-    arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id,
-                        ":stream/", options_.name);
+    arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
+                        options_.name);
     created_at_ = clock->Now();
     auto table = std::make_unique<RoutingTable>();
     detail::MutexLock lock(&control_mu_);
@@ -495,7 +493,8 @@ class Stream {
     // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
     int64_t chars = static_cast<int64_t>(key.size());
     bool ascii = key.size() <= 256;
-    for (size_t i = 0; ascii && i < key.size(); ++i) ascii = static_cast<unsigned char>(key[i]) < 0x80;
+    for (size_t i = 0; ascii && i < key.size(); ++i)
+      ascii = static_cast<unsigned char>(key[i]) < 0x80;
     if (!ascii) chars = detail::Utf8CodePoints(key);
     if (KINLET_LIKELY(chars >= 1 && chars <= 256 &&
                       data_size + key.size() <= options_.max_record_size_bytes)) {
@@ -505,14 +504,13 @@ class Stream {
     const std::string_view operation = entry < 0 ? "PutRecord" : "PutRecords";
     if (chars < 0) {
       return InvalidArgument(absl::StrCat("Partition key in ", detail::ToAbsl(operation),
-                                          " on stream ", context_.name,
-                                          " is not valid UTF-8."));
+                                          " on stream ", context_.name, " is not valid UTF-8."));
     }
     if (chars < 1 || chars > 256) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value at '", field,
-          "partitionKey' failed to satisfy constraint: Member must have length ",
-          chars < 1 ? "greater than or equal to 1" : "less than or equal to 256"));
+      return ValidationError(
+          absl::StrCat("1 validation error detected: Value at '", field,
+                       "partitionKey' failed to satisfy constraint: Member must have length ",
+                       chars < 1 ? "greater than or equal to 1" : "less than or equal to 256"));
     }
     if (data_size > options_.max_record_size_bytes) {
       return ValidationError(absl::StrCat(
@@ -536,8 +534,7 @@ class Stream {
     if (ours) return absl::OkStatus();
     return InvalidArgument(absl::StrCat("ExclusiveMinimumSequenceNumber ", s.ToString(),
                                         " used in PutRecord on stream ", context_.name,
-                                        " under account ", context_.account_id,
-                                        " is invalid."));
+                                        " under account ", context_.account_id, " is invalid."));
   }
 
   absl::Status ChangeRetention(absl::Duration period, bool increase) {

@@ -59,8 +59,9 @@ struct StreamOptions {
   }
 };
 
-// Checks `options` as CreateStream would. InvalidArgumentException (or
-// ValidationException for the name) naming the first bad field.
+// Checks `options` as CreateStream would. InvalidArgumentException naming the
+// first bad field, or ValidationException for the name and the maximum record
+// size (as AWS answers a bad StreamName or MaxRecordSizeInKiB).
 inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
   bool name_ok = !o.name.empty() && o.name.size() <= 128;
   for (char c : o.name) {
@@ -76,15 +77,14 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
   }
   if (o.max_shard_count < 1) return InvalidArgument("max_shard_count must be at least 1");
   if (o.shard_count < 1 || o.shard_count > o.max_shard_count) {
-    return InvalidArgument(absl::StrCat("ShardCount ", o.shard_count,
-                                        " is invalid: it must be between 1 and ",
-                                        o.max_shard_count));
+    return InvalidArgument(absl::StrCat(
+        "ShardCount ", o.shard_count, " is invalid: it must be between 1 and ", o.max_shard_count));
   }
   if (o.retention_period <= absl::ZeroDuration()) {
     return InvalidArgument("RetentionPeriod must be positive");
   }
   if (o.max_record_size_bytes < 1 || o.max_record_size_bytes > 10 * kMiB) {
-    return InvalidArgument(absl::StrCat("MaxRecordSize ", o.max_record_size_bytes,
+    return ValidationError(absl::StrCat("MaxRecordSize ", o.max_record_size_bytes,
                                         " bytes is invalid: it must be between 1 and 10 MiB"));
   }
   if (o.shard_capacity_records < 1) {
@@ -100,8 +100,8 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
   if (o.iterator_ttl <= absl::ZeroDuration()) {
     return InvalidArgument("iterator_ttl must be positive");
   }
-  if (o.max_put_records_entries < 1 || o.max_put_records_bytes < 1 ||
-      o.max_get_records_bytes < 1 || o.max_get_records_limit < 1) {
+  if (o.max_put_records_entries < 1 || o.max_put_records_bytes < 1 || o.max_get_records_bytes < 1 ||
+      o.max_get_records_limit < 1) {
     return InvalidArgument("PutRecords and GetRecords limits must be positive");
   }
   return absl::OkStatus();
@@ -111,10 +111,14 @@ enum class StreamStatus { kCreating, kDeleting, kActive, kUpdating };
 
 constexpr std::string_view StreamStatusName(StreamStatus s) {
   switch (s) {
-    case StreamStatus::kCreating: return "CREATING";
-    case StreamStatus::kDeleting: return "DELETING";
-    case StreamStatus::kActive: return "ACTIVE";
-    case StreamStatus::kUpdating: return "UPDATING";
+    case StreamStatus::kCreating:
+      return "CREATING";
+    case StreamStatus::kDeleting:
+      return "DELETING";
+    case StreamStatus::kActive:
+      return "ACTIVE";
+    case StreamStatus::kUpdating:
+      return "UPDATING";
   }
   return "";
 }

@@ -13,8 +13,8 @@
 namespace kinlet {
 
 struct DefaultStreamTraits {
-  using Clock = SystemClock;   // ManualClock in tests
-  using Hasher = Xxh3Hasher;   // Md5Hasher (kinlet/md5_hasher.hpp) for Kinesis placement
+  using Clock = SystemClock;  // ManualClock in tests
+  using Hasher = Xxh3Hasher;  // Md5Hasher (kinlet/md5_hasher.hpp) for Kinesis placement
 };
 
 // The system clock swapped for a hand-driven one: the usual test setting.

@@ -9,10 +9,9 @@
 #define KINLET_DETAIL_CONCAT(a, b) KINLET_DETAIL_CONCAT_INNER(a, b)
 
 // KINLET_RETURN_IF_ERROR(expr): returns the status of `expr` if it is not OK.
-#define KINLET_RETURN_IF_ERROR(expr)                 \
-  do {                                               \
-    if (absl::Status kinlet_status_ = (expr); !kinlet_status_.ok()) \
-      return kinlet_status_;                         \
+#define KINLET_RETURN_IF_ERROR(expr)                                                       \
+  do {                                                                                     \
+    if (absl::Status kinlet_status_ = (expr); !kinlet_status_.ok()) return kinlet_status_; \
   } while (0)
 
 // KINLET_ASSIGN_OR_RETURN(lhs, expr): evaluates the StatusOr `expr`; returns its

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building kinlet needs on Debian 12 (bookworm), starting from a minbase system.
+#   scripts/install-deps.sh        library + examples: compiler, cmake, ninja, abseil, xxhash, OpenSSL
+#   scripts/install-deps.sh test   also tests, sanitizer/clang builds and benchmarks
+# Does no apt work at all when every package is already installed (so it runs as any user then);
+# otherwise needs root (or sudo).
+set -euo pipefail
+
+packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libssl-dev ca-certificates)
+case "${1:-}" in
+  "") ;;
+  test)
+    packages+=(catch2 libbenchmark-dev libconcurrentqueue-dev clang-14 clang-format-14)
+    ;;
+  *)
+    echo "usage: $0 [test]" >&2
+    exit 2
+    ;;
+esac
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if ((EUID != 0)); then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
