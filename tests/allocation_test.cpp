@@ -1,6 +1,7 @@
 // The hot path allocates nothing: puts, batch puts and reads into a reused
-// page, for byte payloads and trivially copyable payloads. Counted with a
-// replaced global operator new that counts on the testing thread only.
+// page, for byte payloads and trivially copyable payloads. Counted on the
+// testing thread only, by a replaced global operator new (or, in sanitizer
+// builds, which own operator new, by the sanitizer's allocator hooks).
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -10,14 +11,28 @@
 
 #include "kinlet/kinlet.hpp"
 
-// The replacement operator new below pairs malloc with free on purpose.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KINLET_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KINLET_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifdef KINLET_TEST_SANITIZED
+// From <sanitizer/allocator_interface.h>, which g++ does not ship.
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*,
+                                                                             std::size_t),
+                                                         void (*free_hook)(const volatile void*));
 #endif
 
 namespace {
 std::atomic<long> g_allocations{0};
 thread_local bool g_counting = false;
+
+void CountAllocation() {
+  if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
+}
 
 struct Counting {
   Counting() {
@@ -29,13 +44,27 @@ struct Counting {
 };
 }  // namespace
 
+#ifdef KINLET_TEST_SANITIZED
+// Sanitizers own operator new; count through their allocator hooks, which see
+// every malloc and operator new.
+namespace {
+void OnMalloc(const volatile void*, size_t) { CountAllocation(); }
+void OnFree(const volatile void*) {}
+const int kHooksInstalled = __sanitizer_install_malloc_and_free_hooks(OnMalloc, OnFree);
+}  // namespace
+#else
+// The replacement operator new pairs malloc with free on purpose.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t size) {
-  if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  CountAllocation();
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   std::abort();
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace {
 
@@ -115,6 +144,9 @@ TEST_CASE("PutRecords with a reused result allocates nothing", "[allocation]") {
 }
 
 TEST_CASE("The counting hook does count allocations", "[allocation]") {
+#ifdef KINLET_TEST_SANITIZED
+  REQUIRE(kHooksInstalled != 0);
+#endif
   long allocations = 0;
   {
     Counting counting;
