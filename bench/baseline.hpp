@@ -57,6 +57,12 @@ class MutexDequeLog {
     return from + n;
   }
 
+  // One past the newest record.
+  uint64_t End() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_ + records_.size();
+  }
+
   void Clear() {
     std::lock_guard<std::mutex> lock(mu_);
     first_ += records_.size();

@@ -234,17 +234,20 @@ class Shard {
                        context_->iterator_ttl_ms, " milliseconds."));
     }
     const uint64_t from = iterator.position();
-    const uint64_t horizon = TrimHorizon(now_ms);
+    // `from` is readable unless the ring dropped it or it has expired; arrival
+    // times never decrease, so only the record at `from` needs checking.
+    const std::optional<int64_t> first_arrival = log_.ArrivalAt(from);
+    const bool expired = first_arrival && *first_arrival < context_->ExpireBeforeMs(now_ms);
     typename RingLog<Payload>::ReadOutcome read{};
-    if (from >= horizon) {
+    if (!expired && from >= log_.Begin()) {
       read = log_.Read(from, static_cast<size_t>(limit), context_->max_get_records_bytes,
                        context_->tag, index_, page);
     }
-    if (from < horizon || read.trimmed) {
+    if (expired || from < log_.Begin() || read.trimmed) {
       return TrimmedDataAccess(absl::StrCat(
           "Iterator of shard ", shard_id_, " in stream ", context_->name, " points at position ",
           from, ", which retention or ring capacity has trimmed; the trim horizon is now ",
-          std::max(horizon, log_.Begin()), ". Get a new iterator (TRIM_HORIZON)."));
+          TrimHorizon(now_ms), ". Get a new iterator (TRIM_HORIZON)."));
     }
     const uint64_t next = from + read.count;
     const bool closed = closed_.load(std::memory_order_acquire);
