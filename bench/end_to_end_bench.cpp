@@ -25,6 +25,7 @@ uint64_t RecordsPerRun(size_t size) { return size <= 1024 ? 200000 : (uint64_t{1
 std::unique_ptr<kinlet::Stream<std::string>> MakeStream(size_t size) {
   kinlet::StreamOptions options;
   options.name = "e2e";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_capacity_records = 4 * RecordsPerRun(size);
   options.shard_capacity_bytes = 4 * RecordsPerRun(size) * (size + 16);
   options.max_record_size_bytes = std::max<size_t>(size + 64, size_t{1} << 20);

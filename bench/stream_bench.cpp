@@ -10,14 +10,37 @@
 
 namespace {
 
-std::unique_ptr<kinlet::Stream<std::string>> MakeStream(int shards, size_t record_bytes) {
+template <typename Traits = kinlet::DefaultStreamTraits>
+std::unique_ptr<kinlet::Stream<std::string, Traits>> MakeStream(
+    int shards, size_t record_bytes,
+    kinlet::ThroughputLimits limits = kinlet::ThroughputLimits::Unlimited()) {
   kinlet::StreamOptions options;
   options.name = "bench";
+  options.limits = limits;
   options.shard_count = shards;
   options.shard_capacity_records = 1 << 16;
   options.shard_capacity_bytes = std::max<size_t>(64 << 20, 8 * record_bytes);
   options.full_policy = kinlet::FullPolicy::kOverwrite;  // a put-only loop never fills up
-  return std::move(*kinlet::Stream<std::string>::Create(options));
+  return std::move(*kinlet::Stream<std::string, Traits>::Create(options));
+}
+
+// Limits on but far above the traffic: every put pays for the bucket checks
+// and never throttles.
+constexpr kinlet::ThroughputLimits kHighLimits{int64_t{1} << 50, int64_t{1} << 40, int64_t{1} << 40,
+                                               int64_t{1} << 50, int64_t{1} << 40};
+
+void BM_PutRecord_Kinlet_LimitsOn(benchmark::State& state) {
+  auto stream = MakeStream(1, 64, kHighLimits);
+  const std::string payload(64, 'x');
+  for (auto _ : state) benchmark::DoNotOptimize(stream->PutRecord("user123", payload));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_PutRecord_Kinlet_NoMetrics(benchmark::State& state) {
+  auto stream = MakeStream<kinlet::NoMetricsTraits>(1, 64);
+  const std::string payload(64, 'x');
+  for (auto _ : state) benchmark::DoNotOptimize(stream->PutRecord("user123", payload));
+  state.SetItemsProcessed(state.iterations());
 }
 
 void BM_PutRecord_Kinlet(benchmark::State& state) {
@@ -95,6 +118,8 @@ void BM_GetRecords_MutexDeque(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_PutRecord_Kinlet)->Arg(64)->Arg(65536);
+BENCHMARK(BM_PutRecord_Kinlet_LimitsOn);
+BENCHMARK(BM_PutRecord_Kinlet_NoMetrics);
 BENCHMARK(BM_PutRecord_MutexDeque)->Arg(64)->Arg(65536);
 BENCHMARK(BM_PutRecords500_Kinlet)->Arg(1)->Arg(8);
 BENCHMARK(BM_PutRecords500_MutexDeque);

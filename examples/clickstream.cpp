@@ -13,6 +13,9 @@ int main() {
   kinlet::Registry<std::string> registry;
   kinlet::StreamOptions options;
   options.name = "clickstream-data";
+  // In-process speed. Remove this line for Kinesis's per-shard limits
+  // (1 MiB/s and 1,000 records/s of writes per shard; see examples/throttling.cpp).
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = 4;
   auto created = registry.CreateStream(options);
   if (!created.ok()) {

@@ -6,6 +6,7 @@
 #   asan   g++ AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan   g++ ThreadSanitizer
 # Presets to run may be given as arguments (default: all four, in that order).
+# Ends with one timing line per stage and a total "ctest: N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,6 +17,8 @@ presets=("$@")
 
 timings=()
 current=""
+passed=0
+failed=0
 total_start=$SECONDS
 summary() {
   local rc=$?
@@ -24,6 +27,7 @@ summary() {
   ((${#timings[@]} == 0)) || printf '%s\n' "${timings[@]}"
   [[ -z $current ]] || printf '%-16s FAILED (exit %d)\n' "$current" "$rc"
   printf '%-16s %5ds\n' "total" $((SECONDS - total_start))
+  echo "ctest: ${passed} passed, ${failed} failed"
 }
 trap summary EXIT
 
@@ -39,8 +43,23 @@ stage() {
   current=""
 }
 
+# Runs ctest for a preset and adds its counts (from ctest's "N tests failed out of M" line) to
+# the totals, whether or not it passed.
+run_ctest() {
+  local log rc=0 line
+  log=$(mktemp)
+  ctest --preset "$1" 2>&1 | tee "$log" || rc=$?
+  line=$(grep -E '[0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  rm -f "$log"
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=$((failed + BASH_REMATCH[1]))
+    passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  return "$rc"
+}
+
 for preset in "${presets[@]}"; do
   stage "${preset} configure" cmake --preset "$preset"
   stage "${preset} build" cmake --build --preset "$preset" -j2
-  stage "${preset} test" ctest --preset "$preset"
+  stage "${preset} test" run_ctest "$preset"
 done

@@ -78,6 +78,7 @@ struct Sample {
 TEST_CASE("PutRecord and GetRecords into a reused page allocate nothing", "[allocation]") {
   kinlet::StreamOptions options;
   options.name = "no-alloc";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = 4;
   options.shard_capacity_bytes = 4 << 20;
   auto stream = *kinlet::Stream<std::string>::Create(options);
@@ -121,6 +122,7 @@ TEST_CASE("PutRecord and GetRecords into a reused page allocate nothing", "[allo
 TEST_CASE("PutRecords with a reused result allocates nothing", "[allocation]") {
   kinlet::StreamOptions options;
   options.name = "no-alloc-batch";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = 8;
   options.shard_capacity_bytes = 4 << 20;
   auto stream = *kinlet::Stream<Sample>::Create(options);

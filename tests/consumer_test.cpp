@@ -17,6 +17,7 @@ std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards,
                                        kinlet::FullPolicy policy = kinlet::FullPolicy::kReject) {
   kinlet::StreamOptions options;
   options.name = "consumed";
+  options.limits = kinlet::ThroughputLimits::Unlimited();  // limits are tested in limits_test
   options.shard_count = shards;
   options.shard_capacity_bytes = 4 << 20;
   options.shard_capacity_records = capacity_records;

@@ -39,6 +39,7 @@ std::unique_ptr<kinlet::Stream<P, kinlet::ManualClockTraits>> MakeStream(
     kinlet::ManualClock* clock, size_t max_record = 1 << 20) {
   kinlet::StreamOptions options;
   options.name = "typed";
+  options.limits = kinlet::ThroughputLimits::Unlimited();  // limits are tested in limits_test
   options.shard_capacity_bytes = 1 << 22;
   options.shard_capacity_records = 64;
   options.max_record_size_bytes = max_record;

@@ -13,6 +13,7 @@ TEST_CASE("A shard read directly has the stream's iterator semantics", "[shard]"
   kinlet::ManualClock clock;
   kinlet::StreamOptions options;
   options.name = "direct";
+  options.limits = kinlet::ThroughputLimits::Unlimited();  // limits are tested in limits_test
   options.shard_count = 2;
   options.shard_capacity_bytes = 4 << 20;
   auto stream = *TestStream::Create(options, &clock);

@@ -16,6 +16,7 @@ std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards = 
                                        void (*tweak)(kinlet::StreamOptions&) = nullptr) {
   kinlet::StreamOptions options;
   options.name = "test-stream";
+  options.limits = kinlet::ThroughputLimits::Unlimited();  // limits are tested in limits_test
   options.shard_count = shards;
   options.shard_capacity_bytes = 4 << 20;
   options.shard_capacity_records = 1024;

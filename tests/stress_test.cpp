@@ -31,6 +31,7 @@ TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothin
   constexpr uint32_t kKeys = 64;
   kinlet::StreamOptions options;
   options.name = "stress";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = kShards;
   options.shard_capacity_records = 1 << 18;  // holds everything: nothing may be trimmed
   options.shard_capacity_bytes = 64 << 20;
@@ -131,6 +132,7 @@ TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothin
 TEST_CASE("Readers racing an overwriting writer never see torn records", "[.stress][stream]") {
   kinlet::StreamOptions options;
   options.name = "overwrite-race";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_capacity_records = 64;
   options.shard_capacity_bytes = 64 << 10;
   options.max_record_size_bytes = 4096;

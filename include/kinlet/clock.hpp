@@ -77,6 +77,18 @@ class CoarseSystemClock {
   }
 };
 
+// Waits until `t` by `clock`: a clock with SleepUntil (ManualClock) decides how;
+// others sleep for the real difference.
+template <ClockPolicy C>
+void SleepUntil(C& clock, absl::Time t) {
+  if constexpr (requires { clock.SleepUntil(t); }) {
+    clock.SleepUntil(t);
+  } else {
+    const absl::Duration d = t - clock.Now();
+    if (d > absl::ZeroDuration()) absl::SleepFor(d);
+  }
+}
+
 // A clock that moves only when told. Thread-safe: Now() may race with
 // Advance()/Set(); each call sees either the old or the new time.
 class ManualClock {
@@ -95,6 +107,15 @@ class ManualClock {
     now_ns_.fetch_add(absl::ToInt64Nanoseconds(d), std::memory_order_acq_rel);
   }
   void Set(absl::Time t) { now_ns_.store(absl::ToUnixNanos(t), std::memory_order_release); }
+  // Simulated sleep: moves the clock forward to `t` (never back) and returns
+  // at once, so code that waits (retries, waiting puts) runs deterministically
+  // in a single-threaded test.
+  void SleepUntil(absl::Time t) {
+    const int64_t target = absl::ToUnixNanos(t);
+    int64_t now = now_ns_.load(std::memory_order_acquire);
+    while (now < target && !now_ns_.compare_exchange_weak(now, target, std::memory_order_acq_rel)) {
+    }
+  }
   // There is no default instance: a ManualClock must be passed in.
   static ManualClock* Default() { return nullptr; }
 

@@ -100,7 +100,8 @@ class Consumer {
 
   // Fills `batch` with the next records of the next shard (round robin) that
   // has any; leaves batch->records() empty when every followed shard is caught
-  // up. Reuse one batch: polling then allocates nothing in steady state.
+  // up (or throttled: a shard over its read limits is skipped this round).
+  // Reuse one batch: polling then allocates nothing in steady state.
   // Errors: TrimmedDataAccessException (TrimmedPolicy::kReport; the consumer
   // stays where it was), ResourceNotFoundException once the stream is deleted.
   absl::Status Poll(ConsumerBatch<Payload>* batch) {
@@ -154,6 +155,9 @@ class Consumer {
   }
   // Records skipped over trimmed data since creation.
   uint64_t trimmed_records_skipped() const { return skipped_total_; }
+  // GetRecords calls refused by the shards' read limits since creation (the
+  // consumer moves on to the next shard and retries on a later Poll).
+  uint64_t throttled_reads() const { return throttled_reads_; }
 
  private:
   struct ShardState {
@@ -197,6 +201,11 @@ class Consumer {
         absl::Status renewed = Renew(state);
         if (!renewed.ok()) return renewed;
         continue;
+      }
+      if (IsProvisionedThroughputExceeded(s)) {
+        // The shard's read limits are spent: nothing from it this round.
+        ++throttled_reads_;
+        return absl::OkStatus();
       }
       if (IsTrimmedDataAccess(s) && options_.on_trimmed == TrimmedPolicy::kSkipToTrimHorizon) {
         absl::StatusOr<uint64_t> skipped = SkipToTrimHorizon(state);
@@ -269,6 +278,7 @@ class Consumer {
   absl::flat_hash_set<std::string> finished_;
   absl::flat_hash_set<std::string> started_;
   uint64_t skipped_total_ = 0;
+  uint64_t throttled_reads_ = 0;
 };
 
 }  // namespace kinlet

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,13 +28,16 @@
 #include "absl/time/time.h"
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/errors.hpp"
+#include "kinlet/faults.hpp"
 #include "kinlet/hash_key.hpp"
+#include "kinlet/metrics.hpp"
 #include "kinlet/payload.hpp"
 #include "kinlet/record.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard_iterator.hpp"
 #include "kinlet/stream_options.hpp"
+#include "kinlet/token_bucket.hpp"
 #include "kinlet/traits.hpp"
 
 namespace kinlet {
@@ -57,6 +61,12 @@ struct StreamContext {
   size_t max_get_records_bytes = 0;
   int max_get_records_limit = 0;
   FullPolicy full_policy = FullPolicy::kReject;
+  ThroughputLimits limits;
+  bool measure_latency = false;
+  // The fault configuration in force, or null (none). Published by
+  // Stream::SetFaultInjection with release; loaded with acquire. Configurations
+  // are kept alive by the stream until it is destroyed.
+  std::atomic<FaultState*> faults{nullptr};
   // Written by Increase/DecreaseStreamRetentionPeriod (relaxed); read by every
   // put and read (relaxed): a stale value for one call is harmless.
   std::atomic<int64_t> retention_ms{0};
@@ -71,6 +81,13 @@ struct StreamContext {
     return ResourceNotFound(
         absl::StrCat("Stream ", name, " under account ", account_id, " not found."));
   }
+  // AWS's throttling message.
+  absl::Status RateExceeded(std::string_view shard_id) const {
+    return ProvisionedThroughputExceeded(absl::StrCat("Rate exceeded for shard ", ToAbsl(shard_id),
+                                                      " in stream ", name, " under account ",
+                                                      account_id, "."));
+  }
+  FaultState* Faults() const { return faults.load(std::memory_order_acquire); }
 };
 
 }  // namespace detail
@@ -136,9 +153,15 @@ class Shard {
   //    trim horizon if the time is older; InvalidArgumentException if the time
   //    is in the future.
   // ResourceNotFoundException if the stream was deleted. Thread-safe; lock-free.
+  //  ProvisionedThroughputExceededException over the stream's
+  //  get_shard_iterator_calls_per_second (Kinesis: 5 per shard).
   absl::StatusOr<ShardIterator> GetShardIterator(const IteratorPosition& position) const {
     if (context_->deleted.load(std::memory_order_acquire)) return context_->NotFound();
     const int64_t now_ms = context_->NowMs();
+    if (context_->limits.get_shard_iterator_calls_per_second > 0) {
+      detail::SpinLockGuard lock(&read_mu_);
+      if (!iterator_calls_.TryTake(1, now_ms)) return context_->RateExceeded(shard_id_);
+    }
     uint64_t at = 0;
     switch (position.type) {
       case ShardIteratorType::kTrimHorizon:
@@ -198,11 +221,24 @@ class Shard {
   // TrimmedDataAccessException if the iterator points at records that
   // retention or ring capacity removed (before or during the read: never
   // torn or skipped data); ResourceNotFoundException if the stream was
-  // deleted. Thread-safe; lock-free; never blocks a writer.
+  // deleted; ProvisionedThroughputExceededException (and no data) over the
+  // shard's read limits, which all polling readers share.
+  // Thread-safe; never blocks a writer; lock-free unless read limits are on
+  // (then readers of the shard share a short spin lock around the buckets).
   absl::Status GetRecords(const ShardIterator& iterator, int limit,
                           GetRecordsResult<Payload>* page) const {
+    const bool timed = context_->measure_latency;
+    const auto start =
+        timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     absl::Status status = ReadPage(iterator, limit, page);
     if (KINLET_UNLIKELY(!status.ok())) detail::RecordBuffer<Payload>(page).Finish();  // empty
+    if (timed) {
+      read_counters_.latency_ns_total.fetch_add(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count()),
+          std::memory_order_relaxed);
+    }
     return status;
   }
 
@@ -233,15 +269,48 @@ class Shard {
                        " which is further in the future than the tolerated delay of ",
                        context_->iterator_ttl_ms, " milliseconds."));
     }
+    size_t max_records = static_cast<size_t>(limit);
+    if (detail::FaultState* faults = context_->Faults(); KINLET_UNLIKELY(faults != nullptr)) {
+      if (faults->dice.Roll(faults->config.throttle_read_fraction)) {
+        read_counters_.throttled.fetch_add(1, std::memory_order_relaxed);
+        return context_->RateExceeded(shard_id_);
+      }
+      if (faults->dice.Roll(faults->config.expire_iterator_fraction)) {
+        return ExpiredIterator(absl::StrCat("Iterator expired (injected fault) for shard ",
+                                            shard_id_, " in stream ", context_->name, "."));
+      }
+      if (faults->config.visibility_delay > absl::ZeroDuration()) {
+        // Records that arrived within the delay are not visible yet.
+        const int64_t visible_before =
+            now_ms - absl::ToInt64Milliseconds(faults->config.visibility_delay) + 1;
+        const uint64_t visible_end = log_.LowerBoundArrival(visible_before);
+        const uint64_t at = iterator.position();
+        max_records = visible_end > at ? std::min<uint64_t>(max_records, visible_end - at) : 0;
+      }
+    }
+    const bool read_limited = context_->limits.limits_reads();
+    if (read_limited) {
+      detail::SpinLockGuard lock(&read_mu_);
+      if (!read_bytes_.Positive(now_ms) || !read_calls_.TryTake(1, now_ms)) {
+        read_counters_.throttled.fetch_add(1, std::memory_order_relaxed);
+        return context_->RateExceeded(shard_id_);
+      }
+    }
     const uint64_t from = iterator.position();
     // `from` is readable unless the ring dropped it or it has expired; arrival
     // times never decrease, so only the record at `from` needs checking.
     const std::optional<int64_t> first_arrival = log_.ArrivalAt(from);
     const bool expired = first_arrival && *first_arrival < context_->ExpireBeforeMs(now_ms);
     typename RingLog<Payload>::ReadOutcome read{};
-    if (!expired && from >= log_.Begin()) {
-      read = log_.Read(from, static_cast<size_t>(limit), context_->max_get_records_bytes,
-                       context_->tag, index_, page);
+    if (!expired && from >= log_.Begin() && max_records > 0) {
+      read = log_.Read(from, max_records, context_->max_get_records_bytes, context_->tag, index_,
+                       page);
+    } else {
+      detail::RecordBuffer<Payload>(page).Finish();  // an empty page
+    }
+    if (read_limited && read.bytes > 0) {
+      detail::SpinLockGuard lock(&read_mu_);
+      read_bytes_.Charge(static_cast<int64_t>(read.bytes), now_ms);  // may go into debt
     }
     if (expired || from < log_.Begin() || read.trimmed) {
       return TrimmedDataAccess(absl::StrCat(
@@ -258,6 +327,14 @@ class Shard {
     }
     if (std::optional<int64_t> arrival = log_.ArrivalAt(next)) {
       page->millis_behind_latest = std::max<int64_t>(0, now_ms - *arrival);
+    }
+    if constexpr (MetricsEnabled<Traits>()) {
+      read_counters_.calls.fetch_add(1, std::memory_order_relaxed);
+      if (read.count != 0) {
+        read_counters_.records.fetch_add(read.count, std::memory_order_relaxed);
+        read_counters_.bytes.fetch_add(read.bytes, std::memory_order_relaxed);
+      }
+      if (page->millis_behind_latest > 0) read_counters_.RecordAge(page->millis_behind_latest);
     }
     return absl::OkStatus();
   }
@@ -293,10 +370,42 @@ class Shard {
 
   const RingLog<Payload>& log() const { return log_; }
 
+  // This shard's metrics (see metrics.hpp). Thread-safe; lock-free.
+  ShardMetrics Metrics() const {
+    ShardMetrics m;
+    m.shard_id = shard_id_;
+    m.open = is_open();
+    const auto r = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    m.incoming_bytes = r(write_counters_.incoming_bytes);
+    m.incoming_records = r(write_counters_.incoming_records);
+    m.put_record_success = r(write_counters_.put_record_success);
+    m.put_records_successful_records = r(write_counters_.put_records_successful_records);
+    m.put_records_failed_records = r(write_counters_.put_records_failed_records);
+    m.write_provisioned_throughput_exceeded = r(write_counters_.write_throttled);
+    m.shard_full_rejections = r(write_counters_.shard_full);
+    m.read_provisioned_throughput_exceeded = r(read_counters_.throttled);
+    m.get_records_success = r(read_counters_.calls);
+    m.get_records_bytes = r(read_counters_.bytes);
+    m.get_records_records = r(read_counters_.records);
+    m.get_records_iterator_age_ms_max =
+        read_counters_.iterator_age_ms_max.load(std::memory_order_relaxed);
+    m.get_records_latency_ns_total = r(read_counters_.latency_ns_total);
+    const ShardStats s = stats();
+    m.records_stored = s.records_stored;
+    m.ring_bytes_in_use = s.ring_bytes_in_use;
+    m.ring_capacity_bytes = s.ring_capacity_bytes;
+    m.ring_capacity_records = s.ring_capacity_records;
+    m.records_expired = s.records_expired;
+    m.records_overwritten = s.records_overwritten;
+    return m;
+  }
+
  private:
   friend class Stream<Payload, Traits>;
 
-  enum class AppendOutcome { kOk, kClosed, kFull };
+  enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure };
+  // Which API a write came from, for the metrics.
+  enum class WriteApi { kPutRecord, kPutRecords };
 
   Shard(detail::StreamContext<Clock>* context, uint32_t index, HashKeyRange range,
         std::optional<std::string> parent, std::optional<std::string> adjacent_parent,
@@ -307,22 +416,74 @@ class Shard {
         range_(range),
         parent_shard_id_(std::move(parent)),
         adjacent_parent_shard_id_(std::move(adjacent_parent)),
-        log_(capacity_records, capacity_bytes) {}
+        log_(capacity_records, capacity_bytes) {
+    const int64_t now_ms = context_->NowMs();
+    const ThroughputLimits& l = context_->limits;
+    write_bytes_ = TokenBucket(l.write_bytes_per_second, l.write_bytes_per_second, now_ms);
+    write_records_ = TokenBucket(l.write_records_per_second, l.write_records_per_second, now_ms);
+    read_calls_ = TokenBucket(l.read_calls_per_second, l.read_calls_per_second, now_ms);
+    read_bytes_ = TokenBucket(l.read_bytes_per_second, l.read_bytes_per_second, now_ms);
+    iterator_calls_ = TokenBucket(l.get_shard_iterator_calls_per_second,
+                                  l.get_shard_iterator_calls_per_second, now_ms);
+  }
 
   // Appends one record. REQUIRES: write_mu_ held. `now_ms` is read before the
   // lock is taken; arrival times are made non-decreasing here.
+  // Limits are checked before anything is written and charged only after the
+  // record is in: a refused write leaves no trace but its metric.
   AppendOutcome AppendLocked(std::string_view key, View data, int64_t now_ms,
-                             SequenceNumber* sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+                             SequenceNumber* sequence, WriteApi api = WriteApi::kPutRecord)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     if (KINLET_UNLIKELY(closed_.load(std::memory_order_relaxed))) return AppendOutcome::kClosed;
+    const int64_t bytes = static_cast<int64_t>(key.size() + PayloadTraits<Payload>::Size(data));
+    if (detail::FaultState* faults = context_->Faults(); KINLET_UNLIKELY(faults != nullptr)) {
+      if (faults->dice.Roll(faults->config.throttle_put_fraction)) {
+        return Refuse(AppendOutcome::kThrottled, api);
+      }
+      if (api == WriteApi::kPutRecords &&
+          faults->dice.Roll(faults->config.internal_failure_fraction)) {
+        return Refuse(AppendOutcome::kInternalFailure, api);
+      }
+    }
+    // A record larger than a second's worth of bytes (allowed up to 10 MiB)
+    // passes when the bucket is full and leaves it in debt.
+    const int64_t byte_gate = write_bytes_.unlimited() ? 0 : std::min(bytes, write_bytes_.burst());
+    if (!write_records_.CanTake(1, now_ms) || !write_bytes_.CanTake(byte_gate, now_ms)) {
+      return Refuse(AppendOutcome::kThrottled, api);
+    }
     if (now_ms > last_arrival_ms_) last_arrival_ms_ = now_ms;
     uint64_t position = 0;
     auto status = log_.Append(key, data, last_arrival_ms_, context_->ExpireBeforeMs(now_ms),
                               context_->full_policy == FullPolicy::kOverwrite, &position);
     if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
-      return AppendOutcome::kFull;
+      return Refuse(AppendOutcome::kFull, api);
     }
+    write_records_.TryTake(1, now_ms);
+    write_bytes_.Charge(bytes, now_ms);
     *sequence = Sequence(position);
+    if constexpr (MetricsEnabled<Traits>()) {
+      using C = detail::WriteCounters;
+      C::Add(write_counters_.incoming_records, 1);
+      C::Add(write_counters_.incoming_bytes, static_cast<uint64_t>(bytes));
+      C::Add(api == WriteApi::kPutRecord ? write_counters_.put_record_success
+                                         : write_counters_.put_records_successful_records,
+             1);
+    }
     return AppendOutcome::kOk;
+  }
+
+  AppendOutcome Refuse(AppendOutcome why, WriteApi api) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    using C = detail::WriteCounters;
+    if (why == AppendOutcome::kThrottled) C::Add(write_counters_.write_throttled, 1);
+    if (why == AppendOutcome::kFull) C::Add(write_counters_.shard_full, 1);
+    if (api == WriteApi::kPutRecords) C::Add(write_counters_.put_records_failed_records, 1);
+    return why;
+  }
+
+  // Milliseconds until the write buckets could take a record of `bytes`.
+  int64_t MillisUntilWritable(int64_t bytes, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    return std::max(write_records_.MillisUntil(1, now_ms), write_bytes_.MillisUntil(bytes, now_ms));
   }
 
   // Closes the shard to writes; `children` are reported at its end.
@@ -350,6 +511,16 @@ class Shard {
   // Writers of this shard take write_mu_ for the append only.
   alignas(KINLET_CACHE_LINE_SIZE) mutable detail::SpinLock write_mu_;
   int64_t last_arrival_ms_ ABSL_GUARDED_BY(write_mu_) = 0;
+  TokenBucket write_bytes_ ABSL_GUARDED_BY(write_mu_);
+  TokenBucket write_records_ ABSL_GUARDED_BY(write_mu_);
+  detail::WriteCounters write_counters_;  // written under write_mu_ (see metrics.hpp)
+
+  // Readers take read_mu_ around the read buckets, only when read limits are on.
+  alignas(KINLET_CACHE_LINE_SIZE) mutable detail::SpinLock read_mu_;
+  mutable TokenBucket read_calls_ ABSL_GUARDED_BY(read_mu_);
+  mutable TokenBucket read_bytes_ ABSL_GUARDED_BY(read_mu_);
+  mutable TokenBucket iterator_calls_ ABSL_GUARDED_BY(read_mu_);
+  mutable detail::ReadCounters read_counters_;
 
   RingLog<Payload> log_;
 

@@ -41,8 +41,10 @@
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/hash_key.hpp"
+#include "kinlet/metrics.hpp"
 #include "kinlet/payload.hpp"
 #include "kinlet/record.hpp"
+#include "kinlet/retry.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard.hpp"
 #include "kinlet/shard_iterator.hpp"
@@ -78,7 +80,9 @@ struct PutRecordsResultEntry {
   // Set on success.
   std::string_view shard_id;
   SequenceNumber sequence_number;
-  // Set on failure: ProvisionedThroughputExceeded, ShardFull or InternalFailure.
+  // Set on failure: kProvisionedThroughputExceeded (with AWS's "Rate exceeded
+  // for shard ..." message), kInternalFailure ("Internal Service Failure", an
+  // injected fault) or kShardFull.
   ErrorCode error_code = ErrorCode::kNone;
   std::string error_message;
 
@@ -152,7 +156,9 @@ class Stream {
   // key that is not UTF-8, a key + payload over the maximum record size, or a
   // sequence_number_for_ordering this stream did not issue; ShardFullException
   // when the shard's ring is full of unexpired records (FullPolicy::kReject:
-  // nothing is written); ResourceNotFoundException after the stream is deleted.
+  // nothing is written); ProvisionedThroughputExceededException ("Rate
+  // exceeded for shard ...") over the shard's write limits (nothing is
+  // written); ResourceNotFoundException after the stream is deleted.
   // Thread-safe. Allocates nothing on success.
   absl::StatusOr<PutRecordResult> PutRecord(std::string_view partition_key, View data,
                                             const PutRecordOptions& options = {}) {
@@ -183,6 +189,9 @@ class Stream {
         return PutRecordResult{shard->shard_id(), sequence};
       }
       if (outcome == ShardType::AppendOutcome::kFull) return shard->FullError();
+      if (outcome == ShardType::AppendOutcome::kThrottled) {
+        return context_.RateExceeded(shard->shard_id());
+      }
       // kClosed: a reshard closed the shard after we routed; route again.
     }
   }
@@ -194,7 +203,8 @@ class Stream {
   // ValidationException for 0 or more than 500 entries (max_put_records_entries)
   // or a bad entry (as PutRecord), InvalidArgumentException "Records size
   // exceeds 5 MB limit" (max_put_records_bytes), ResourceNotFoundException.
-  // Per-entry failures (the rest still succeed): ShardFullException.
+  // Per-entry failures (the rest still succeed): ProvisionedThroughputExceeded
+  // (the shard's write limits), ShardFull, InternalFailure (injected faults).
   // Thread-safe. Allocates nothing when `result` is reused.
   absl::Status PutRecords(std::span<const Entry> entries, PutRecordsResult* result) {
     result->failed_record_count = 0;
@@ -248,8 +258,9 @@ class Stream {
         for (size_t j = i; j < n; ++j) {
           if (route[j] != index) continue;
           PutRecordsResultEntry& out = result->records[j];
-          auto outcome = shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
-                                             &out.sequence_number);
+          auto outcome =
+              shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
+                                  &out.sequence_number, ShardType::WriteApi::kPutRecords);
           if (outcome == ShardType::AppendOutcome::kClosed) {
             rerouted = true;  // leave route[j]; routed again below
             break;
@@ -262,8 +273,16 @@ class Stream {
           } else {
             out.shard_id = {};
             out.sequence_number = {};
-            out.error_code = ErrorCode::kShardFull;
-            out.error_message = std::string(shard->FullError().message());
+            absl::Status error;
+            if (outcome == ShardType::AppendOutcome::kThrottled) {
+              error = context_.RateExceeded(shard->shard_id());
+            } else if (outcome == ShardType::AppendOutcome::kInternalFailure) {
+              error = InternalFailure("Internal Service Failure");
+            } else {
+              error = shard->FullError();
+            }
+            out.error_code = ErrorCodeOf(error);
+            out.error_message = std::string(error.message());
             ++result->failed_record_count;
           }
         }
@@ -283,6 +302,90 @@ class Stream {
   }
   absl::StatusOr<PutRecordsResult> PutRecords(std::initializer_list<Entry> entries) {
     return PutRecords(std::span<const Entry>(entries.begin(), entries.size()));
+  }
+
+  // PutRecord, retried with exponential backoff and jitter (see retry.hpp) while
+  // it is throttled or the shard is full, until it succeeds, attempts run out
+  // or the deadline would pass: a put that waits for capacity. Sleeps through
+  // the stream's clock (simulated with ManualClock). Errors: the last
+  // attempt's. Thread-safe.
+  absl::StatusOr<PutRecordResult> PutRecordWithRetry(std::string_view partition_key, View data,
+                                                     const RetryOptions& retry = {},
+                                                     const PutRecordOptions& options = {}) {
+    return RetryWithBackoff(*context_.clock, retry,
+                            [&] { return PutRecord(partition_key, data, options); });
+  }
+
+  // PutRecords, then again for the entries that failed with a retryable error
+  // (throttling, full ring, InternalFailure), with backoff, until none fails or
+  // attempts or time run out. `result` holds, in request order, each entry's
+  // final outcome. Request-level errors return at once. Entries that succeed
+  // are never written twice. Thread-safe.
+  absl::Status PutRecordsWithRetry(std::span<const Entry> entries, const RetryOptions& retry,
+                                   PutRecordsResult* result) {
+    absl::Status status = PutRecords(entries, result);
+    if (!status.ok() || result->failed_record_count == 0) return status;
+    Backoff backoff(retry);
+    std::vector<Entry> pending;
+    std::vector<size_t> where;
+    PutRecordsResult partial;
+    for (int attempt = 2; attempt <= retry.max_attempts && result->failed_record_count > 0;
+         ++attempt) {
+      const absl::Time wake = context_.clock->Now() + backoff.Next();
+      if (wake > retry.deadline) break;
+      SleepUntil(*context_.clock, wake);
+      pending.clear();
+      where.clear();
+      for (size_t i = 0; i < result->records.size(); ++i) {
+        const PutRecordsResultEntry& r = result->records[i];
+        if (!r.ok() && (r.error_code == ErrorCode::kProvisionedThroughputExceeded ||
+                        r.error_code == ErrorCode::kShardFull ||
+                        r.error_code == ErrorCode::kInternalFailure)) {
+          pending.push_back(entries[i]);
+          where.push_back(i);
+        }
+      }
+      if (pending.empty()) break;
+      status = PutRecords(pending, &partial);
+      if (!status.ok()) return status;
+      for (size_t k = 0; k < where.size(); ++k) {
+        if (partial.records[k].ok()) --result->failed_record_count;
+        result->records[where[k]] = std::move(partial.records[k]);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Metrics and faults --------------------------------------------------
+
+  // A snapshot of every shard's metrics and their sum (see metrics.hpp).
+  // Thread-safe; lock-free.
+  StreamMetrics GetMetrics() const {
+    StreamMetrics m;
+    m.stream_name = context_.name;
+    m.taken_at = context_.clock->Now();
+    for (ShardType* shard : AllShards()) {
+      m.shards.push_back(shard->Metrics());
+      m.totals.Accumulate(m.shards.back());
+    }
+    return m;
+  }
+
+  // Replaces the injected faults (see faults.hpp); a default FaultInjection
+  // turns them off. InvalidArgumentException for fractions outside [0, 1] or
+  // a negative delay. Thread-safe: calls in flight see the old or the new one.
+  absl::Status SetFaultInjection(const FaultInjection& faults) {
+    StreamOptions check = options_;
+    check.faults = faults;
+    if (absl::Status s = ValidateStreamOptions(check); !s.ok()) return s;
+    detail::MutexLock lock(&control_mu_);
+    if (!faults.enabled()) {
+      context_.faults.store(nullptr, std::memory_order_release);
+      return absl::OkStatus();
+    }
+    fault_history_.push_back(std::make_unique<detail::FaultState>(faults));
+    context_.faults.store(fault_history_.back().get(), std::memory_order_release);
+    return absl::OkStatus();
   }
 
   // ---- Reads ----------------------------------------------------------------
@@ -445,6 +548,8 @@ class Stream {
     context_.max_get_records_bytes = options_.max_get_records_bytes;
     context_.max_get_records_limit = options_.max_get_records_limit;
     context_.full_policy = options_.full_policy;
+    context_.limits = options_.limits;
+    context_.measure_latency = options_.measure_get_records_latency;
     context_.retention_ms.store(absl::ToInt64Milliseconds(options_.retention_period),
                                 std::memory_order_relaxed);
     arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
@@ -452,6 +557,10 @@ class Stream {
     created_at_ = clock->Now();
     auto table = std::make_unique<RoutingTable>();
     detail::MutexLock lock(&control_mu_);
+    if (options_.faults.enabled()) {
+      fault_history_.push_back(std::make_unique<detail::FaultState>(options_.faults));
+      context_.faults.store(fault_history_.back().get(), std::memory_order_release);
+    }
     for (const HashKeyRange& range : InitialHashKeyRanges(options_.shard_count)) {
       ShardType* shard = AddShardLocked(range, std::nullopt, std::nullopt);
       table->starts.push_back(range.starting_hash_key);
@@ -578,6 +687,8 @@ class Stream {
   mutable detail::Mutex control_mu_;
   std::vector<std::unique_ptr<ShardType>> shards_ ABSL_GUARDED_BY(control_mu_);
   std::vector<std::unique_ptr<RoutingTable>> routing_history_ ABSL_GUARDED_BY(control_mu_);
+  // Every fault configuration ever published (calls may still hold one).
+  std::vector<std::unique_ptr<detail::FaultState>> fault_history_ ABSL_GUARDED_BY(control_mu_);
 };
 
 }  // namespace kinlet

@@ -14,7 +14,9 @@
 #include "absl/time/time.h"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
+#include "kinlet/faults.hpp"
 #include "kinlet/hash_key.hpp"
+#include "kinlet/limits.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
 
@@ -47,6 +49,14 @@ struct StreamOptions {
   // GetRecords: bytes per call (Kinesis: 10 MiB) and the largest limit (10,000).
   size_t max_get_records_bytes = 10 * kMiB;
   int max_get_records_limit = 10000;
+  // Per-shard throughput limits (see limits.hpp). Kinesis's by default;
+  // ThroughputLimits::Unlimited() for raw speed.
+  ThroughputLimits limits = ThroughputLimits::Kinesis();
+  // Injected faults for tests (see faults.hpp); off by default. Can also be
+  // changed at run time with Stream::SetFaultInjection.
+  FaultInjection faults;
+  // Measure GetRecords.Latency (two steady-clock reads per GetRecords call).
+  bool measure_get_records_latency = false;
   // Shards the stream may ever create (resharding adds shards).
   int max_shard_count = 10000;
   // For ARNs and AWS-style messages.
@@ -99,6 +109,14 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
   }
   if (o.iterator_ttl <= absl::ZeroDuration()) {
     return InvalidArgument("iterator_ttl must be positive");
+  }
+  if (!o.limits.valid()) return InvalidArgument("throughput limits must not be negative");
+  for (double f : {o.faults.throttle_put_fraction, o.faults.throttle_read_fraction,
+                   o.faults.internal_failure_fraction, o.faults.expire_iterator_fraction}) {
+    if (!(f >= 0 && f <= 1)) return InvalidArgument("fault fractions must be within [0, 1]");
+  }
+  if (o.faults.visibility_delay < absl::ZeroDuration()) {
+    return InvalidArgument("visibility_delay must not be negative");
   }
   if (o.max_put_records_entries < 1 || o.max_put_records_bytes < 1 || o.max_get_records_bytes < 1 ||
       o.max_get_records_limit < 1) {

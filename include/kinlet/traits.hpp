@@ -15,7 +15,25 @@ namespace kinlet {
 struct DefaultStreamTraits {
   using Clock = SystemClock;  // ManualClock in tests
   using Hasher = Xxh3Hasher;  // Md5Hasher (kinlet/md5_hasher.hpp) for Kinesis placement
+  // Count the per-record metrics of successful puts and reads (see
+  // metrics.hpp). Refusals are always counted.
+  static constexpr bool kMetrics = true;
 };
+
+// No per-record metrics: the last few nanoseconds of the hot path.
+struct NoMetricsTraits : DefaultStreamTraits {
+  static constexpr bool kMetrics = false;
+};
+
+// Traits::kMetrics, true when a traits struct does not say.
+template <typename Traits>
+constexpr bool MetricsEnabled() {
+  if constexpr (requires { Traits::kMetrics; }) {
+    return Traits::kMetrics;
+  } else {
+    return true;
+  }
+}
 
 // The system clock swapped for a hand-driven one: the usual test setting.
 struct ManualClockTraits : DefaultStreamTraits {
