@@ -1,18 +1,26 @@
 // bench/end_to_end_bench.cpp: records moved from a producer thread to reader
-// threads: 1 producer -> 1 reader, and 1 producer -> 4 readers each reading
-// everything; kinlet against the mutex + deque baseline in the same run.
+// threads. 1 producer -> 1 reader (kinlet, kinlet in its fast configuration,
+// the mutex + deque log, moodycamel::ConcurrentQueue); 1 producer -> 4 readers
+// each reading everything (kinlet, mutex + deque; a queue cannot do this);
+// 64 KiB and 1 MiB records against memcpy of the same bytes.
 // Cross-thread figures depend on the vCPU placement (near/far): compare only
-// within one run, where kinlet and the baseline alternate.
+// within one run, where kinlet and the baselines alternate.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "baseline.hpp"
+#include "fast_traits.hpp"
 #include "kinlet/kinlet.hpp"
+#ifdef KINLET_HAVE_MOODYCAMEL
+#include <concurrentqueue.h>
+#endif
 
 namespace {
 
@@ -20,9 +28,9 @@ namespace {
 uint64_t RecordsPerRun(size_t size) { return size <= 1024 ? 200000 : (uint64_t{128} << 20) / size; }
 
 // One stream per benchmark, reused by every iteration; its ring holds several
-// iterations, so readers never fall behind the ring (checked: a trimmed read
-// aborts the benchmark).
-std::unique_ptr<kinlet::Stream<std::string>> MakeStream(size_t size) {
+// iterations, so readers never fall behind the ring (a trimmed read aborts).
+template <typename Traits>
+std::unique_ptr<kinlet::Stream<std::string, Traits>> MakeStream(size_t size) {
   kinlet::StreamOptions options;
   options.name = "e2e";
   options.limits = kinlet::ThroughputLimits::Unlimited();
@@ -30,29 +38,33 @@ std::unique_ptr<kinlet::Stream<std::string>> MakeStream(size_t size) {
   options.shard_capacity_bytes = 4 * RecordsPerRun(size) * (size + 16);
   options.max_record_size_bytes = std::max<size_t>(size + 64, size_t{1} << 20);
   options.full_policy = kinlet::FullPolicy::kOverwrite;
-  return std::move(*kinlet::Stream<std::string>::Create(options));
+  return std::move(*kinlet::Stream<std::string, Traits>::Create(options));
 }
 
-void BM_EndToEnd_Kinlet(benchmark::State& state) {
+using Clock = std::chrono::steady_clock;
+
+template <typename Traits>
+void EndToEndKinlet(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int readers = static_cast<int>(state.range(1));
   const uint64_t n = RecordsPerRun(size);
-  auto stream = MakeStream(size);
+  auto stream = MakeStream<Traits>(size);
   auto* shard = stream->OpenShards()[0];
   const std::string payload(size, 'x');
-  // Warm-up: write the whole ring once, so that no iteration pays first-touch
-  // page faults.
-  for (uint64_t i = 0; i < 4 * n; ++i) {
+  for (uint64_t i = 0; i < 4 * n; ++i) {  // warm-up: touch the whole ring once
     if (!stream->PutRecord("user123", payload).ok()) std::abort();
   }
   std::vector<kinlet::GetRecordsResult<std::string>> pages(static_cast<size_t>(readers));
+  double writer_seconds = 0;
   for (auto _ : state) {
     const auto start = *shard->GetShardIterator(kinlet::IteratorPosition::Latest());
+    std::atomic<int> ready{0};
     std::vector<std::thread> threads;
     for (int r = 0; r < readers; ++r) {
       threads.emplace_back([&, r] {
         auto& page = pages[static_cast<size_t>(r)];
         auto it = start;
+        ready.fetch_add(1);
         for (uint64_t got = 0; got < n;) {
           if (!shard->GetRecords(it, 1000, &page).ok()) std::abort();
           got += page.records.size();
@@ -61,14 +73,24 @@ void BM_EndToEnd_Kinlet(benchmark::State& state) {
         }
       });
     }
+    while (ready.load() < readers) std::this_thread::yield();
+    const auto t0 = Clock::now();
     for (uint64_t i = 0; i < n; ++i) {
       if (!stream->PutRecord("user123", payload).ok()) std::abort();
     }
+    writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (auto& t : threads) t.join();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
+  state.counters["writer_records_per_second"] =
+      static_cast<double>(state.iterations() * n) / writer_seconds;
 }
+
+void BM_EndToEnd_Kinlet(benchmark::State& state) {
+  EndToEndKinlet<kinlet::DefaultStreamTraits>(state);
+}
+void BM_EndToEnd_KinletFast(benchmark::State& state) { EndToEndKinlet<bench::FastTraits>(state); }
 
 void BM_EndToEnd_MutexDeque(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
@@ -78,12 +100,15 @@ void BM_EndToEnd_MutexDeque(benchmark::State& state) {
   const std::string payload(size, 'x');
   for (uint64_t i = 0; i < 4 * n; ++i) log.Append("user123", payload);  // same warm-up
   std::vector<std::vector<bench::BaselineRecord>> pages(static_cast<size_t>(readers));
+  double writer_seconds = 0;
   for (auto _ : state) {
     const uint64_t start = log.End();
+    std::atomic<int> ready{0};
     std::vector<std::thread> threads;
     for (int r = 0; r < readers; ++r) {
       threads.emplace_back([&, r] {
         auto& page = pages[static_cast<size_t>(r)];
+        ready.fetch_add(1);
         for (uint64_t next = start; next < start + n;) {
           const uint64_t after = log.Read(next, 1000, &page);
           if (after == next) std::this_thread::yield();
@@ -91,21 +116,102 @@ void BM_EndToEnd_MutexDeque(benchmark::State& state) {
         }
       });
     }
+    while (ready.load() < readers) std::this_thread::yield();
+    const auto t0 = Clock::now();
     for (uint64_t i = 0; i < n; ++i) log.Append("user123", payload);
+    writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (auto& t : threads) t.join();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
+  state.counters["writer_records_per_second"] =
+      static_cast<double>(state.iterations() * n) / writer_seconds;
+}
+
+#ifdef KINLET_HAVE_MOODYCAMEL
+// The same 64-byte records with their key and timestamp, through a lock-free
+// queue (records are gone once read: no replay).
+struct QueueItem {
+  int64_t arrival_ms;
+  char key[16];
+  char data[64];
+};
+
+void BM_EndToEnd_Moodycamel(benchmark::State& state) {
+  const uint64_t n = RecordsPerRun(64);
+  moodycamel::ConcurrentQueue<QueueItem> queue(1 << 16);
+  QueueItem item{};
+  std::memcpy(item.key, "user123", 7);
+  std::memset(item.data, 'x', sizeof(item.data));
+  for (auto _ : state) {
+    std::thread reader([&] {
+      moodycamel::ConsumerToken token(queue);
+      std::vector<QueueItem> out(1000);
+      for (uint64_t got = 0; got < n;) {
+        const size_t k = queue.try_dequeue_bulk(token, out.begin(), out.size());
+        got += k;
+        if (k == 0) std::this_thread::yield();
+      }
+    });
+    moodycamel::ProducerToken token(queue);
+    for (uint64_t i = 0; i < n; ++i) {
+      item.arrival_ms = static_cast<int64_t>(i);
+      queue.enqueue(token, item);
+    }
+    reader.join();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * 64));
+}
+#endif
+
+// The physical limit for large records: memcpy of the same sizes into a
+// rotating 512 MiB destination (so that, like the ring, it streams to memory).
+void BM_Memcpy(benchmark::State& state) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  const std::string src(size, 'x');
+  const size_t slots = (size_t{512} << 20) / size;
+  std::unique_ptr<char[]> dst(new char[slots * size]);
+  for (size_t i = 0; i < slots; ++i) std::memset(dst.get() + i * size, 0, size);
+  size_t at = 0;
+  for (auto _ : state) {
+    std::memcpy(dst.get() + at * size, src.data(), size);
+    benchmark::DoNotOptimize(dst.get() + at * size);
+    at = (at + 1) % slots;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * size));
 }
 
 }  // namespace
 
-// Interleaved, so that kinlet and the baseline see the same placement drift.
-BENCHMARK(BM_EndToEnd_Kinlet)->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd_MutexDeque)->Args({64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd_Kinlet)->Args({64, 4})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd_MutexDeque)->Args({64, 4})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd_Kinlet)->Args({65536, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EndToEnd_MutexDeque)->Args({65536, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+#define KINLET_E2E(name, ...) \
+  BENCHMARK(name)->Args({__VA_ARGS__})->Unit(benchmark::kMillisecond)->UseRealTime()
 
-BENCHMARK_MAIN();
+// Interleaved, so that kinlet and the baselines see the same placement drift.
+KINLET_E2E(BM_EndToEnd_Kinlet, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletFast, 64, 1);
+KINLET_E2E(BM_EndToEnd_MutexDeque, 64, 1);
+#ifdef KINLET_HAVE_MOODYCAMEL
+KINLET_E2E(BM_EndToEnd_Moodycamel, 64, 1);
+#endif
+KINLET_E2E(BM_EndToEnd_Kinlet, 64, 0);
+KINLET_E2E(BM_EndToEnd_Kinlet, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletFast, 64, 0);
+KINLET_E2E(BM_EndToEnd_KinletFast, 64, 4);
+KINLET_E2E(BM_EndToEnd_MutexDeque, 64, 4);
+KINLET_E2E(BM_EndToEnd_Kinlet, 65536, 1);
+KINLET_E2E(BM_EndToEnd_MutexDeque, 65536, 1);
+KINLET_E2E(BM_EndToEnd_Kinlet, 1 << 20, 1);
+BENCHMARK(BM_Memcpy)->Arg(65536)->Arg(1 << 20);
+
+// Sweeps for the plots (bench/plot.py): record size at 1 reader, readers at 64 B.
+void SizeSweep(benchmark::internal::Benchmark* b) {
+  for (int size : {64, 256, 1024, 4096, 16384, 65536}) b->Args({size, 1});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void ReaderSweep(benchmark::internal::Benchmark* b) {
+  for (int readers : {1, 2, 4, 8}) b->Args({64, readers});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK(BM_EndToEnd_Kinlet)->Name("Sweep/Kinlet")->Apply(SizeSweep)->Apply(ReaderSweep);
+BENCHMARK(BM_EndToEnd_MutexDeque)->Name("Sweep/MutexDeque")->Apply(SizeSweep)->Apply(ReaderSweep);

@@ -435,16 +435,16 @@ TEST_CASE("GetMetrics reports ring occupancy and capacity", "[metrics]") {
   CHECK(m.totals.ring_capacity_records == 16);
   CHECK(m.totals.ring_capacity_bytes == 128 * 1024);
 
-  // A key of 1 byte and a payload of 10 take 8 + 16 bytes of ring each.
+  // A key of 1 byte and a payload of 10, packed and rounded, take 16 bytes of ring each.
   for (int i = 0; i < 3; ++i) REQUIRE(stream->PutRecord("k", "0123456789", OnShard(0, 2)).ok());
   REQUIRE(stream->PutRecord("k", "0123456789", OnShard(1, 2)).ok());
   m = stream->GetMetrics();
   CHECK(m.shards[0].records_stored == 3);
-  CHECK(m.shards[0].ring_bytes_in_use == 72);
+  CHECK(m.shards[0].ring_bytes_in_use == 48);
   CHECK(m.shards[1].records_stored == 1);
-  CHECK(m.shards[1].ring_bytes_in_use == 24);
+  CHECK(m.shards[1].ring_bytes_in_use == 16);
   CHECK(m.totals.records_stored == 4);
-  CHECK(m.totals.ring_bytes_in_use == 96);
+  CHECK(m.totals.ring_bytes_in_use == 64);
 }
 
 TEST_CASE("ToPrometheusText renders every shard's counters with stream and shard labels",

@@ -47,7 +47,7 @@ TEST_CASE("RingLog capacities round up to powers of two", "[ring_log]") {
   Log log(10, 1000);
   CHECK(log.capacity_records() == 16);
   CHECK(log.capacity_bytes() == 1024);
-  CHECK(Log::Footprint(1, 1) == 16);
+  CHECK(Log::Footprint(1, 1) == 8);  // key and payload packed, then rounded to 8
   CHECK(Log::Footprint(8, 9) == 24);
   CHECK(log.Fits(8, 1000));
   CHECK_FALSE(log.Fits(8, 1020));

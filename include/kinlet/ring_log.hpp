@@ -8,7 +8,7 @@
 //
 //   slot (24 B + object)            byte ring (words)
 //   +--------------------------+    +-----------------------------------+
-//   | arrival_ms   (int64)     |    | ... | key | pad | data | pad | ... |
+//   | arrival_ms   (int64)     |    | ... | key | data | pad | ...        |
 //   | word         (uint64) ---+--->|       ^ word                      |
 //   | key_len      (uint32)    |    +-----------------------------------+
 //   | data_len     (uint32)    |
@@ -38,6 +38,9 @@
 //    re-check begin_ (seq_cst); the writer stores begin_ (seq_cst) then waits
 //    for the count of the slot it reuses to be zero (seq_cst). Either the
 //    reader sees the record trimmed, or the writer sees the reader (Dekker).
+//  - ThreadSanitizer does not model fences: in its builds (KINLET_ATOMIC_COPY)
+//    the fences go and every slot/word store is a release, every load an
+//    acquire (detail::kSeqStore/kSeqLoad), which orders the same pairs.
 #pragma once
 
 #include <algorithm>
@@ -54,6 +57,7 @@
 #include "absl/time/time.h"
 #include "kinlet/config.hpp"
 #include "kinlet/detail/mutex.hpp"
+#include "kinlet/detail/wait.hpp"
 #include "kinlet/payload.hpp"
 #include "kinlet/record.hpp"
 
@@ -68,50 +72,68 @@ enum class FullPolicy {
 
 namespace detail {
 
-// Copies n bytes between a caller buffer and 8-byte-aligned ring words. See
-// KINLET_ATOMIC_COPY in config.hpp.
-inline void StoreWords(uint64_t* dst, const char* src, size_t n) {
+// Seqlock orderings. With memcpy copies (KINLET_ATOMIC_COPY=0), data accesses
+// are relaxed and bracketed by fences: the writer's release fence after moving
+// begin_, the reader's acquire fence before re-reading it. ThreadSanitizer does
+// not model fences, so with atomic copies (its builds) every data store is a
+// release and every data load an acquire instead, which orders the same pairs
+// without fences and lets TSan check the protocol.
+inline constexpr std::memory_order kSeqStore =
+    KINLET_ATOMIC_COPY ? std::memory_order_release : std::memory_order_relaxed;
+inline constexpr std::memory_order kSeqLoad =
+    KINLET_ATOMIC_COPY ? std::memory_order_acquire : std::memory_order_relaxed;
+inline void SeqWriterFence() {
+#if !KINLET_ATOMIC_COPY
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+inline void SeqReaderFence() {
+#if !KINLET_ATOMIC_COPY
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+}
+
+// Copies n bytes between a caller buffer and the ring's words, starting `at`
+// bytes into `words` (a record's key and payload are packed back to back, so
+// the payload need not start on a word). See KINLET_ATOMIC_COPY in config.hpp.
+inline void StoreBytes(uint64_t* words, size_t at, const char* src, size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
-    std::memcpy(dst, src, n);
+    std::memcpy(reinterpret_cast<char*>(words) + at, src, n);
     return;
   }
-  const size_t full = n / 8;
-  for (size_t i = 0; i < full; ++i) {
-    uint64_t w;
-    std::memcpy(&w, src + 8 * i, 8);
-    std::atomic_ref<uint64_t>(dst[i]).store(w, std::memory_order_relaxed);
-  }
-  if (size_t rem = n % 8) {
-    uint64_t w = 0;
-    std::memcpy(&w, src + 8 * full, rem);
-    std::atomic_ref<uint64_t>(dst[full]).store(w, std::memory_order_relaxed);
+  size_t w = at / 8;
+  size_t offset = at % 8;
+  while (n > 0) {
+    const size_t take = std::min<size_t>(8 - offset, n);
+    uint64_t word = 0;
+    if (take != 8) {
+      // A partial word: keep the bytes already written there (the writer's own).
+      word = std::atomic_ref<uint64_t>(words[w]).load(std::memory_order_relaxed);
+    }
+    std::memcpy(reinterpret_cast<char*>(&word) + offset, src, take);
+    std::atomic_ref<uint64_t>(words[w]).store(word, kSeqStore);
+    src += take;
+    n -= take;
+    ++w;
+    offset = 0;
   }
 }
 
-inline void LoadWords(uint64_t* src, char* dst, size_t n) {
+inline void LoadBytes(uint64_t* words, size_t at, char* dst, size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
-    std::memcpy(dst, src, n);
+    std::memcpy(dst, reinterpret_cast<const char*>(words) + at, n);
     return;
   }
-  const size_t full = n / 8;
-  for (size_t i = 0; i < full; ++i) {
-    uint64_t w = std::atomic_ref<uint64_t>(src[i]).load(std::memory_order_relaxed);
-    std::memcpy(dst + 8 * i, &w, 8);
-  }
-  if (size_t rem = n % 8) {
-    uint64_t w = std::atomic_ref<uint64_t>(src[full]).load(std::memory_order_relaxed);
-    char* out = dst + 8 * full;
-    const char* in = reinterpret_cast<const char*>(&w);
-    size_t at = 0;  // fixed-size pieces: no byte loop
-    if (rem & 4) {
-      std::memcpy(out, in, 4);
-      at = 4;
-    }
-    if (rem & 2) {
-      std::memcpy(out + at, in + at, 2);
-      at += 2;
-    }
-    if (rem & 1) out[at] = in[at];
+  size_t w = at / 8;
+  size_t offset = at % 8;
+  while (n > 0) {
+    const size_t take = std::min<size_t>(8 - offset, n);
+    const uint64_t word = std::atomic_ref<uint64_t>(words[w]).load(kSeqLoad);
+    std::memcpy(dst, reinterpret_cast<const char*>(&word) + offset, take);
+    dst += take;
+    n -= take;
+    ++w;
+    offset = 0;
   }
 }
 
@@ -170,7 +192,7 @@ class RingLog {
   // Ring bytes a record with these lengths occupies (payload bytes count only
   // for byte and trivial storage).
   static size_t Footprint(size_t key_len, size_t data_len) {
-    return 8 * (detail::WordsFor(key_len) + (kObjectSlots ? 0 : detail::WordsFor(data_len)));
+    return 8 * detail::WordsFor(key_len + (kObjectSlots ? 0 : data_len));
   }
   // True if a record of this footprint can ever fit.
   bool Fits(size_t key_len, size_t data_len) const {
@@ -186,8 +208,7 @@ class RingLog {
   AppendStatus Append(std::string_view key, View data, int64_t arrival_ms, int64_t expire_before_ms,
                       bool overwrite, uint64_t* position) {
     const size_t data_len = DataLength(data);
-    const size_t key_words = detail::WordsFor(key.size());
-    const size_t need = key_words + (kObjectSlots ? 0 : detail::WordsFor(data_len));
+    const size_t need = detail::WordsFor(key.size() + (kObjectSlots ? 0 : data_len));
     KINLET_ASSERT(need <= word_capacity_, "record larger than the ring");
     uint64_t begin = begin_local_;
     uint64_t word = write_word_;
@@ -222,21 +243,22 @@ class RingLog {
       while (slot.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
       slot.object = data.get();
     }
-    slot.arrival_ms.store(arrival_ms, std::memory_order_relaxed);
-    slot.word.store(word, std::memory_order_relaxed);
-    slot.key_len.store(static_cast<uint32_t>(key.size()), std::memory_order_relaxed);
-    slot.data_len.store(static_cast<uint32_t>(data_len), std::memory_order_relaxed);
+    slot.arrival_ms.store(arrival_ms, detail::kSeqStore);
+    slot.word.store(word, detail::kSeqStore);
+    slot.key_len.store(static_cast<uint32_t>(key.size()), detail::kSeqStore);
+    slot.data_len.store(static_cast<uint32_t>(data_len), detail::kSeqStore);
     uint64_t* base = words_.get() + (word & (word_capacity_ - 1));
-    detail::StoreWords(base, key.data(), key.size());
+    detail::StoreBytes(base, 0, key.data(), key.size());
     if constexpr (kStorage == PayloadStorage::kBytes) {
-      detail::StoreWords(base + key_words, Traits::Data(data), data_len);
+      detail::StoreBytes(base, key.size(), Traits::Data(data), data_len);
     } else if constexpr (kStorage == PayloadStorage::kTrivial) {
-      detail::StoreWords(base + key_words, reinterpret_cast<const char*>(&data.get()), data_len);
+      detail::StoreBytes(base, key.size(), reinterpret_cast<const char*>(&data.get()), data_len);
     }
     write_word_ = word + need;
     *position = end_local_;
     ++end_local_;
     end_.store(end_local_, std::memory_order_release);
+    waiters_.Notify();
     return AppendStatus::kOk;
   }
 
@@ -259,6 +281,16 @@ class RingLog {
 
   // One past the last published position.
   uint64_t End() const { return end_.load(std::memory_order_acquire); }
+
+  // Blocks until `ready()` (re-checked after every append and NotifyWaiters)
+  // is true or `timeout` passes; returns ready(). Appends pay nothing while
+  // nobody waits (see detail/wait.hpp).
+  template <typename Ready>
+  bool WaitUntil(Ready&& ready, std::chrono::nanoseconds timeout) const {
+    return waiters_.Wait(std::forward<Ready>(ready), timeout);
+  }
+  // Wakes waiters for a reason other than an append (a shard closing).
+  void NotifyWaiters() const { waiters_.Notify(); }
   // The oldest position still stored (the physical trim horizon).
   uint64_t Begin() const { return begin_.load(std::memory_order_acquire); }
 
@@ -271,13 +303,13 @@ class RingLog {
       const uint64_t begin = lo;
       while (lo < hi) {
         const uint64_t mid = lo + (hi - lo) / 2;
-        if (SlotAt(mid).arrival_ms.load(std::memory_order_relaxed) < t_ms) {
+        if (SlotAt(mid).arrival_ms.load(detail::kSeqLoad) < t_ms) {
           lo = mid + 1;
         } else {
           hi = mid;
         }
       }
-      std::atomic_thread_fence(std::memory_order_acquire);
+      detail::SeqReaderFence();
       if (begin_.load(std::memory_order_relaxed) == begin) return lo;
       // The writer trimmed during the search: values may be stale; retry.
     }
@@ -286,8 +318,8 @@ class RingLog {
   // Arrival time of the record at `position`, or nullopt if it is not stored.
   std::optional<int64_t> ArrivalAt(uint64_t position) const {
     if (position >= End()) return std::nullopt;
-    int64_t t = SlotAt(position).arrival_ms.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    int64_t t = SlotAt(position).arrival_ms.load(detail::kSeqLoad);
+    detail::SeqReaderFence();
     if (begin_.load(std::memory_order_relaxed) > position) return std::nullopt;
     return t;
   }
@@ -315,12 +347,11 @@ class RingLog {
     for (uint64_t i = 0; i < want; ++i) {
       const uint64_t pos = from + i;
       SlotType& slot = SlotAt(pos);
-      const int64_t arrival = slot.arrival_ms.load(std::memory_order_relaxed);
-      const uint64_t word = slot.word.load(std::memory_order_relaxed);
-      const size_t key_len = slot.key_len.load(std::memory_order_relaxed);
-      const size_t data_len = slot.data_len.load(std::memory_order_relaxed);
-      const size_t key_words = detail::WordsFor(key_len);
-      const size_t words = key_words + (kObjectSlots ? 0 : detail::WordsFor(data_len));
+      const int64_t arrival = slot.arrival_ms.load(detail::kSeqLoad);
+      const uint64_t word = slot.word.load(detail::kSeqLoad);
+      const size_t key_len = slot.key_len.load(detail::kSeqLoad);
+      const size_t data_len = slot.data_len.load(detail::kSeqLoad);
+      const size_t words = detail::WordsFor(key_len + (kObjectSlots ? 0 : data_len));
       if ((word & (word_capacity_ - 1)) + words > word_capacity_ ||
           (kStorage == PayloadStorage::kTrivial && data_len != sizeof(Payload))) {
         out.trimmed = true;  // torn metadata: the slot is being reused
@@ -332,11 +363,11 @@ class RingLog {
       rec.approximate_arrival_timestamp = absl::FromUnixMillis(arrival);
       uint64_t* base = words_.get() + (word & (word_capacity_ - 1));
       rec.partition_key.resize(key_len);
-      detail::LoadWords(base, rec.partition_key.data(), key_len);
+      detail::LoadBytes(base, 0, rec.partition_key.data(), key_len);
       if constexpr (kStorage == PayloadStorage::kBytes) {
-        detail::LoadWords(base + key_words, Traits::Resize(rec.data, data_len), data_len);
+        detail::LoadBytes(base, key_len, Traits::Resize(rec.data, data_len), data_len);
       } else if constexpr (kStorage == PayloadStorage::kTrivial) {
-        detail::LoadWords(base + key_words, reinterpret_cast<char*>(&rec.data), data_len);
+        detail::LoadBytes(base, key_len, reinterpret_cast<char*>(&rec.data), data_len);
       } else {
         slot.readers.fetch_add(1, std::memory_order_seq_cst);
         if (begin_.load(std::memory_order_seq_cst) > pos) {
@@ -350,7 +381,7 @@ class RingLog {
       out.bytes += key_len + data_len;
       ++out.count;
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
+    detail::SeqReaderFence();
     if (out.trimmed || begin_.load(std::memory_order_relaxed) > from) {
       buffer.Rewind();
       return ReadOutcome{0, 0, true};
@@ -396,7 +427,7 @@ class RingLog {
     begin_local_ = begin;
     // seq_cst only where the Dekker handshake with object readers needs it.
     begin_.store(begin, kObjectSlots ? std::memory_order_seq_cst : std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    detail::SeqWriterFence();
   }
 
   const size_t record_mask_;
@@ -412,6 +443,8 @@ class RingLog {
   // Published by the writer, read by readers (see the header comment).
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> end_{0};
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> begin_{0};
+  // Readers blocked in WaitUntil (written only when they start/stop waiting).
+  alignas(KINLET_CACHE_LINE_SIZE) mutable detail::WaitChannel waiters_;
   // Written by the writer only (relaxed), read by metrics.
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> expired_{0};
   std::atomic<uint64_t> overwritten_{0};

@@ -340,6 +340,22 @@ class Shard {
   }
 
  public:
+  // Blocks the calling thread until records are readable at `iterator` (or
+  // the shard is closed, or the stream deleted), at most `timeout` of real
+  // time; returns whether they are. The put that publishes a record wakes the
+  // waiter directly (no polling); puts pay nothing while nobody waits. Use it
+  // between GetRecords calls instead of spinning or sleeping.
+  // Thread-safe; any number of waiters.
+  bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
+    const uint64_t position = iterator.position();
+    return log_.WaitUntil(
+        [&] {
+          return log_.End() > position || closed_.load(std::memory_order_acquire) ||
+                 context_->deleted.load(std::memory_order_acquire);
+        },
+        absl::ToChronoNanoseconds(timeout));
+  }
+
   // As above, into a new page.
   absl::StatusOr<GetRecordsResult<Payload>> GetRecords(const ShardIterator& iterator,
                                                        int limit = 10000) const {
@@ -492,6 +508,7 @@ class Shard {
     children_ = std::move(children);
     end_position_ = log_.End();
     closed_.store(true, std::memory_order_release);  // publishes children_, end_position_
+    log_.NotifyWaiters();
   }
 
   absl::Status FullError() const {
@@ -509,7 +526,9 @@ class Shard {
   const std::optional<std::string> adjacent_parent_shard_id_;
 
   // Writers of this shard take write_mu_ for the append only.
-  alignas(KINLET_CACHE_LINE_SIZE) mutable detail::SpinLock write_mu_;
+  using WriterLock = typename detail::WriterLockOf<Traits>::type;
+  using WriterGuard = detail::LockGuard<WriterLock>;
+  alignas(KINLET_CACHE_LINE_SIZE) mutable WriterLock write_mu_;
   int64_t last_arrival_ms_ ABSL_GUARDED_BY(write_mu_) = 0;
   TokenBucket write_bytes_ ABSL_GUARDED_BY(write_mu_);
   TokenBucket write_records_ ABSL_GUARDED_BY(write_mu_);

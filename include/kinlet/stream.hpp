@@ -182,7 +182,7 @@ class Stream {
       SequenceNumber sequence;
       typename ShardType::AppendOutcome outcome;
       {
-        detail::SpinLockGuard lock(&shard->write_mu_);
+        typename ShardType::WriterGuard lock(&shard->write_mu_);
         outcome = shard->AppendLocked(partition_key, data, now_ms, &sequence);
       }
       if (KINLET_LIKELY(outcome == ShardType::AppendOutcome::kOk)) {
@@ -253,7 +253,7 @@ class Stream {
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
         ShardType* shard = ShardAt(route[i]);
-        detail::SpinLockGuard lock(&shard->write_mu_);
+        typename ShardType::WriterGuard lock(&shard->write_mu_);
         const uint32_t index = route[i];
         for (size_t j = i; j < n; ++j) {
           if (route[j] != index) continue;
@@ -430,6 +430,15 @@ class Stream {
     }
     return ShardAt(iterator.shard_index())->GetRecords(iterator, limit, page);
   }
+  // See Shard::WaitForRecords. False for an iterator of another stream.
+  bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
+    if (iterator.stream_tag() != context_.tag ||
+        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
+      return false;
+    }
+    return ShardAt(iterator.shard_index())->WaitForRecords(iterator, timeout);
+  }
+
   absl::StatusOr<Page> GetRecords(const ShardIterator& iterator, int limit = 10000) const {
     Page page;
     absl::Status s = GetRecords(iterator, limit, &page);
@@ -513,7 +522,7 @@ class Stream {
     const int64_t expire_before = context_.ExpireBeforeMs(context_.NowMs());
     size_t dropped = 0;
     for (ShardType* shard : AllShards()) {
-      detail::SpinLockGuard lock(&shard->write_mu_);
+      typename ShardType::WriterGuard lock(&shard->write_mu_);
       dropped += shard->log_.TrimExpired(expire_before);
     }
     return dropped;
@@ -523,7 +532,10 @@ class Stream {
   // ResourceNotFoundException. Objects stay valid until the Stream is
   // destroyed, so no reader or writer holds a dangling reference. Used by
   // Registry::DeleteStream. Thread-safe; idempotent.
-  void MarkDeleted() { context_.deleted.store(true, std::memory_order_release); }
+  void MarkDeleted() {
+    context_.deleted.store(true, std::memory_order_release);
+    for (ShardType* shard : AllShards()) shard->log().NotifyWaiters();  // wake blocked readers
+  }
 
  private:
   struct RoutingTable {

@@ -101,7 +101,7 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
     return InvalidArgument("shard_capacity_records must be at least 1");
   }
   // Any valid record (key up to 256 characters, 1024 bytes of UTF-8) must fit.
-  const size_t largest = 8 * (detail::WordsFor(1024) + detail::WordsFor(o.max_record_size_bytes));
+  const size_t largest = 8 * detail::WordsFor(1024 + o.max_record_size_bytes);
   if (o.EffectiveShardCapacityBytes() < largest) {
     return InvalidArgument(absl::StrCat("shard_capacity_bytes ", o.EffectiveShardCapacityBytes(),
                                         " cannot hold a record of the maximum size (needs ",

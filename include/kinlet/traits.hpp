@@ -7,7 +7,10 @@
 //   struct AwsPlacement : kinlet::DefaultStreamTraits { using Hasher = kinlet::Md5Hasher; };
 #pragma once
 
+#include <type_traits>
+
 #include "kinlet/clock.hpp"
+#include "kinlet/detail/mutex.hpp"
 #include "kinlet/hasher.hpp"
 
 namespace kinlet {
@@ -20,10 +23,30 @@ struct DefaultStreamTraits {
   static constexpr bool kMetrics = true;
 };
 
+// Each shard is written by one thread at a time, by the program's design (one
+// producer thread, or one thread per shard): writers take no lock, so a put
+// makes no atomic read-modify-write. REQUIRES: no two threads put to one shard
+// concurrently, and Stream::TrimExpired is called only from the writer.
+struct SingleWriterTraits : DefaultStreamTraits {
+  using WriterLock = detail::NullLock;
+};
+
 // No per-record metrics: the last few nanoseconds of the hot path.
 struct NoMetricsTraits : DefaultStreamTraits {
   static constexpr bool kMetrics = false;
 };
+
+namespace detail {
+// Traits::WriterLock, SpinLock when a traits struct does not say.
+template <typename T, typename = void>
+struct WriterLockOf {
+  using type = SpinLock;
+};
+template <typename T>
+struct WriterLockOf<T, std::void_t<typename T::WriterLock>> {
+  using type = typename T::WriterLock;
+};
+}  // namespace detail
 
 // Traits::kMetrics, true when a traits struct does not say.
 template <typename Traits>

@@ -64,7 +64,16 @@ class ABSL_LOCKABLE SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-// RAII holder for either lock.
+// A lock that does nothing, for shards written by one thread only
+// (SingleWriterTraits): the writer then takes no atomic read-modify-write.
+class ABSL_LOCKABLE NullLock {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {}
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return true; }
+  void Unlock() ABSL_UNLOCK_FUNCTION() {}
+};
+
+// RAII holder for any of the locks.
 template <typename Lock>
 class ABSL_SCOPED_LOCKABLE LockGuard {
  public:
