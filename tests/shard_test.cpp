@@ -94,10 +94,13 @@ TEST_CASE("WaitForRecords blocks until a put publishes, and times out otherwise"
   }
 }
 
+namespace {
+struct Lean : kinlet::SingleWriterTraits {
+  static constexpr bool kMetrics = false;
+};
+}  // namespace
+
 TEST_CASE("Single-writer and no-metrics traits keep the stream's semantics", "[shard]") {
-  struct Lean : kinlet::SingleWriterTraits {
-    static constexpr bool kMetrics = false;
-  };
   kinlet::StreamOptions options;
   options.name = "lean";
   options.shard_count = 2;
