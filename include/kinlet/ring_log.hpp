@@ -211,6 +211,7 @@ class RingLog {
     const size_t need = detail::WordsFor(key.size() + (kObjectSlots ? 0 : data_len));
     KINLET_ASSERT(need <= word_capacity_, "record larger than the ring");
     uint64_t begin = begin_local_;
+    uint64_t begin_word = begin_word_local_;  // valid while begin < end_local_
     uint64_t word = write_word_;
     for (;;) {
       word = write_word_;
@@ -218,13 +219,12 @@ class RingLog {
         word = (word | (word_capacity_ - 1)) + 1;  // skip to the start of the ring
       }
       const bool slots_full = end_local_ - begin == capacity_records();
-      const uint64_t begin_word =
-          begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : word;
-      if (!slots_full && word + need - begin_word <= word_capacity_) break;
+      const uint64_t oldest_word = begin < end_local_ ? begin_word : word;
+      if (!slots_full && word + need - oldest_word <= word_capacity_) break;
       const int64_t oldest_arrival = SlotAt(begin).arrival_ms.load(std::memory_order_relaxed);
       if (oldest_arrival >= expire_before_ms) {
         if (!overwrite) {
-          PublishBegin(begin);
+          PublishBegin(begin, begin_word);
           return AppendStatus::kFull;
         }
         overwritten_.store(overwritten_.load(std::memory_order_relaxed) + 1,
@@ -233,8 +233,9 @@ class RingLog {
         expired_.store(expired_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       }
       ++begin;
+      begin_word = begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0;
     }
-    PublishBegin(begin);
+    PublishBegin(begin, begin_word);
 
     SlotType& slot = SlotAt(end_local_);
     if constexpr (kObjectSlots) {
@@ -255,6 +256,7 @@ class RingLog {
       detail::StoreBytes(base, key.size(), reinterpret_cast<const char*>(&data.get()), data_len);
     }
     write_word_ = word + need;
+    if (begin_local_ == end_local_) begin_word_local_ = word;  // the new record is the oldest
     *position = end_local_;
     ++end_local_;
     end_.store(end_local_, std::memory_order_release);
@@ -272,7 +274,8 @@ class RingLog {
     const size_t dropped = begin - begin_local_;
     if (dropped != 0) {
       expired_.store(expired_.load(std::memory_order_relaxed) + dropped, std::memory_order_relaxed);
-      PublishBegin(begin);
+      PublishBegin(begin,
+                   begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0);
     }
     return dropped;
   }
@@ -422,9 +425,10 @@ class RingLog {
 
   SlotType& SlotAt(uint64_t position) const { return slots_[position & record_mask_]; }
 
-  void PublishBegin(uint64_t begin) {
+  void PublishBegin(uint64_t begin, uint64_t begin_word) {
     if (begin == begin_local_) return;
     begin_local_ = begin;
+    begin_word_local_ = begin_word;
     // seq_cst only where the Dekker handshake with object readers needs it.
     begin_.store(begin, kObjectSlots ? std::memory_order_seq_cst : std::memory_order_relaxed);
     detail::SeqWriterFence();
@@ -437,6 +441,7 @@ class RingLog {
 
   // Writer-only state (REQUIRES the caller's serialisation).
   uint64_t begin_local_ = 0;
+  uint64_t begin_word_local_ = 0;  // ring word of the record at begin_local_, if any
   uint64_t end_local_ = 0;
   uint64_t write_word_ = 0;
 

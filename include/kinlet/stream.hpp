@@ -611,6 +611,18 @@ class Stream {
   // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
   // built only on failure, so validation allocates nothing.
   absl::Status ValidateRecord(std::string_view key, size_t data_size, int64_t entry) const {
+    // The common case, inline: a short ASCII key and a record within the limit.
+    if (KINLET_LIKELY(!key.empty() && key.size() <= 256 &&
+                      data_size + key.size() <= options_.max_record_size_bytes)) {
+      bool ascii = true;
+      for (char c : key) ascii &= static_cast<unsigned char>(c) < 0x80;
+      if (KINLET_LIKELY(ascii)) return absl::OkStatus();
+    }
+    return ValidateRecordSlow(key, data_size, entry);
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE absl::Status ValidateRecordSlow(std::string_view key, size_t data_size,
+                                                          int64_t entry) const {
     // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
     int64_t chars = static_cast<int64_t>(key.size());
     bool ascii = key.size() <= 256;
