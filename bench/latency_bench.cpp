@@ -8,8 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -128,6 +131,49 @@ void BM_Latency_MutexDequeSpinning(benchmark::State& state) {
   Report(state, samples);
 }
 
+// The platform's wake-up latency, for scale: the same paced puts into a
+// mutex + deque log whose reader sleeps on a std::condition_variable that every
+// append notifies (futex underneath, as kinlet's WaitForRecords).
+void BM_Latency_CondVarBlocking(benchmark::State& state) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> log;
+  std::vector<int64_t> samples;
+  samples.reserve(kSamples);
+  for (auto _ : state) {
+    samples.clear();
+    std::thread reader([&] {
+      for (int got = 0; got < kSamples;) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !log.empty(); });
+        const int64_t now = NowNs();
+        while (!log.empty()) {
+          int64_t sent;
+          std::memcpy(&sent, log.front().data(), sizeof(sent));
+          samples.push_back(now - sent);
+          log.pop_front();
+          ++got;
+        }
+      }
+    });
+    std::string payload(64, 'x');
+    for (int i = 0; i < kSamples; ++i) {
+      const int64_t next = NowNs() + 20000;
+      while (NowNs() < next) {
+      }
+      const int64_t sent = NowNs();
+      std::memcpy(payload.data(), &sent, sizeof(sent));
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        log.push_back(payload);
+      }
+      cv.notify_one();
+    }
+    reader.join();
+  }
+  Report(state, samples);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Latency_KinletSpinning)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -136,3 +182,4 @@ BENCHMARK(BM_Latency_MutexDequeSpinning)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Latency_KinletBlocking)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Latency_CondVarBlocking)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);

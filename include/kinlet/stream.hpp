@@ -208,7 +208,16 @@ class Stream {
   // Thread-safe. Allocates nothing when `result` is reused.
   absl::Status PutRecords(std::span<const Entry> entries, PutRecordsResult* result) {
     result->failed_record_count = 0;
-    result->records.clear();
+    absl::Status status = WriteBatch(entries, result);
+    if (!status.ok()) result->records.clear();
+    return status;
+  }
+
+ private:
+  // PutRecords's body. On error `result->records` may hold garbage: the caller
+  // clears it. Entries are kept (not cleared) between calls so that a reused
+  // result constructs nothing.
+  absl::Status WriteBatch(std::span<const Entry> entries, PutRecordsResult* result) {
     if (deleted()) return context_.NotFound();
     const size_t n = entries.size();
     if (n < 1 || n > static_cast<size_t>(options_.max_put_records_entries)) {
@@ -293,6 +302,7 @@ class Stream {
     }
   }
 
+ public:
   // As above, returning a new result.
   absl::StatusOr<PutRecordsResult> PutRecords(std::span<const Entry> entries) {
     PutRecordsResult result;

@@ -3,12 +3,15 @@
 //
 // The writer's side of the handshake is a compiler barrier and one relaxed
 // load (of the waiter count, a line readers write only when they start or stop
-// waiting). The reader's side pays for the ordering instead: after announcing
-// itself it runs membarrier(PRIVATE_EXPEDITED), which makes every running
-// thread of the process execute a full barrier (an asymmetric Dekker, as in
-// liburcu and folly's AsymmetricMemoryBarrier): either the reader then sees the
-// writer's new data, or the writer sees the waiter and wakes it by futex.
-// Where membarrier or futex is missing, waits fall back to short sleeps.
+// waiting): puts pay nothing for waiters they do not have. The writer's load
+// may pass its own publishing store, so a waiter that registers in those few
+// nanoseconds can miss its wake-up. Two ways to close the gap:
+//  - KINLET_WAIT_MEMBARRIER=1: the waiter runs membarrier(PRIVATE_EXPEDITED)
+//    after registering, which makes every running thread of the process
+//    execute a full barrier (an asymmetric Dekker, as in liburcu and folly's
+//    AsymmetricMemoryBarrier): no wake-up is ever missed;
+//  - the default: the waiter sleeps in slices of KINLET_WAIT_SLICE_US (100 us)
+//    and re-checks, so a missed wake-up costs at most one slice.
 #pragma once
 
 #include <algorithm>
@@ -30,10 +33,22 @@
 
 namespace kinlet::detail {
 
+// KINLET_WAIT_MEMBARRIER: 1 makes waiters run membarrier so that no wake-up is
+// ever missed; 0 (the default) makes them sleep in short slices instead, so a
+// wake-up missed in the nanoseconds-wide race costs at most one slice. On VMs
+// whose vCPUs are descheduled, membarrier's IPIs can stall for milliseconds
+// (measured in bench/latency_bench.cpp), which is worse than the slices.
+#ifndef KINLET_WAIT_MEMBARRIER
+#define KINLET_WAIT_MEMBARRIER 0
+#endif
+#ifndef KINLET_WAIT_SLICE_US
+#define KINLET_WAIT_SLICE_US 100
+#endif
+
 // Registers for (once) and runs the heavy side of the asymmetric barrier.
-// Returns false if the kernel cannot do it.
+// Returns false if the kernel cannot do it (or KINLET_WAIT_MEMBARRIER is 0).
 inline bool HeavyBarrier() {
-#if defined(__linux__) && defined(__NR_membarrier)
+#if KINLET_WAIT_MEMBARRIER && defined(__linux__) && defined(__NR_membarrier)
   static const bool registered =
       syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
   if (registered && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
@@ -99,9 +114,10 @@ class WaitChannel {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     bool ok = false;
+    // Once registered, later puts see the waiter: the barrier is needed once.
+    const bool exact = HeavyBarrier();
     for (;;) {
       const uint32_t epoch = epoch_.load(std::memory_order_acquire);
-      const bool exact = HeavyBarrier();
       if (ready()) {
         ok = true;
         break;
@@ -110,7 +126,10 @@ class WaitChannel {
       if (now >= deadline) break;
       auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
       // Without membarrier a wake-up can be missed: wait in short slices.
-      if (!exact) left = std::min<std::chrono::nanoseconds>(left, std::chrono::microseconds(50));
+      if (!exact) {
+        left = std::min<std::chrono::nanoseconds>(left,
+                                                  std::chrono::microseconds(KINLET_WAIT_SLICE_US));
+      }
       FutexWait(&epoch_, epoch, left);
     }
     waiters_.fetch_sub(1, std::memory_order_relaxed);
