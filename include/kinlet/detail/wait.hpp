@@ -98,12 +98,18 @@ inline void FutexWakeAll(std::atomic<uint32_t>* word) {
 // One writer's wake-up channel, shared by any number of waiting readers.
 class WaitChannel {
  public:
-  // Writer: call after publishing. Costs a relaxed load while nobody waits.
+  // Writer: call after publishing. Costs two relaxed loads while nobody waits,
+  // and issues the wake-up system call only when a waiter has gone to sleep
+  // since the last one (not once per put).
   void Notify() {
     LightBarrier();
     if (KINLET_UNLIKELY(waiters_.load(std::memory_order_relaxed) != 0)) {
-      epoch_.fetch_add(1, std::memory_order_release);
-      FutexWakeAll(&epoch_);
+      uint32_t epoch = epoch_.load(std::memory_order_relaxed);
+      if (armed_.load(std::memory_order_relaxed) == epoch &&
+          epoch_.compare_exchange_strong(epoch, epoch + 1, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+        FutexWakeAll(&epoch_);
+      }
     }
   }
 
@@ -114,10 +120,11 @@ class WaitChannel {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     bool ok = false;
-    // Once registered, later puts see the waiter: the barrier is needed once.
-    const bool exact = HeavyBarrier();
     for (;;) {
+      // Arm: tell the writer that a waiter is about to sleep on this epoch.
       const uint32_t epoch = epoch_.load(std::memory_order_acquire);
+      armed_.store(epoch, std::memory_order_seq_cst);
+      const bool exact = HeavyBarrier();
       if (ready()) {
         ok = true;
         break;
@@ -137,8 +144,13 @@ class WaitChannel {
   }
 
  private:
-  std::atomic<uint32_t> waiters_{0};  // written by readers when they start/stop waiting
-  std::atomic<uint32_t> epoch_{0};    // bumped by the writer to wake waiters
+  // Written by readers when they start/stop waiting and when they arm; read
+  // by the writer on every Notify (relaxed; see the file comment for the race
+  // this leaves and how it is bounded).
+  std::atomic<uint32_t> waiters_{0};
+  std::atomic<uint32_t> armed_{UINT32_MAX};
+  // Bumped (CAS) by the writer to wake sleepers; the futex word.
+  std::atomic<uint32_t> epoch_{0};
 };
 
 }  // namespace kinlet::detail
