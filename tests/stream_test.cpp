@@ -235,9 +235,11 @@ TEST_CASE("GetRecords validates its limit and its iterator", "[stream]") {
     CHECK(Msg(s) == "Invalid ShardIterator.");
   }
   SECTION("a forged iterator") {
-    auto forged = kinlet::ShardIterator::Parse(it->ToString().replace(3, 1, "A"));
-    if (forged.ok()) CHECK(kinlet::IsInvalidArgument(stream->GetRecords(*forged, 1).status()));
-    CHECK((kinlet::IsInvalidArgument(forged.status()) || !forged.ok()));
+    std::string text = it->ToString();
+    text[3] = text[3] == 'A' ? 'B' : 'A';  // always a different character: different bytes
+    auto forged = kinlet::ShardIterator::Parse(text);
+    REQUIRE_FALSE(forged.ok());
+    CHECK(kinlet::IsInvalidArgument(forged.status()));
   }
   SECTION("iterators expire after five minutes") {
     clock.Advance(absl::Minutes(5));
