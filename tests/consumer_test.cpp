@@ -171,3 +171,28 @@ TEST_CASE("A consumer of a deleted stream gets ResourceNotFound", "[consumer]") 
   CHECK(kinlet::IsResourceNotFound(consumer->Poll(&batch)));
   CHECK(kinlet::IsResourceNotFound(TestConsumer::Create(stream.get(), {}).status()));
 }
+
+TEST_CASE("A consumer reads a split parent to its end before its children", "[consumer][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  auto consumer = *TestConsumer::Create(stream.get(), {});
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("key", "before-" + std::to_string(i)).ok());
+  REQUIRE(stream->SplitShard("shardId-000000000000", kinlet::kMaxHashKey / 2).ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("key", "after-" + std::to_string(i)).ok());
+  std::vector<std::string> order;
+  kinlet::ConsumerBatch<std::string> batch;
+  for (int idle = 0; idle < 3;) {
+    REQUIRE(consumer->Poll(&batch).ok());
+    if (batch.records().empty()) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    for (const auto& r : batch.records()) order.push_back(r.data);
+  }
+  // One partition key: its records stay in order across the reshard.
+  CHECK(order == std::vector<std::string>{"before-0", "before-1", "before-2", "before-3",
+                                          "before-4", "after-0", "after-1", "after-2", "after-3",
+                                          "after-4"});
+  CHECK(consumer->FollowedShards().size() == 2);  // the children; the parent is done
+}

@@ -530,3 +530,65 @@ TEST_CASE("GetRecords stops at the per-call byte cap but returns at least one re
   CHECK(next->records.size() == 2);
   CHECK(next->records[0].data[0] == 'c');
 }
+
+TEST_CASE("SplitShard closes the parent; its end reports the children", "[stream][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  auto before = stream->PutRecord("k", "in-parent");
+  REQUIRE(before.ok());
+  const auto range = kinlet::InitialHashKeyRanges(1)[0];
+  const kinlet::HashKey middle = range.ending_hash_key / 2;
+  auto it = *stream->GetShardIterator("shardId-000000000000", IteratorPosition::TrimHorizon());
+  REQUIRE(stream->SplitShard("shardId-000000000000", middle).ok());
+  CHECK(stream->open_shard_count() == 2);
+  auto parent = *stream->GetShard("shardId-000000000000");
+  CHECK_FALSE(parent->is_open());
+  REQUIRE(parent->ending_sequence_number().has_value());
+  CHECK(*parent->ending_sequence_number() == before->sequence_number);
+  SECTION("children take [S, K-1] and [K, E] with the parent's id") {
+    auto low = *stream->GetShard("shardId-000000000001");
+    auto high = *stream->GetShard("shardId-000000000002");
+    CHECK(low->hash_key_range() == kinlet::HashKeyRange{0, middle - 1});
+    CHECK(high->hash_key_range() == kinlet::HashKeyRange{middle, kinlet::kMaxHashKey});
+    CHECK(low->parent_shard_id() == std::optional<std::string>("shardId-000000000000"));
+    CHECK(low->starting_sequence_number() > before->sequence_number);  // child > parent
+  }
+  SECTION("writes go to the children, by hash key") {
+    kinlet::PutRecordOptions hi;
+    hi.explicit_hash_key = middle;
+    CHECK(stream->PutRecord("k", "v", hi)->shard_id == "shardId-000000000002");
+    hi.explicit_hash_key = middle - 1;
+    CHECK(stream->PutRecord("k", "v", hi)->shard_id == "shardId-000000000001");
+  }
+  SECTION("the closed parent is read to its end, then gives no iterator and the children") {
+    auto page = stream->GetRecords(it, 100);
+    REQUIRE(page.ok());
+    REQUIRE(page->records.size() == 1);
+    CHECK(page->records[0].data == "in-parent");
+    CHECK_FALSE(page->next_shard_iterator.has_value());
+    REQUIRE(page->child_shards.size() == 2);
+    CHECK(page->child_shards[0].shard_id == "shardId-000000000001");
+    CHECK(page->child_shards[1].parent_shards == std::vector<std::string>{"shardId-000000000000"});
+    auto latest = stream->GetShardIterator("shardId-000000000000", IteratorPosition::Latest());
+    REQUIRE(latest.ok());
+    auto end = stream->GetRecords(*latest, 10);
+    CHECK(end->records.empty());
+    CHECK_FALSE(end->next_shard_iterator.has_value());
+    CHECK(end->child_shards.size() == 2);
+  }
+  SECTION("AWS's errors") {
+    auto closed = stream->SplitShard("shardId-000000000000", middle);
+    CHECK(kinlet::IsInvalidArgument(closed));
+    CHECK_THAT(Msg(closed), Catch::Matchers::Contains("has already been merged or split"));
+    auto low = *stream->GetShard("shardId-000000000001");
+    const auto r = low->hash_key_range();
+    CHECK(kinlet::IsInvalidArgument(
+        stream->SplitShard("shardId-000000000001", r.starting_hash_key + 1)));
+    CHECK(kinlet::IsInvalidArgument(stream->SplitShard("shardId-000000000001", r.ending_hash_key)));
+    CHECK(stream->SplitShard("shardId-000000000001", r.starting_hash_key + 2).ok());
+    CHECK(kinlet::IsResourceNotFound(stream->SplitShard("shardId-000000000099", middle)));
+    auto d = stream->DescribeStream();
+    CHECK(d->shards.size() == 5);
+    CHECK(d->open_shard_count == 3);
+  }
+}

@@ -526,6 +526,70 @@ class Stream {
     return ChangeRetention(period, /*increase=*/false);
   }
 
+  // SplitShard: closes the open shard `shard_to_split` and creates two children
+  // with the next shard ids, [S, K-1] and [K, E] for the parent's [S, E] and
+  // K = new_starting_hash_key, each with parent_shard_id set. Writers switch
+  // atomically: each record lands in the parent (before it closes) or in the
+  // child that owns its hash key (after), never both. The parent stays
+  // readable; at its end GetRecords returns no next iterator and the children.
+  // Errors: ResourceNotFoundException (unknown shard, deleted stream);
+  // InvalidArgumentException if the shard is closed ("has already been merged
+  // or split") or unless S + 1 < K < E (AWS's message); LimitExceededException
+  // beyond max_shard_count. Thread-safe; serialised with other control calls.
+  absl::Status SplitShard(std::string_view shard_to_split, HashKey new_starting_hash_key) {
+    absl::StatusOr<ShardType*> found = GetShard(shard_to_split);
+    if (!found.ok()) return found.status();
+    ShardType* parent = *found;
+    detail::MutexLock lock(&control_mu_);
+    if (!parent->is_open()) {
+      return InvalidArgument(absl::StrCat("Shard ", parent->shard_id(), " in stream ",
+                                          context_.name, " under account ", context_.account_id,
+                                          " has already been merged or split, and thus is not "
+                                          "eligible for merging or splitting."));
+    }
+    const HashKeyRange range = parent->hash_key_range();
+    const HashKey k = new_starting_hash_key;
+    if (!(range.starting_hash_key + 1 < k && k < range.ending_hash_key)) {
+      return InvalidArgument(absl::StrCat(
+          "NewStartingHashKey ", HashKeyToString(k), " used in SplitShard() on shard ",
+          parent->shard_id(), " in stream ", context_.name, " under account ", context_.account_id,
+          " is not both greater than one plus the shard's StartingHashKey ",
+          HashKeyToString(range.starting_hash_key), " and less than the shard's EndingHashKey ",
+          HashKeyToString(range.ending_hash_key), "."));
+    }
+    if (shards_.size() + 2 > static_cast<size_t>(options_.max_shard_count)) {
+      return LimitExceeded(absl::StrCat("This request would exceed the shard limit of ",
+                                        options_.max_shard_count, " for stream ", context_.name,
+                                        "."));
+    }
+    ShardType* low =
+        AddShardLocked({range.starting_hash_key, k - 1}, parent->shard_id(), std::nullopt);
+    ShardType* high = AddShardLocked({k, range.ending_hash_key}, parent->shard_id(), std::nullopt);
+    // New routing first: writers that still route with the old table reach the
+    // parent and write there until it closes, then route again.
+    auto table = std::make_unique<RoutingTable>();
+    for (ShardType* s : routing_.load(std::memory_order_acquire)->shards) {
+      if (s == parent) {
+        table->starts.push_back(low->hash_key_range().starting_hash_key);
+        table->shards.push_back(low);
+        table->starts.push_back(high->hash_key_range().starting_hash_key);
+        table->shards.push_back(high);
+      } else {
+        table->starts.push_back(s->hash_key_range().starting_hash_key);
+        table->shards.push_back(s);
+      }
+    }
+    PublishRoutingLocked(std::move(table));
+    std::vector<ChildShard> children;
+    for (ShardType* child : {low, high}) {
+      children.push_back(
+          ChildShard{child->shard_id(), {parent->shard_id()}, child->hash_key_range()});
+    }
+    typename ShardType::WriterGuard writer(&parent->write_mu_);
+    parent->CloseLocked(std::move(children));
+    return absl::OkStatus();
+  }
+
   // Reclaims ring space of expired records on every shard now (puts do it
   // lazily). Returns the number of records dropped. Thread-safe.
   size_t TrimExpired() {
