@@ -40,6 +40,21 @@ void Report(benchmark::State& state, std::vector<int64_t>& samples) {
   state.counters["p99.9_ns"] = at(0.999);
 }
 
+// Puts kSamples payloads paced ~20 us apart (so each is seen by an idle
+// reader), each stamped with the time just before its put.
+template <typename Put>
+void PacedPuts(Put&& put) {
+  std::string payload(64, 'x');
+  for (int i = 0; i < kSamples; ++i) {
+    const int64_t next = NowNs() + 20000;
+    while (NowNs() < next) {
+    }
+    const int64_t sent = NowNs();
+    std::memcpy(payload.data(), &sent, sizeof(sent));
+    put(payload);
+  }
+}
+
 // The producer stamps each payload with the time its put returned... as near
 // as it can: the stamp is taken just before the put, and the put's own cost is
 // measured separately and subtracted (put_ns counter).
@@ -75,16 +90,9 @@ void KinletLatency(benchmark::State& state) {
       }
     });
     while (!reader_ready.load()) std::this_thread::yield();
-    std::string payload(64, 'x');
-    for (int i = 0; i < kSamples; ++i) {
-      // Pace the puts (~20 us apart) so that each is seen by an idle reader.
-      const int64_t next = NowNs() + 20000;
-      while (NowNs() < next) {
-      }
-      const int64_t sent = NowNs();
-      std::memcpy(payload.data(), &sent, sizeof(sent));
+    PacedPuts([&](const std::string& payload) {
       if (!stream->PutRecord("k", payload).ok()) std::abort();
-    }
+    });
     reader.join();
   }
   Report(state, samples);
@@ -117,15 +125,7 @@ void BM_Latency_MutexDequeSpinning(benchmark::State& state) {
       }
     });
     while (!ready.load()) std::this_thread::yield();
-    std::string payload(64, 'x');
-    for (int i = 0; i < kSamples; ++i) {
-      const int64_t next = NowNs() + 20000;
-      while (NowNs() < next) {
-      }
-      const int64_t sent = NowNs();
-      std::memcpy(payload.data(), &sent, sizeof(sent));
-      log.Append("k", payload);
-    }
+    PacedPuts([&](const std::string& payload) { log.Append("k", payload); });
     reader.join();
   }
   Report(state, samples);
@@ -156,19 +156,13 @@ void BM_Latency_CondVarBlocking(benchmark::State& state) {
         }
       }
     });
-    std::string payload(64, 'x');
-    for (int i = 0; i < kSamples; ++i) {
-      const int64_t next = NowNs() + 20000;
-      while (NowNs() < next) {
-      }
-      const int64_t sent = NowNs();
-      std::memcpy(payload.data(), &sent, sizeof(sent));
+    PacedPuts([&](const std::string& payload) {
       {
         std::lock_guard<std::mutex> lock(mu);
         log.push_back(payload);
       }
       cv.notify_one();
-    }
+    });
     reader.join();
   }
   Report(state, samples);
