@@ -196,3 +196,73 @@ TEST_CASE("A consumer reads a split parent to its end before its children", "[co
                                           "after-4"});
   CHECK(consumer->FollowedShards().size() == 2);  // the children; the parent is done
 }
+
+TEST_CASE("A consumer reads both parents of a merge to their ends before the child",
+          "[consumer][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 2);
+  auto consumer = *TestConsumer::Create(stream.get(), {});
+  const auto ranges = kinlet::InitialHashKeyRanges(2);
+  kinlet::PutRecordOptions low, high;
+  low.explicit_hash_key = ranges[0].starting_hash_key;
+  high.explicit_hash_key = ranges[1].ending_hash_key;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(stream->PutRecord("a", "a-before-" + std::to_string(i), low).ok());
+    REQUIRE(stream->PutRecord("b", "b-before-" + std::to_string(i), high).ok());
+  }
+  REQUIRE(stream->MergeShards("shardId-000000000000", "shardId-000000000001").ok());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(stream->PutRecord("a", "a-after-" + std::to_string(i), low).ok());
+    REQUIRE(stream->PutRecord("b", "b-after-" + std::to_string(i), high).ok());
+  }
+  std::vector<std::string> order;
+  kinlet::ConsumerBatch<std::string> batch;
+  for (int idle = 0; idle < 3;) {
+    REQUIRE(consumer->Poll(&batch).ok());
+    if (batch.records().empty()) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    for (const auto& r : batch.records()) order.push_back(r.data);
+  }
+  REQUIRE(order.size() == 12);
+  // Every record of both parents comes before the first record of the child.
+  size_t last_before = 0;
+  size_t first_after = order.size();
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i].find("before") != std::string::npos) last_before = i;
+    if (order[i].find("after") != std::string::npos) first_after = std::min(first_after, i);
+  }
+  CHECK(last_before < first_after);
+  CHECK(std::vector<std::string>(order.begin() + 6, order.end()) ==
+        std::vector<std::string>{"a-after-0", "b-after-0", "a-after-1", "b-after-1", "a-after-2",
+                                 "b-after-2"});
+  CHECK(consumer->FollowedShards() == std::vector<std::string>{"shardId-000000000002"});
+}
+
+TEST_CASE("A whole-stream consumer starts at the shards open at its start position",
+          "[consumer][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->PutRecord("k", "old").ok());
+  clock.Advance(absl::Seconds(5));
+  REQUIRE(stream->SplitShard("shardId-000000000000", kinlet::kMaxHashKey / 2).ok());
+  SECTION("TRIM_HORIZON: the root, then its children by lineage") {
+    auto consumer = *TestConsumer::Create(stream.get(), {});
+    CHECK(consumer->FollowedShards() == std::vector<std::string>{"shardId-000000000000"});
+  }
+  SECTION("LATEST: the open shards") {
+    kinlet::ConsumerOptions options;
+    options.start = kinlet::IteratorPosition::Latest();
+    auto consumer = *TestConsumer::Create(stream.get(), options);
+    CHECK(consumer->FollowedShards() ==
+          std::vector<std::string>{"shardId-000000000001", "shardId-000000000002"});
+  }
+  SECTION("AT_TIMESTAMP of the split itself: the parent only (its children follow)") {
+    kinlet::ConsumerOptions options;
+    options.start = kinlet::IteratorPosition::AtTimestamp(clock.Now());
+    auto consumer = *TestConsumer::Create(stream.get(), options);
+    CHECK(consumer->FollowedShards() == std::vector<std::string>{"shardId-000000000000"});
+  }
+}

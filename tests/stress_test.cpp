@@ -1,11 +1,15 @@
-// Stress test: 4 producers and 4 consumers on 8 shards, about a million
-// records; checks no loss, no duplicate, per-shard order and per-(producer,
-// key) order. Tagged [.stress]: run explicitly (ctest "stress"), also under
-// ThreadSanitizer.
+// Stress tests: 4 producers and 4 consumers on 8 shards, about a million
+// records; the same with hundreds of live reshards; an overwriting writer
+// against readers. Each checks no loss, no duplicate, per-shard order and
+// per-(producer, key) order. Tagged [.stress]: run explicitly (ctest
+// "stress"), also under ThreadSanitizer.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,4 +192,191 @@ TEST_CASE("Readers racing an overwriting writer never see torn records", "[.stre
   CHECK_FALSE(torn);
   CHECK(records > 0);
   INFO("trimmed reads: " << trimmed);
+}
+
+TEST_CASE(
+    "Live resharding under full-speed producers and consumers loses, duplicates and "
+    "reorders nothing",
+    "[.stress][resharding]") {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  constexpr uint64_t kPerProducer = 25000;
+#else
+  constexpr uint64_t kPerProducer = 100000;
+#endif
+  constexpr int kProducers = 4;
+  constexpr int kConsumers = 2;
+  constexpr uint32_t kKeys = 64;
+  constexpr uint64_t kTotal = kProducers * kPerProducer;
+  constexpr uint64_t kMinReshards = 300;
+  // Producers never run more than kStep records ahead of the resharder, so
+  // the reshards spread over the whole run, whatever the machine's speed.
+  constexpr uint64_t kStep = kTotal / (kMinReshards + 100);
+  kinlet::StreamOptions options;
+  options.name = "reshard-stress";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 4;
+  options.shard_capacity_records = 1 << 12;  // a full shard makes its producer wait for a reshard
+  options.shard_capacity_bytes = 1 << 20;
+  options.max_record_size_bytes = 1024;
+  options.max_shard_count = 100000;
+  options.max_shard_count_updates_per_day = 1 << 30;
+  auto stream = *kinlet::Stream<Tagged>::Create(options);
+  using StreamConsumer = kinlet::Consumer<Tagged>;
+
+  std::atomic<bool> go{false};
+  std::atomic<int> producers_done{0};
+  std::atomic<uint64_t> acknowledged{0};
+  std::atomic<uint64_t> reshards{0};
+  std::atomic<bool> failed{false};  // the resharder stopped on an error
+  std::vector<std::thread> threads;
+  std::vector<std::string> put_errors(kProducers);
+  std::vector<std::string> keys;
+  for (uint32_t k = 0; k < kKeys; ++k) keys.push_back("key-" + std::to_string(k));
+
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::vector<uint64_t> next(kKeys, 0);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        const uint32_t k = static_cast<uint32_t>((i * 7 + static_cast<uint64_t>(p)) % kKeys);
+        Tagged t{static_cast<uint32_t>(p), k, next[k]};
+        while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
+               !failed.load()) {
+          std::this_thread::yield();
+        }
+        auto put = stream->PutRecord(keys[k], t);
+        while (kinlet::IsShardFull(put.status())) {  // nothing written: wait for a reshard
+          std::this_thread::yield();
+          put = stream->PutRecord(keys[k], t);
+        }
+        if (!put.ok()) {
+          put_errors[p] = put.status().ToString();
+          break;
+        }
+        ++next[k];
+        acknowledged.fetch_add(1, std::memory_order_relaxed);
+      }
+      producers_done.fetch_add(1, std::memory_order_release);
+    });
+  }
+
+  // Each consumer reads the whole stream, following lineage, and checks as it
+  // goes: per (producer, key) the counters arrive 0, 1, 2, ... across any
+  // number of reshards; per shard the sequence numbers increase.
+  std::vector<std::string> errors(kConsumers);
+  std::vector<uint64_t> consumed(kConsumers, 0);
+  for (int c = 0; c < kConsumers; ++c) {
+    threads.emplace_back([&, c] {
+      auto consumer = StreamConsumer::Create(stream.get(), {});
+      if (!consumer.ok()) {
+        errors[c] = consumer.status().ToString();
+        return;
+      }
+      std::vector<std::vector<uint64_t>> expect(kProducers, std::vector<uint64_t>(kKeys, 0));
+      std::map<std::string, kinlet::SequenceNumber> last;
+      kinlet::ConsumerBatch<Tagged> batch;
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+      while (consumed[c] < kTotal && std::chrono::steady_clock::now() < deadline) {
+        absl::Status s = (*consumer)->Poll(&batch);
+        if (!s.ok()) {
+          errors[c] = s.ToString();
+          return;
+        }
+        if (batch.records().empty()) {
+          std::this_thread::yield();
+          continue;
+        }
+        auto [at, fresh] = last.try_emplace(std::string(batch.shard_id));
+        for (const auto& r : batch.records()) {
+          const Tagged& t = r.data;
+          if (!fresh && !(r.sequence_number > at->second)) {
+            errors[c] = "sequence went backwards in " + at->first;
+            return;
+          }
+          fresh = false;
+          at->second = r.sequence_number;
+          if (t.counter != expect[t.producer][t.key]) {
+            errors[c] = "producer " + std::to_string(t.producer) + " key " + std::to_string(t.key) +
+                        ": expected " + std::to_string(expect[t.producer][t.key]) + ", got " +
+                        std::to_string(t.counter) + " in " + at->first;
+            return;
+          }
+          ++expect[t.producer][t.key];
+          ++consumed[c];
+        }
+      }
+    });
+  }
+
+  // The resharder: splits, merges and uniform rescalings, paced by the
+  // producers' progress so that hundreds of reshards spread over the run.
+  std::string reshard_error;
+  std::thread resharder([&] {
+    std::mt19937_64 rng(20261126);
+    while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+    auto waited_since = std::chrono::steady_clock::now();
+    while (producers_done.load(std::memory_order_acquire) < kProducers) {
+      // One reshard per kStep acknowledged records, or after 2 ms without
+      // them (producers wait on a full shard until a reshard relieves it).
+      if (acknowledged.load(std::memory_order_relaxed) < reshards.load() * kStep &&
+          std::chrono::steady_clock::now() - waited_since < std::chrono::milliseconds(2)) {
+        std::this_thread::yield();
+        continue;
+      }
+      waited_since = std::chrono::steady_clock::now();
+      auto open = stream->OpenShards();
+      const int n = static_cast<int>(open.size());
+      absl::Status s;
+      switch (rng() % 3) {
+        case 0: {  // split a random shard at its middle
+          auto* shard = open[rng() % open.size()];
+          const auto r = shard->hash_key_range();
+          if (r.ending_hash_key - r.starting_hash_key < 4 || n >= 12) continue;
+          s = stream->SplitShard(
+              shard->shard_id(),
+              r.starting_hash_key + (r.ending_hash_key - r.starting_hash_key) / 2);
+          break;
+        }
+        case 1: {  // merge a random adjacent pair
+          if (n < 2) continue;
+          const size_t i = rng() % (open.size() - 1);
+          s = rng() % 2 ? stream->MergeShards(open[i]->shard_id(), open[i + 1]->shard_id())
+                        : stream->MergeShards(open[i + 1]->shard_id(), open[i]->shard_id());
+          break;
+        }
+        default: {  // UNIFORM_SCALING within AWS's bounds
+          const int low = (n + 1) / 2;
+          const int high = std::min(2 * n, 8);
+          if (high < low) continue;
+          s = stream->UpdateShardCount(low + static_cast<int>(rng() % (high - low + 1))).status();
+          break;
+        }
+      }
+      if (!s.ok()) {
+        reshard_error = s.ToString();
+        failed.store(true);
+        return;
+      }
+      reshards.fetch_add(1);
+    }
+  });
+
+  go.store(true, std::memory_order_release);
+  resharder.join();
+  for (auto& t : threads) t.join();
+  CHECK(reshard_error == "");
+  for (const auto& e : put_errors) CHECK(e == "");
+  for (const auto& e : errors) CHECK(e == "");
+  CHECK(acknowledged.load() == kTotal);
+  for (uint64_t n : consumed) CHECK(n == kTotal);  // every record, once, in order
+  CHECK(reshards.load() >= kMinReshards);
+  INFO("reshards: " << reshards.load() << ", shards created: " << stream->AllShards().size());
+  // The open shards still cover the hash key space exactly.
+  kinlet::HashKey next = 0;
+  for (auto* shard : stream->OpenShards()) {
+    CHECK(shard->hash_key_range().starting_hash_key == next);
+    next = shard->hash_key_range().ending_hash_key + 1;
+  }
+  CHECK(next == 0);
 }

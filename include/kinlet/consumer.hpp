@@ -77,13 +77,10 @@ class Consumer {
     std::unique_ptr<Consumer> consumer(new Consumer(stream, std::move(options)));
     std::vector<ShardType*> start;
     if (consumer->options_.shard_ids.empty()) {
-      absl::StatusOr<std::vector<ShardDescription>> shards = stream->ListShards();
+      absl::StatusOr<std::vector<ShardDescription>> shards =
+          StartingShards(stream, consumer->options_.start);
       if (!shards.ok()) return shards.status();
-      for (const ShardDescription& d : *shards) {
-        if (!d.parent_shard_id && !d.adjacent_parent_shard_id) {
-          start.push_back(*stream->GetShard(d.shard_id));
-        }
-      }
+      for (const ShardDescription& d : *shards) start.push_back(*stream->GetShard(d.shard_id));
     } else {
       for (const std::string& id : consumer->options_.shard_ids) {
         absl::StatusOr<ShardType*> shard = stream->GetShard(id);
@@ -107,6 +104,7 @@ class Consumer {
   absl::Status Poll(ConsumerBatch<Payload>* batch) {
     batch->trimmed_records_skipped = 0;
     batch->shard_id = {};
+    detail::RecordBuffer<Payload>(&batch->page).Finish();  // no stale records, whatever follows
     for (size_t tried = 0; tried < active_.size(); ++tried) {
       const size_t at = (cursor_ + tried) % active_.size();
       ShardState& state = active_[at];
@@ -168,6 +166,39 @@ class Consumer {
 
   Consumer(StreamType* stream, ConsumerOptions options)
       : stream_(stream), options_(std::move(options)) {}
+
+  // The shards a whole-stream consumer starts with, as the KCL picks them: the
+  // shards open at the start position (the trim horizon, now for LATEST, or
+  // the timestamp), minus any whose parent is among them (a reshard at that
+  // very millisecond): their children follow by lineage.
+  static absl::StatusOr<std::vector<ShardDescription>> StartingShards(
+      StreamType* stream, const IteratorPosition& start) {
+    ListShardsRequest request;
+    request.filter = ShardFilter::AtTrimHorizon();
+    if (start.type == ShardIteratorType::kLatest) request.filter = ShardFilter::AtLatest();
+    if (start.type == ShardIteratorType::kAtTimestamp) {
+      request.filter = ShardFilter::AtTimestamp(start.timestamp);
+    }
+    std::vector<ShardDescription> shards;
+    for (;;) {
+      absl::StatusOr<ListShardsResult> page = stream->ListShards(request);
+      if (!page.ok()) return page.status();
+      for (ShardDescription& d : page->shards) shards.push_back(std::move(d));
+      if (page->next_token.empty()) break;
+      request = ListShardsRequest{};
+      request.next_token = page->next_token;
+    }
+    absl::flat_hash_set<std::string> ids;
+    for (const ShardDescription& d : shards) ids.insert(d.shard_id);
+    std::vector<ShardDescription> roots;
+    for (ShardDescription& d : shards) {
+      const bool parent_listed =
+          (d.parent_shard_id && ids.contains(*d.parent_shard_id)) ||
+          (d.adjacent_parent_shard_id && ids.contains(*d.adjacent_parent_shard_id));
+      if (!parent_listed) roots.push_back(std::move(d));
+    }
+    return roots;
+  }
 
   absl::Status Follow(ShardType* shard) {
     IteratorPosition position = options_.start;

@@ -160,6 +160,10 @@ inline absl::Status ExpiredIterator(std::string_view message) {
   return detail::MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kExpiredIterator,
                            message);
 }
+inline absl::Status ExpiredNextToken(std::string_view message) {
+  return detail::MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kExpiredNextToken,
+                           message);
+}
 inline absl::Status TrimmedDataAccess(std::string_view message) {
   return detail::MakeError(absl::StatusCode::kOutOfRange, ErrorCode::kTrimmedDataAccess, message);
 }
@@ -191,6 +195,9 @@ inline bool IsProvisionedThroughputExceeded(const absl::Status& s) {
 }
 inline bool IsExpiredIterator(const absl::Status& s) {
   return ErrorCodeOf(s) == ErrorCode::kExpiredIterator;
+}
+inline bool IsExpiredNextToken(const absl::Status& s) {
+  return ErrorCodeOf(s) == ErrorCode::kExpiredNextToken;
 }
 inline bool IsTrimmedDataAccess(const absl::Status& s) {
   return ErrorCodeOf(s) == ErrorCode::kTrimmedDataAccess;

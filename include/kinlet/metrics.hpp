@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "kinlet/config.hpp"
 #include "kinlet/detail/strings.hpp"
+#include "kinlet/resharding.hpp"
 
 namespace kinlet {
 
@@ -88,6 +89,11 @@ struct StreamMetrics {
   absl::Time taken_at;
   ShardMetrics totals;               // shard_id empty
   std::vector<ShardMetrics> shards;  // every shard, in creation order
+  int open_shard_count = 0;
+  // The stream's scaling event log (Stream::ScalingEvents), oldest first.
+  std::vector<ScalingEvent> scaling_events;
+  // Events ever recorded, by ScalingEvent::Kind (the log keeps only the last ones).
+  std::vector<uint64_t> scaling_event_counts;
 };
 
 namespace detail {
@@ -191,6 +197,17 @@ inline std::string ToPrometheusText(const StreamMetrics& m) {
   detail::AppendPrometheus(&out, "shard_full_rejections_total",
                            "records refused because the ring was full", "counter", m,
                            &S::shard_full_rejections);
+  absl::StrAppend(&out, "# HELP kinlet_open_shards open shards of the stream\n",
+                  "# TYPE kinlet_open_shards gauge\n", "kinlet_open_shards{stream=\"",
+                  m.stream_name, "\"} ", m.open_shard_count, "\n");
+  absl::StrAppend(&out,
+                  "# HELP kinlet_scaling_events_total reshards, mode switches and on-demand "
+                  "decisions, by kind\n# TYPE kinlet_scaling_events_total counter\n");
+  for (size_t k = 0; k < m.scaling_event_counts.size(); ++k) {
+    absl::StrAppend(&out, "kinlet_scaling_events_total{stream=\"", m.stream_name, "\",kind=\"",
+                    detail::ToAbsl(ScalingEventKindName(static_cast<ScalingEvent::Kind>(k))),
+                    "\"} ", m.scaling_event_counts[k], "\n");
+  }
   return out;
 }
 

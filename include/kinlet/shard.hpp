@@ -129,6 +129,12 @@ class Shard {
     if (is_open()) return std::nullopt;
     return Sequence(end_position_ == 0 ? 0 : end_position_ - 1);
   }
+  // When the shard was created, and when a reshard closed it (empty while open).
+  absl::Time created_at() const { return absl::FromUnixMillis(created_ms_); }
+  std::optional<absl::Time> closed_at() const {
+    if (is_open()) return std::nullopt;
+    return absl::FromUnixMillis(closed_ms_);
+  }
   ShardDescription Describe() const {
     return ShardDescription{shard_id_,
                             parent_shard_id_,
@@ -425,15 +431,16 @@ class Shard {
 
   Shard(detail::StreamContext<Clock>* context, uint32_t index, HashKeyRange range,
         std::optional<std::string> parent, std::optional<std::string> adjacent_parent,
-        size_t capacity_records, size_t capacity_bytes)
+        size_t capacity_records, size_t capacity_bytes, int64_t created_ms)
       : context_(context),
         index_(index),
         shard_id_(ShardIdFor(index)),
         range_(range),
         parent_shard_id_(std::move(parent)),
         adjacent_parent_shard_id_(std::move(adjacent_parent)),
+        created_ms_(created_ms),
         log_(capacity_records, capacity_bytes) {
-    const int64_t now_ms = context_->NowMs();
+    const int64_t now_ms = created_ms_;
     const ThroughputLimits& l = context_->limits;
     write_bytes_ = TokenBucket(l.write_bytes_per_second, l.write_bytes_per_second, now_ms);
     write_records_ = TokenBucket(l.write_records_per_second, l.write_records_per_second, now_ms);
@@ -504,9 +511,11 @@ class Shard {
 
   // Closes the shard to writes; `children` are reported at its end.
   // REQUIRES: write_mu_ held.
-  void CloseLocked(std::vector<ChildShard> children) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+  void CloseLocked(std::vector<ChildShard> children, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     children_ = std::move(children);
     end_position_ = log_.End();
+    closed_ms_ = now_ms;
     closed_.store(true, std::memory_order_release);  // publishes children_, end_position_
     log_.NotifyWaiters();
   }
@@ -524,6 +533,7 @@ class Shard {
   const HashKeyRange range_;
   const std::optional<std::string> parent_shard_id_;
   const std::optional<std::string> adjacent_parent_shard_id_;
+  const int64_t created_ms_;
 
   // Writers of this shard take write_mu_ for the append only.
   using WriterLock = typename detail::WriterLockOf<Traits>::type;
@@ -547,6 +557,7 @@ class Shard {
   // after an acquire load of closed_ that saw true.
   std::vector<ChildShard> children_;
   uint64_t end_position_ = 0;
+  int64_t closed_ms_ = 0;
   std::atomic<bool> closed_{false};
 };
 

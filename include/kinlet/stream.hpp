@@ -19,11 +19,20 @@
 // lock; two puts from one thread with one partition key keep their order.
 // Reads never take a lock. The routing table is immutable once published and
 // swapped atomically by resharding (release store; writers load with acquire).
+//
+// Resharding (SplitShard, MergeShards, UpdateShardCount, on-demand mode) is
+// live: the new routing table is published first, then each parent is closed
+// under its writer lock, so a put lands in the parent (before it closes) or in
+// a child (after; the writer that finds its shard closed routes again), never
+// both and never neither. Control calls are serialised by one control lock;
+// the data path never takes it.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -32,6 +41,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -42,8 +52,10 @@
 #include "kinlet/errors.hpp"
 #include "kinlet/hash_key.hpp"
 #include "kinlet/metrics.hpp"
+#include "kinlet/on_demand.hpp"
 #include "kinlet/payload.hpp"
 #include "kinlet/record.hpp"
+#include "kinlet/resharding.hpp"
 #include "kinlet/retry.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard.hpp"
@@ -131,6 +143,9 @@ class Stream {
     if (clock == nullptr) return InvalidArgument("a clock instance is required");
     absl::Status valid = ValidateStreamOptions(options);
     if (!valid.ok()) return valid;
+    if (options.stream_mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) {
+      return NoMetricsError();
+    }
     return std::unique_ptr<Stream>(new Stream(std::move(options), clock));
   }
 
@@ -177,6 +192,7 @@ class Stream {
                              ? *options.explicit_hash_key
                              : Traits::Hasher::Hash(partition_key);
     const int64_t now_ms = context_.NowMs();
+    MaybeScaleOnDemand(now_ms);
     for (;;) {
       ShardType* shard = Route(hash);
       SequenceNumber sequence;
@@ -243,6 +259,7 @@ class Stream {
     result->records.resize(n);
     result->route_.resize(n);
     const int64_t now_ms = context_.NowMs();
+    MaybeScaleOnDemand(now_ms);
     std::vector<uint32_t>& route = result->route_;
     constexpr uint32_t kDone = UINT32_MAX;
     auto route_pending = [&] {
@@ -378,6 +395,10 @@ class Stream {
       m.shards.push_back(shard->Metrics());
       m.totals.Accumulate(m.shards.back());
     }
+    m.open_shard_count = open_shard_count();
+    detail::MutexLock lock(&events_mu_);
+    m.scaling_events.assign(events_.begin(), events_.end());
+    m.scaling_event_counts.assign(event_counts_, event_counts_ + kScalingEventKinds);
     return m;
   }
 
@@ -405,14 +426,10 @@ class Stream {
   // deleted. Thread-safe; lock-free. The shard lives as long as the stream.
   absl::StatusOr<ShardType*> GetShard(std::string_view shard_id) const {
     if (deleted()) return context_.NotFound();
-    std::string_view digits = shard_id;
-    if (size_t dash = shard_id.rfind('-'); dash != std::string_view::npos) {
-      digits = shard_id.substr(dash + 1);
+    const std::optional<int64_t> index = ShardIndexOf(shard_id);
+    if (index && *index < shard_count_.load(std::memory_order_acquire)) {
+      return ShardAt(static_cast<uint64_t>(*index));
     }
-    uint64_t index = 0;
-    bool ok = detail::AllDigits(digits) && digits.size() <= 12;
-    for (char c : digits) index = index * 10 + static_cast<uint64_t>(c - '0');
-    if (ok && index < shard_count_.load(std::memory_order_acquire)) return ShardAt(index);
     return ResourceNotFound(absl::StrCat("Shard ", detail::ToAbsl(shard_id), " in stream ",
                                          context_.name, " under account ", context_.account_id,
                                          " does not exist"));
@@ -480,27 +497,83 @@ class Stream {
     return static_cast<int>(routing_.load(std::memory_order_acquire)->shards.size());
   }
 
-  // ListShards: every shard (open and closed) in creation order.
-  // ResourceNotFoundException if deleted. Thread-safe.
+  // ListShards without paging: every shard within retention (open, or closed
+  // and still holding unexpired records), in creation order.
+  // ResourceNotFoundException if deleted. Thread-safe; lock-free.
   absl::StatusOr<std::vector<ShardDescription>> ListShards() const {
-    if (deleted()) return context_.NotFound();
-    std::vector<ShardDescription> out;
-    for (ShardType* s : AllShards()) out.push_back(s->Describe());
-    return out;
+    return ListShardsMatching(ShardFilter::FromTrimHorizon(), /*after_index=*/-1);
   }
 
-  // DescribeStreamSummary / DescribeStream. ResourceNotFoundException if
-  // deleted. Thread-safe.
+  // ListShards as Kinesis, with its ShardFilter types and paging (see
+  // ListShardsRequest). Shards whose records have all expired are not listed.
+  // Errors: ValidationException for max_results outside 1..10000;
+  // InvalidArgumentException for a next_token combined with other fields, a
+  // next_token of another stream or malformed, AFTER_SHARD_ID without a shard
+  // id; ExpiredNextTokenException for a next_token older than 5 minutes;
+  // ResourceNotFoundException if deleted. Thread-safe; lock-free.
+  absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& request) const {
+    if (deleted()) return context_.NotFound();
+    if (request.max_results < 1 || request.max_results > 10000) {
+      return ValidationError(absl::StrCat(
+          "1 validation error detected: Value '", request.max_results,
+          "' at 'maxResults' failed to satisfy constraint: Member must have value ",
+          request.max_results < 1 ? "greater than or equal to 1" : "less than or equal to 10000"));
+    }
+    ShardFilter filter = request.filter.value_or(ShardFilter::FromTrimHorizon());
+    int64_t after = -1;
+    const int64_t now_ms = context_.NowMs();
+    if (!request.next_token.empty()) {
+      if (request.filter || !request.exclusive_start_shard_id.empty()) {
+        return InvalidArgument(
+            "NextToken cannot be provided together with ShardFilter or ExclusiveStartShardId.");
+      }
+      absl::Status s = ParseListToken(request.next_token, now_ms, &filter, &after);
+      if (!s.ok()) return s;
+    } else {
+      if (!request.exclusive_start_shard_id.empty()) {
+        after = ShardIndexOf(request.exclusive_start_shard_id).value_or(-1);
+        if (after < 0) {
+          return InvalidArgument(absl::StrCat("ExclusiveStartShardId ",
+                                              request.exclusive_start_shard_id, " is invalid."));
+        }
+      }
+      if (filter.type == ShardFilter::Type::kAfterShardId) {
+        const std::optional<int64_t> index = ShardIndexOf(filter.shard_id);
+        if (!index) {
+          return InvalidArgument("ShardFilter of type AFTER_SHARD_ID needs a valid ShardId.");
+        }
+        after = std::max(after, *index);
+      }
+    }
+    absl::StatusOr<std::vector<ShardDescription>> all = ListShardsMatching(filter, after);
+    if (!all.ok()) return all.status();
+    ListShardsResult result;
+    const size_t page = static_cast<size_t>(std::min(request.max_results, 1000));
+    if (all->size() > page) {
+      all->resize(page);
+      const int64_t last = *ShardIndexOf(all->back().shard_id);
+      result.next_token = MakeListToken(filter, last, now_ms);
+    }
+    result.shards = *std::move(all);
+    return result;
+  }
+
+  // DescribeStreamSummary / DescribeStream. stream_status is UPDATING for
+  // StreamOptions::update_duration after a reshard or mode switch.
+  // ResourceNotFoundException if deleted. Thread-safe.
   absl::StatusOr<StreamDescriptionSummary> DescribeStreamSummary() const {
     if (deleted()) return context_.NotFound();
     StreamDescriptionSummary d;
     d.stream_name = context_.name;
     d.stream_arn = arn_;
-    d.stream_status = StreamStatus::kActive;
+    d.stream_status = context_.NowMs() < updating_until_ms_.load(std::memory_order_relaxed)
+                          ? StreamStatus::kUpdating
+                          : StreamStatus::kActive;
     d.retention_period = retention_period();
     d.stream_creation_timestamp = created_at_;
     d.open_shard_count = open_shard_count();
     d.max_record_size_bytes = options_.max_record_size_bytes;
+    d.stream_mode = stream_mode();
     return d;
   }
   absl::StatusOr<StreamDescription> DescribeStream() const {
@@ -511,6 +584,7 @@ class Stream {
     d.shards = *ListShards();
     d.options = options_;
     d.options.retention_period = d.retention_period;
+    d.options.stream_mode = d.stream_mode;
     return d;
   }
 
@@ -526,6 +600,8 @@ class Stream {
     return ChangeRetention(period, /*increase=*/false);
   }
 
+  // ---- Resharding and capacity modes ---------------------------------------
+
   // SplitShard: closes the open shard `shard_to_split` and creates two children
   // with the next shard ids, [S, K-1] and [K, E] for the parent's [S, E] and
   // K = new_starting_hash_key, each with parent_shard_id set. Writers switch
@@ -535,18 +611,17 @@ class Stream {
   // Errors: ResourceNotFoundException (unknown shard, deleted stream);
   // InvalidArgumentException if the shard is closed ("has already been merged
   // or split") or unless S + 1 < K < E (AWS's message); LimitExceededException
-  // beyond max_shard_count. Thread-safe; serialised with other control calls.
+  // beyond max_shard_count or max_open_shard_count; ResourceInUseException while
+  // the stream is UPDATING (update_duration); ValidationException in
+  // on-demand mode. Thread-safe; serialised with other control calls.
   absl::Status SplitShard(std::string_view shard_to_split, HashKey new_starting_hash_key) {
     absl::StatusOr<ShardType*> found = GetShard(shard_to_split);
     if (!found.ok()) return found.status();
     ShardType* parent = *found;
     detail::MutexLock lock(&control_mu_);
-    if (!parent->is_open()) {
-      return InvalidArgument(absl::StrCat("Shard ", parent->shard_id(), " in stream ",
-                                          context_.name, " under account ", context_.account_id,
-                                          " has already been merged or split, and thus is not "
-                                          "eligible for merging or splitting."));
-    }
+    const int64_t now_ms = context_.NowMs();
+    if (absl::Status s = CheckReshardableLocked("SplitShard", now_ms); !s.ok()) return s;
+    if (!parent->is_open()) return AlreadyReshardedError(parent);
     const HashKeyRange range = parent->hash_key_range();
     const HashKey k = new_starting_hash_key;
     if (!(range.starting_hash_key + 1 < k && k < range.ending_hash_key)) {
@@ -557,37 +632,197 @@ class Stream {
           HashKeyToString(range.starting_hash_key), " and less than the shard's EndingHashKey ",
           HashKeyToString(range.ending_hash_key), "."));
     }
-    if (shards_.size() + 2 > static_cast<size_t>(options_.max_shard_count)) {
-      return LimitExceeded(absl::StrCat("This request would exceed the shard limit of ",
-                                        options_.max_shard_count, " for stream ", context_.name,
-                                        "."));
+    if (absl::Status s =
+            CheckShardLimitsLocked(/*created=*/2, /*open_after=*/open_shard_count() + 1);
+        !s.ok()) {
+      return s;
     }
-    ShardType* low =
-        AddShardLocked({range.starting_hash_key, k - 1}, parent->shard_id(), std::nullopt);
-    ShardType* high = AddShardLocked({k, range.ending_hash_key}, parent->shard_id(), std::nullopt);
-    // New routing first: writers that still route with the old table reach the
-    // parent and write there until it closes, then route again.
-    auto table = std::make_unique<RoutingTable>();
-    for (ShardType* s : routing_.load(std::memory_order_acquire)->shards) {
-      if (s == parent) {
-        table->starts.push_back(low->hash_key_range().starting_hash_key);
-        table->shards.push_back(low);
-        table->starts.push_back(high->hash_key_range().starting_hash_key);
-        table->shards.push_back(high);
-      } else {
-        table->starts.push_back(s->hash_key_range().starting_hash_key);
-        table->shards.push_back(s);
+    SplitLocked(parent, k, now_ms, ScalingEvent{});
+    MarkUpdatedLocked(now_ms);
+    return absl::OkStatus();
+  }
+
+  // MergeShards: closes two adjacent open shards (their hash key ranges meet,
+  // in either order) and creates one child with the union of their ranges, the
+  // next shard id, parent_shard_id = shard_to_merge and adjacent_parent_shard_id
+  // = adjacent_shard_to_merge. The parents stay readable; Consumer reads both
+  // to their ends before the child. Errors: ResourceNotFoundException (unknown
+  // shard, deleted stream); InvalidArgumentException for a closed shard, a
+  // shard merged with itself, or shards that are not adjacent (AWS's message);
+  // LimitExceededException beyond max_shard_count; ResourceInUseException
+  // while UPDATING; ValidationException in on-demand mode. Thread-safe;
+  // serialised with other control calls.
+  absl::Status MergeShards(std::string_view shard_to_merge,
+                           std::string_view adjacent_shard_to_merge) {
+    absl::StatusOr<ShardType*> first = GetShard(shard_to_merge);
+    if (!first.ok()) return first.status();
+    absl::StatusOr<ShardType*> second = GetShard(adjacent_shard_to_merge);
+    if (!second.ok()) return second.status();
+    detail::MutexLock lock(&control_mu_);
+    const int64_t now_ms = context_.NowMs();
+    if (absl::Status s = CheckReshardableLocked("MergeShards", now_ms); !s.ok()) return s;
+    for (ShardType* shard : {*first, *second}) {
+      if (!shard->is_open()) return AlreadyReshardedError(shard);
+    }
+    const HashKeyRange a = (*first)->hash_key_range();
+    const HashKeyRange b = (*second)->hash_key_range();
+    const bool adjacent =
+        *first != *second &&
+        ((a.ending_hash_key != kMaxHashKey && a.ending_hash_key + 1 == b.starting_hash_key) ||
+         (b.ending_hash_key != kMaxHashKey && b.ending_hash_key + 1 == a.starting_hash_key));
+    if (!adjacent) {
+      return InvalidArgument(absl::StrCat("Shards ", (*first)->shard_id(), " and ",
+                                          (*second)->shard_id(), " in stream ", context_.name,
+                                          " under account ", context_.account_id,
+                                          " are not an adjacent pair of shards eligible for "
+                                          "merging"));
+    }
+    if (absl::Status s = CheckShardLimitsLocked(/*created=*/1, /*open_after=*/0); !s.ok()) return s;
+    MergeLocked(*first, *second, now_ms, ScalingEvent{});
+    MarkUpdatedLocked(now_ms);
+    return absl::OkStatus();
+  }
+
+  // UpdateShardCount with UNIFORM_SCALING: splits and merges (each one a real
+  // reshard with lineage, so short-lived shards appear, as on AWS) until the
+  // open shards are exactly the `target` equal ranges Kinesis gives a new
+  // stream of that many shards. Errors, as AWS: ValidationException for a
+  // target below 1 or in on-demand mode; LimitExceededException for a target
+  // over double or under half the open shard count, over max_open_shard_count,
+  // when the shards it creates would pass max_shard_count, or after
+  // max_shard_count_updates_per_day calls within 24 hours;
+  // ResourceInUseException while UPDATING; ResourceNotFoundException if
+  // deleted. Thread-safe; serialised with other control calls.
+  absl::StatusOr<UpdateShardCountResult> UpdateShardCount(
+      int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling) {
+    (void)scaling_type;  // UNIFORM_SCALING is the only type
+    if (deleted()) return context_.NotFound();
+    if (target_shard_count < 1) {
+      return ValidationError(absl::StrCat(
+          "1 validation error detected: Value '", target_shard_count,
+          "' at 'targetShardCount' failed to satisfy constraint: Member must have value greater "
+          "than or equal to 1"));
+    }
+    detail::MutexLock lock(&control_mu_);
+    const int64_t now_ms = context_.NowMs();
+    if (absl::Status s = CheckReshardableLocked("UpdateShardCount", now_ms); !s.ok()) return s;
+    const int current = open_shard_count();
+    const int64_t target = target_shard_count;
+    if (target > 2 * int64_t{current}) {
+      return LimitExceeded(absl::StrCat(
+          "UpdateShardCount cannot scale up over double your current open shard count. Current "
+          "open shard count: ",
+          current, " Target shard count: ", target));
+    }
+    if (2 * target < current) {
+      return LimitExceeded(absl::StrCat(
+          "UpdateShardCount cannot scale down below half your current open shard count. Current "
+          "open shard count: ",
+          current, " Target shard count: ", target));
+    }
+    PruneWindow(&shard_count_updates_, now_ms);
+    if (static_cast<int64_t>(shard_count_updates_.size()) >=
+        options_.max_shard_count_updates_per_day) {
+      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
+                                        context_.account_id, " has already been scaled ",
+                                        shard_count_updates_.size(),
+                                        " times in the last 24 hours: the limit is ",
+                                        options_.max_shard_count_updates_per_day, "."));
+    }
+    std::vector<HashKey> target_starts;
+    for (const HashKeyRange& r : InitialHashKeyRanges(target_shard_count)) {
+      target_starts.push_back(r.starting_hash_key);
+    }
+    const int64_t created = detail::UniformScalingShardsCreated(
+        routing_.load(std::memory_order_acquire)->starts, target_starts);
+    if (absl::Status s = CheckShardLimitsLocked(created, target); !s.ok()) return s;
+    shard_count_updates_.push_back(now_ms);
+    ScalingEvent event;
+    event.kind = ScalingEvent::Kind::kUpdateShardCount;
+    event.reason = absl::StrCat("UpdateShardCount from ", current, " to ", target,
+                                " open shards (UNIFORM_SCALING)");
+    LogEvent(std::move(event), now_ms);
+    // Splits at every target boundary inside a shard...
+    for (HashKey boundary : target_starts) {
+      ShardType* shard = Route(boundary);
+      if (shard->hash_key_range().starting_hash_key != boundary) {
+        SplitLocked(shard, boundary, now_ms, ScalingEvent{});
       }
     }
-    PublishRoutingLocked(std::move(table));
-    std::vector<ChildShard> children;
-    for (ShardType* child : {low, high}) {
-      children.push_back(
-          ChildShard{child->shard_id(), {parent->shard_id()}, child->hash_key_range()});
+    // ...then one merge after another inside each target range.
+    for (size_t t = 0; t < target_starts.size(); ++t) {
+      for (;;) {
+        ShardType* low = Route(target_starts[t]);
+        const HashKey end = low->hash_key_range().ending_hash_key;
+        const bool last = t + 1 == target_starts.size();
+        if (last ? end == kMaxHashKey : end + 1 == target_starts[t + 1]) break;
+        MergeLocked(low, Route(end + 1), now_ms, ScalingEvent{});
+      }
     }
-    typename ShardType::WriterGuard writer(&parent->write_mu_);
-    parent->CloseLocked(std::move(children));
+    MarkUpdatedLocked(now_ms);
+    return UpdateShardCountResult{context_.name, arn_, current, target_shard_count};
+  }
+
+  // Switches the capacity mode (UpdateStreamMode). The shards are kept; in
+  // on-demand mode the stream then reshards by itself (see on_demand.hpp) and
+  // user reshards are refused. Errors: InvalidArgumentException if the stream
+  // is already in `mode`, or for on-demand without metrics (Traits::kMetrics
+  // false); LimitExceededException after max_stream_mode_updates_per_day
+  // switches within 24 hours; ResourceInUseException while UPDATING;
+  // ResourceNotFoundException if deleted. Thread-safe.
+  absl::Status UpdateStreamMode(StreamMode mode) {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&control_mu_);
+    const int64_t now_ms = context_.NowMs();
+    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return UpdatingError();
+    if (mode == stream_mode()) {
+      return InvalidArgument(absl::StrCat("Stream ", context_.name, " under account ",
+                                          context_.account_id, " is already in ",
+                                          detail::ToAbsl(StreamModeName(mode)), " mode."));
+    }
+    if (mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) return NoMetricsError();
+    PruneWindow(&mode_updates_, now_ms);
+    if (static_cast<int64_t>(mode_updates_.size()) >= options_.max_stream_mode_updates_per_day) {
+      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
+                                        context_.account_id, " has already switched mode ",
+                                        mode_updates_.size(),
+                                        " times in the last 24 hours: the limit is ",
+                                        options_.max_stream_mode_updates_per_day, "."));
+    }
+    mode_updates_.push_back(now_ms);
+    SetModeLocked(mode, now_ms);
+    ScalingEvent event;
+    event.kind = ScalingEvent::Kind::kStreamModeChange;
+    event.reason = absl::StrCat("stream mode is now ", detail::ToAbsl(StreamModeName(mode)));
+    LogEvent(std::move(event), now_ms);
+    MarkUpdatedLocked(now_ms);
     return absl::OkStatus();
+  }
+
+  StreamMode stream_mode() const { return mode_.load(std::memory_order_relaxed); }
+
+  // Runs the on-demand scaler now instead of at the next put after its
+  // interval: measures every open shard's write rate since the last
+  // evaluation and splits or merges (see on_demand.hpp). Useful for an idle
+  // stream (no put triggers it) and for tests. Does nothing in provisioned
+  // mode. ResourceNotFoundException if deleted. Thread-safe.
+  absl::Status EvaluateOnDemandScaling() {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&control_mu_);
+    const int64_t now_ms = context_.NowMs();
+    if (stream_mode() == StreamMode::kOnDemand) {
+      EvaluateOnDemandLocked(now_ms);
+      next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
+    }
+    return absl::OkStatus();
+  }
+
+  // The scaling event log, oldest first: every split, merge, UpdateShardCount,
+  // mode switch and on-demand decision (at most on_demand.max_scaling_events
+  // kept). Thread-safe.
+  std::vector<ScalingEvent> ScalingEvents() const {
+    detail::MutexLock lock(&events_mu_);
+    return std::vector<ScalingEvent>(events_.begin(), events_.end());
   }
 
   // Reclaims ring space of expired records on every shard now (puts do it
@@ -608,6 +843,7 @@ class Stream {
   // Registry::DeleteStream. Thread-safe; idempotent.
   void MarkDeleted() {
     context_.deleted.store(true, std::memory_order_release);
+    next_scaling_ms_.store(kNever, std::memory_order_relaxed);
     for (ShardType* shard : AllShards()) shard->log().NotifyWaiters();  // wake blocked readers
   }
 
@@ -641,18 +877,24 @@ class Stream {
     arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
                         options_.name);
     created_at_ = clock->Now();
+    created_ms_ = context_.NowMs();
     auto table = std::make_unique<RoutingTable>();
     detail::MutexLock lock(&control_mu_);
+    int shard_count = options_.shard_count;
+    if (options_.stream_mode == StreamMode::kOnDemand) {
+      shard_count = std::max(shard_count, options_.on_demand.min_shard_count);
+    }
     if (options_.faults.enabled()) {
       fault_history_.push_back(std::make_unique<detail::FaultState>(options_.faults));
       context_.faults.store(fault_history_.back().get(), std::memory_order_release);
     }
-    for (const HashKeyRange& range : InitialHashKeyRanges(options_.shard_count)) {
-      ShardType* shard = AddShardLocked(range, std::nullopt, std::nullopt);
+    for (const HashKeyRange& range : InitialHashKeyRanges(shard_count)) {
+      ShardType* shard = AddShardLocked(range, std::nullopt, std::nullopt, created_ms_);
       table->starts.push_back(range.starting_hash_key);
       table->shards.push_back(shard);
     }
     PublishRoutingLocked(std::move(table));
+    SetModeLocked(options_.stream_mode, created_ms_);
   }
 
   ShardType* Route(HashKey hash) const {
@@ -662,13 +904,18 @@ class Stream {
     return shard_slots_[index].load(std::memory_order_acquire);
   }
 
+  // `now_ms`: the shard's creation time (the stream's for the first shards,
+  // the reshard's for children: a child starts when its parent closes).
   ShardType* AddShardLocked(HashKeyRange range, std::optional<std::string> parent,
-                            std::optional<std::string> adjacent)
+                            std::optional<std::string> adjacent, int64_t now_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
     const uint32_t index = static_cast<uint32_t>(shards_.size());
-    shards_.push_back(std::unique_ptr<ShardType>(
-        new ShardType(&context_, index, range, std::move(parent), std::move(adjacent),
-                      options_.shard_capacity_records, options_.EffectiveShardCapacityBytes())));
+    shards_.push_back(std::unique_ptr<ShardType>(new ShardType(
+        &context_, index, range, std::move(parent), std::move(adjacent),
+        options_.shard_capacity_records, options_.EffectiveShardCapacityBytes(), now_ms)));
+    LoadSnapshot snap;
+    snap.at_ms = now_ms;
+    loads_.push_back(snap);
     // Publish the shard before the count that makes it visible.
     shard_slots_[index].store(shards_.back().get(), std::memory_order_release);
     shard_count_.store(index + 1, std::memory_order_release);
@@ -680,6 +927,468 @@ class Stream {
     // Old tables stay alive (a writer may still be routing with one).
     routing_.store(table.get(), std::memory_order_release);
     routing_history_.push_back(std::move(table));
+  }
+
+  // ---- Resharding internals --------------------------------------------------
+
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  static constexpr int64_t kDayMs = 24 * 60 * 60 * 1000;
+
+  // The index in a shard id, in Kinesis's loose forms ("shardId-000000000007",
+  // "shardId-7", "7"); empty if it has none.
+  static std::optional<int64_t> ShardIndexOf(std::string_view shard_id) {
+    std::string_view digits = shard_id;
+    if (size_t dash = shard_id.rfind('-'); dash != std::string_view::npos) {
+      digits = shard_id.substr(dash + 1);
+    }
+    if (digits.empty() || !detail::AllDigits(digits) || digits.size() > 12) return std::nullopt;
+    int64_t index = 0;
+    for (char c : digits) index = index * 10 + (c - '0');
+    return index;
+  }
+
+  absl::Status UpdatingError() const {
+    return ResourceInUse(absl::StrCat("Stream ", context_.name, " under account ",
+                                      context_.account_id,
+                                      " not ACTIVE, instead in state UPDATING"));
+  }
+  static absl::Status NoMetricsError() {
+    return InvalidArgument(
+        "On-demand mode measures write rates with the stream's metrics: it needs "
+        "Traits::kMetrics = true.");
+  }
+  absl::Status AlreadyReshardedError(const ShardType* shard) const {
+    return InvalidArgument(absl::StrCat("Shard ", shard->shard_id(), " in stream ", context_.name,
+                                        " under account ", context_.account_id,
+                                        " has already been merged or split, and thus is not "
+                                        "eligible for merging or splitting."));
+  }
+
+  absl::Status CheckReshardableLocked(std::string_view operation, int64_t now_ms) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    if (deleted()) return context_.NotFound();
+    if (stream_mode() == StreamMode::kOnDemand) {
+      return ValidationError(absl::StrCat(
+          detail::ToAbsl(operation), " is not supported for stream ", context_.name,
+          " under account ", context_.account_id,
+          " because it is in ON_DEMAND mode. Switch it to PROVISIONED with UpdateStreamMode."));
+    }
+    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return UpdatingError();
+    return absl::OkStatus();
+  }
+
+  // `created`: shards the operation adds; `open_after`: open shards after it.
+  absl::Status CheckShardLimitsLocked(int64_t created, int64_t open_after) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    if (static_cast<int64_t>(shards_.size()) + created > options_.max_shard_count) {
+      return LimitExceeded(absl::StrCat("This request would exceed the shard limit of ",
+                                        options_.max_shard_count, " for stream ", context_.name,
+                                        " (shards ever created, open or closed)."));
+    }
+    if (open_after > options_.max_open_shard_count) {
+      return LimitExceeded(absl::StrCat("This request would exceed the open shard limit of ",
+                                        options_.max_open_shard_count, " for stream ",
+                                        context_.name, "."));
+    }
+    return absl::OkStatus();
+  }
+
+  void MarkUpdatedLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    updating_until_ms_.store(now_ms + absl::ToInt64Milliseconds(options_.update_duration),
+                             std::memory_order_relaxed);
+  }
+
+  // Drops the entries of a rolling 24-hour window that are older than a day.
+  static void PruneWindow(std::deque<int64_t>* window, int64_t now_ms) {
+    while (!window->empty() && window->front() <= now_ms - kDayMs) window->pop_front();
+  }
+
+  // Publishes a routing table in which the consecutive open shards `old` are
+  // replaced by `replacement` (all in hash key order).
+  void ReplaceRoutesLocked(std::initializer_list<ShardType*> old,
+                           std::initializer_list<ShardType*> replacement)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    auto table = std::make_unique<RoutingTable>();
+    auto add = [&](ShardType* s) {
+      table->starts.push_back(s->hash_key_range().starting_hash_key);
+      table->shards.push_back(s);
+    };
+    bool placed = false;
+    for (ShardType* s : routing_.load(std::memory_order_acquire)->shards) {
+      if (std::find(old.begin(), old.end(), s) == old.end()) {
+        add(s);
+      } else if (!placed) {
+        for (ShardType* r : replacement) add(r);
+        placed = true;
+      }
+    }
+    PublishRoutingLocked(std::move(table));
+  }
+
+  // Splits open `parent` into [S, k-1] and [k, E]. REQUIRES S < k <= E.
+  // Routing first, then the parent closes: writers that still route with the
+  // old table reach the parent and write there until it closes, then route
+  // again.
+  std::pair<ShardType*, ShardType*> SplitLocked(ShardType* parent, HashKey k, int64_t now_ms,
+                                                ScalingEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    const HashKeyRange range = parent->hash_key_range();
+    ShardType* low =
+        AddShardLocked({range.starting_hash_key, k - 1}, parent->shard_id(), std::nullopt, now_ms);
+    ShardType* high =
+        AddShardLocked({k, range.ending_hash_key}, parent->shard_id(), std::nullopt, now_ms);
+    ReplaceRoutesLocked({parent}, {low, high});
+    std::vector<ChildShard> children;
+    for (ShardType* child : {low, high}) {
+      children.push_back(
+          ChildShard{child->shard_id(), {parent->shard_id()}, child->hash_key_range()});
+    }
+    {
+      typename ShardType::WriterGuard writer(&parent->write_mu_);
+      parent->CloseLocked(std::move(children), now_ms);
+    }
+    event.kind = ScalingEvent::Kind::kSplit;
+    event.parent_shard_ids = {parent->shard_id()};
+    event.child_shard_ids = {low->shard_id(), high->shard_id()};
+    LogEvent(std::move(event), now_ms);
+    return {low, high};
+  }
+
+  // Merges the adjacent open shards `parent` and `adjacent` into one child.
+  ShardType* MergeLocked(ShardType* parent, ShardType* adjacent, int64_t now_ms, ScalingEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    const bool parent_low =
+        parent->hash_key_range().starting_hash_key < adjacent->hash_key_range().starting_hash_key;
+    ShardType* low = parent_low ? parent : adjacent;
+    ShardType* high = parent_low ? adjacent : parent;
+    ShardType* child = AddShardLocked(
+        {low->hash_key_range().starting_hash_key, high->hash_key_range().ending_hash_key},
+        parent->shard_id(), adjacent->shard_id(), now_ms);
+    ReplaceRoutesLocked({low, high}, {child});
+    const ChildShard reported{
+        child->shard_id(), {parent->shard_id(), adjacent->shard_id()}, child->hash_key_range()};
+    for (ShardType* p : {parent, adjacent}) {
+      typename ShardType::WriterGuard writer(&p->write_mu_);
+      p->CloseLocked({reported}, now_ms);
+    }
+    event.kind = ScalingEvent::Kind::kMerge;
+    event.parent_shard_ids = {parent->shard_id(), adjacent->shard_id()};
+    event.child_shard_ids = {child->shard_id()};
+    LogEvent(std::move(event), now_ms);
+    return child;
+  }
+
+  void LogEvent(ScalingEvent event, int64_t now_ms) {
+    event.time = absl::FromUnixMillis(now_ms);
+    event.open_shard_count = open_shard_count();
+    detail::MutexLock lock(&events_mu_);
+    ++event_counts_[static_cast<int>(event.kind)];
+    events_.push_back(std::move(event));
+    while (events_.size() > static_cast<size_t>(options_.on_demand.max_scaling_events)) {
+      events_.pop_front();
+    }
+  }
+
+  // ---- On-demand scaling -----------------------------------------------------
+
+  // What the scaler remembers of a shard between evaluations (by shard index).
+  struct LoadSnapshot {
+    uint64_t bytes = 0;     // IncomingBytes at the last evaluation
+    uint64_t records = 0;   // IncomingRecords at the last evaluation
+    uint64_t position = 0;  // the shard's end at the last evaluation
+    int64_t at_ms = 0;
+    int64_t cold_since_ms = -1;  // below the merge rates since (-1: not cold)
+    bool hot_key_reported = false;
+    bool limit_reported = false;
+  };
+
+  int64_t OnDemandIntervalMs() const {
+    return std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.on_demand.evaluation_interval));
+  }
+
+  void SetModeLocked(StreamMode mode, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    mode_.store(mode, std::memory_order_relaxed);
+    if (mode != StreamMode::kOnDemand) {
+      next_scaling_ms_.store(kNever, std::memory_order_relaxed);
+      return;
+    }
+    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
+      LoadSnapshot& snap = loads_[shard->index()];
+      snap = LoadSnapshot{};
+      snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+      snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
+      snap.position = shard->log_.End();
+      snap.at_ms = now_ms;
+    }
+    peaks_.clear();
+    last_total_bytes_ = TotalIncomingBytes();
+    last_evaluation_ms_ = now_ms;
+    next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
+  }
+
+  uint64_t TotalIncomingBytes() const {
+    uint64_t total = 0;
+    for (ShardType* shard : AllShards()) {
+      total += shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+    }
+    return total;
+  }
+
+  // The hot path's check: one relaxed load and a compare. The first put at or
+  // after the due time claims the evaluation (CAS) and runs it.
+  void MaybeScaleOnDemand(int64_t now_ms) {
+    int64_t due = next_scaling_ms_.load(std::memory_order_relaxed);
+    if (KINLET_LIKELY(now_ms < due)) return;
+    ScaleOnDemandSlow(now_ms, due);
+  }
+  ABSL_ATTRIBUTE_NOINLINE void ScaleOnDemandSlow(int64_t now_ms, int64_t due) {
+    if (!next_scaling_ms_.compare_exchange_strong(due, now_ms + OnDemandIntervalMs(),
+                                                  std::memory_order_relaxed)) {
+      return;  // another put claimed this evaluation
+    }
+    detail::MutexLock lock(&control_mu_);
+    if (stream_mode() != StreamMode::kOnDemand || deleted()) return;
+    EvaluateOnDemandLocked(now_ms);
+  }
+
+  template <typename P>
+  static double PayloadBytes(const P& p) {
+    if constexpr (requires { p.size(); }) {
+      return static_cast<double>(p.size());
+    } else {
+      return static_cast<double>(sizeof(P));
+    }
+  }
+
+  // Samples the records `shard` took since `from` (its last
+  // hot_key_sample_records at most) for its busiest partition key by bytes.
+  void SampleTopKey(ShardType* shard, uint64_t from, detail::ShardLoad* load) const {
+    const RingLog<Payload>& log = shard->log_;
+    const uint64_t end = log.End();
+    const uint64_t n = static_cast<uint64_t>(options_.on_demand.hot_key_sample_records);
+    const uint64_t at = std::max({from, end > n ? end - n : uint64_t{0}, log.Begin()});
+    if (at >= end) return;
+    GetRecordsResult<Payload> page;
+    auto read = log.Read(at, end - at, std::numeric_limits<size_t>::max(), context_.tag,
+                         shard->index(), &page);
+    if (read.trimmed || page.records.empty()) return;
+    absl::flat_hash_map<std::string_view, std::pair<double, double>> by_key;
+    double total_bytes = 0;
+    for (const Record<Payload>& r : page.records) {
+      const double bytes = static_cast<double>(r.partition_key.size()) + PayloadBytes(r.data);
+      auto& entry = by_key[r.partition_key];
+      entry.first += bytes;
+      entry.second += 1;
+      total_bytes += bytes;
+    }
+    auto top = by_key.begin();
+    for (auto it = by_key.begin(); it != by_key.end(); ++it) {
+      if (it->second.first > top->second.first) top = it;
+    }
+    load->top_key = std::string(top->first);
+    load->top_key_bytes_per_second =
+        total_bytes > 0 ? load->bytes_per_second * top->second.first / total_bytes : 0;
+    load->top_key_records_per_second =
+        load->records_per_second * top->second.second / static_cast<double>(page.records.size());
+  }
+
+  // One evaluation of the on-demand policy (see on_demand.hpp).
+  void EvaluateOnDemandLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    const OnDemandOptions& o = options_.on_demand;
+    const std::vector<ShardType*> open = routing_.load(std::memory_order_acquire)->shards;
+    std::vector<detail::ShardLoad> loads(open.size());
+    const int64_t scale_down_ms = absl::ToInt64Milliseconds(o.scale_down_after);
+    for (size_t i = 0; i < open.size(); ++i) {
+      ShardType* shard = open[i];
+      LoadSnapshot& snap = loads_[shard->index()];
+      detail::ShardLoad& load = loads[i];
+      const uint64_t bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+      const uint64_t records =
+          shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
+      const double seconds = static_cast<double>(now_ms - snap.at_ms) / 1000.0;
+      if (seconds > 0) {
+        load.bytes_per_second = static_cast<double>(bytes - snap.bytes) / seconds;
+        load.records_per_second = static_cast<double>(records - snap.records) / seconds;
+      }
+      const bool cold = load.bytes_per_second <= o.merge_bytes_per_second &&
+                        load.records_per_second <= o.merge_records_per_second;
+      if (!cold) {
+        snap.cold_since_ms = -1;
+      } else if (snap.cold_since_ms < 0) {
+        snap.cold_since_ms = snap.at_ms;  // cold over the whole interval
+      }
+      load.cold_long_enough = cold && now_ms - snap.cold_since_ms >= scale_down_ms;
+      if (detail::OverSplit(o, load.bytes_per_second, load.records_per_second)) {
+        const HashKeyRange& r = shard->hash_key_range();
+        if (r.starting_hash_key == r.ending_hash_key) {
+          // A range of one hash key cannot be split at all.
+          load.top_key_bytes_per_second = load.bytes_per_second;
+          load.top_key_records_per_second = load.records_per_second;
+        } else {
+          SampleTopKey(shard, snap.position, &load);
+        }
+      } else {
+        snap.hot_key_reported = false;
+        snap.limit_reported = false;
+      }
+    }
+    const uint64_t total = TotalIncomingBytes();
+    const double elapsed = static_cast<double>(now_ms - last_evaluation_ms_) / 1000.0;
+    if (elapsed > 0) {
+      peaks_.emplace_back(now_ms, static_cast<double>(total - last_total_bytes_) / elapsed);
+    }
+    const int64_t window_ms = absl::ToInt64Milliseconds(o.peak_window);
+    while (!peaks_.empty() && peaks_.front().first < now_ms - window_ms) peaks_.pop_front();
+    double peak = 0;
+    for (const auto& [at, rate] : peaks_) peak = std::max(peak, rate);
+    const detail::OnDemandPlan plan = detail::PlanOnDemand(
+        o, loads, peak, options_.max_shard_count - static_cast<int64_t>(shards_.size()));
+    for (size_t i : plan.hot_keys) {
+      LoadSnapshot& snap = loads_[open[i]->index()];
+      if (snap.hot_key_reported) continue;
+      snap.hot_key_reported = true;
+      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kHotKey, open[i], loads[i]);
+      e.partition_key = loads[i].top_key;
+      e.reason = absl::StrCat("partition key '", e.partition_key, "' alone writes ",
+                              static_cast<int64_t>(loads[i].top_key_bytes_per_second), " B/s, ",
+                              static_cast<int64_t>(loads[i].top_key_records_per_second),
+                              " records/s to ", open[i]->shard_id(),
+                              ", over the split threshold: splitting cannot spread one key, so "
+                              "the shard is not split");
+      LogEvent(std::move(e), now_ms);
+    }
+    for (size_t i : plan.limited) {
+      LoadSnapshot& snap = loads_[open[i]->index()];
+      if (snap.limit_reported) continue;
+      snap.limit_reported = true;
+      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kShardLimitReached, open[i], loads[i]);
+      e.reason = absl::StrCat(open[i]->shard_id(),
+                              " is over the split threshold, but the stream "
+                              "is at its shard limit");
+      LogEvent(std::move(e), now_ms);
+    }
+    for (size_t i : plan.splits) {
+      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kSplit, open[i], loads[i]);
+      e.reason = detail::OverSplit(o, loads[i].bytes_per_second, loads[i].records_per_second)
+                     ? "write rate over the split threshold"
+                     : absl::StrCat("below the capacity floor of ", plan.floor,
+                                    " open shards (double the peak of ", static_cast<int64_t>(peak),
+                                    " B/s)");
+      const HashKeyRange& r = open[i]->hash_key_range();
+      SplitLocked(open[i], r.starting_hash_key + (r.ending_hash_key - r.starting_hash_key) / 2 + 1,
+                  now_ms, std::move(e));
+    }
+    for (size_t i : plan.merges) {
+      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kMerge, open[i], loads[i]);
+      e.bytes_per_second += loads[i + 1].bytes_per_second;
+      e.records_per_second += loads[i + 1].records_per_second;
+      e.reason = "both shards cold for scale_down_after";
+      MergeLocked(open[i], open[i + 1], now_ms, std::move(e));
+    }
+    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
+      LoadSnapshot& snap = loads_[shard->index()];
+      snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+      snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
+      snap.position = shard->log_.End();
+      snap.at_ms = now_ms;
+    }
+    last_total_bytes_ = total;
+    last_evaluation_ms_ = now_ms;
+  }
+
+  static ScalingEvent MeasuredEvent(ScalingEvent::Kind kind, const ShardType* shard,
+                                    const detail::ShardLoad& load) {
+    ScalingEvent e;
+    e.kind = kind;
+    e.automatic = true;
+    e.parent_shard_ids = {shard->shard_id()};
+    e.bytes_per_second = load.bytes_per_second;
+    e.records_per_second = load.records_per_second;
+    return e;
+  }
+
+  // ---- ListShards internals --------------------------------------------------
+
+  absl::StatusOr<std::vector<ShardDescription>> ListShardsMatching(const ShardFilter& filter,
+                                                                   int64_t after) const {
+    if (deleted()) return context_.NotFound();
+    const int64_t now_ms = context_.NowMs();
+    const int64_t horizon = std::max(created_ms_, context_.ExpireBeforeMs(now_ms));
+    auto open_at = [](const ShardType* s, int64_t t, std::optional<int64_t> closed) {
+      return absl::ToUnixMillis(s->created_at()) <= t && (!closed || *closed >= t);
+    };
+    std::vector<ShardDescription> out;
+    const uint32_t count = shard_count_.load(std::memory_order_acquire);
+    for (uint32_t i = after < 0 ? 0 : static_cast<uint32_t>(std::min<int64_t>(after + 1, count));
+         i < count; ++i) {
+      const ShardType* s = ShardAt(i);
+      std::optional<int64_t> closed;
+      if (std::optional<absl::Time> at = s->closed_at()) closed = absl::ToUnixMillis(*at);
+      if (closed && *closed < horizon) continue;  // expired: every record is past retention
+      bool match = true;
+      switch (filter.type) {
+        case ShardFilter::Type::kAfterShardId:
+        case ShardFilter::Type::kFromTrimHorizon:
+          break;
+        case ShardFilter::Type::kAtLatest:
+          match = !closed;
+          break;
+        case ShardFilter::Type::kAtTrimHorizon:
+          match = open_at(s, horizon, closed);
+          break;
+        case ShardFilter::Type::kAtTimestamp:
+          match = open_at(s, std::max(horizon, absl::ToUnixMillis(filter.timestamp)), closed);
+          break;
+        case ShardFilter::Type::kFromTimestamp:
+          match = !closed || *closed >= std::max(horizon, absl::ToUnixMillis(filter.timestamp));
+          break;
+      }
+      if (match) out.push_back(s->Describe());
+    }
+    return out;
+  }
+
+  static constexpr int64_t kListTokenTtlMs = 300'000;
+
+  std::string MakeListToken(const ShardFilter& filter, int64_t last_index, int64_t now_ms) const {
+    return absl::StrCat("kinlet-ls.", context_.tag, ".", static_cast<int>(filter.type), ".",
+                        absl::ToUnixMillis(filter.timestamp), ".", last_index, ".", now_ms);
+  }
+
+  absl::Status ParseListToken(std::string_view token, int64_t now_ms, ShardFilter* filter,
+                              int64_t* after) const {
+    const absl::Status invalid = InvalidArgument(absl::StrCat(
+        "NextToken ", detail::ToAbsl(token), " is invalid for stream ", context_.name, "."));
+    std::vector<std::string_view> parts;
+    size_t start = 0;
+    for (size_t dot = token.find('.');; dot = token.find('.', start)) {
+      parts.push_back(token.substr(start, dot == std::string_view::npos ? dot : dot - start));
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+    if (parts.size() != 6 || parts[0] != "kinlet-ls") return invalid;
+    int64_t values[5];
+    for (int i = 0; i < 5; ++i) {
+      std::string_view p = parts[static_cast<size_t>(i) + 1];
+      const bool negative = !p.empty() && p[0] == '-';
+      if (negative) p.remove_prefix(1);
+      if (!detail::AllDigits(p) || p.empty() || p.size() > 18) return invalid;
+      int64_t v = 0;
+      for (char c : p) v = v * 10 + (c - '0');
+      values[i] = negative ? -v : v;
+    }
+    if (values[0] != static_cast<int64_t>(context_.tag) || values[1] < 0 || values[1] > 5) {
+      return invalid;
+    }
+    if (now_ms - values[4] > kListTokenTtlMs) {
+      return ExpiredNextToken(absl::StrCat("The NextToken has expired: it was issued at ",
+                                           values[4], " and tokens are valid for ", kListTokenTtlMs,
+                                           " milliseconds."));
+    }
+    filter->type = static_cast<ShardFilter::Type>(values[1]);
+    filter->timestamp = absl::FromUnixMillis(values[2]);
+    *after = values[3];
+    return absl::OkStatus();
   }
 
   // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
@@ -787,6 +1496,27 @@ class Stream {
   std::vector<std::unique_ptr<RoutingTable>> routing_history_ ABSL_GUARDED_BY(control_mu_);
   // Every fault configuration ever published (calls may still hold one).
   std::vector<std::unique_ptr<detail::FaultState>> fault_history_ ABSL_GUARDED_BY(control_mu_);
+
+  int64_t created_ms_ = 0;
+  // Written under control_mu_ (relaxed); read without it (relaxed): a stale
+  // value only delays a mode's effect or a status change by one call.
+  std::atomic<StreamMode> mode_{StreamMode::kProvisioned};
+  std::atomic<int64_t> updating_until_ms_{0};
+  // When the next on-demand evaluation is due (kNever in provisioned mode).
+  // Loaded relaxed by every put; claimed by CAS (see MaybeScaleOnDemand).
+  std::atomic<int64_t> next_scaling_ms_{kNever};
+  // On-demand measurements and the rolling windows of the 24-hour limits.
+  std::vector<LoadSnapshot> loads_ ABSL_GUARDED_BY(control_mu_);  // by shard index
+  std::deque<std::pair<int64_t, double>> peaks_ ABSL_GUARDED_BY(control_mu_);
+  uint64_t last_total_bytes_ ABSL_GUARDED_BY(control_mu_) = 0;
+  int64_t last_evaluation_ms_ ABSL_GUARDED_BY(control_mu_) = 0;
+  std::deque<int64_t> shard_count_updates_ ABSL_GUARDED_BY(control_mu_);
+  std::deque<int64_t> mode_updates_ ABSL_GUARDED_BY(control_mu_);
+
+  // The scaling event log (its own lock: GetMetrics must not wait for a reshard).
+  mutable detail::Mutex events_mu_;
+  std::deque<ScalingEvent> events_ ABSL_GUARDED_BY(events_mu_);
+  uint64_t event_counts_[kScalingEventKinds] ABSL_GUARDED_BY(events_mu_) = {};
 };
 
 }  // namespace kinlet

@@ -3,6 +3,7 @@
 // Thread safety: plain values; not synchronised.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -17,6 +18,8 @@
 #include "kinlet/faults.hpp"
 #include "kinlet/hash_key.hpp"
 #include "kinlet/limits.hpp"
+#include "kinlet/on_demand.hpp"
+#include "kinlet/resharding.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
 
@@ -57,8 +60,25 @@ struct StreamOptions {
   FaultInjection faults;
   // Measure GetRecords.Latency (two steady-clock reads per GetRecords call).
   bool measure_get_records_latency = false;
-  // Shards the stream may ever create (resharding adds shards).
+  // Shards the stream may ever create, open or closed (each reshard adds
+  // shards; closed ones stay readable until the stream is destroyed).
   int max_shard_count = 10000;
+  // Open shards at once (Kinesis: 10,000 per stream, less by account quota):
+  // SplitShard and UpdateShardCount beyond it are LimitExceededException.
+  int max_open_shard_count = 10000;
+  // Capacity mode. kOnDemand starts with on_demand.min_shard_count shards (or
+  // shard_count if larger) and reshards by itself (see on_demand.hpp).
+  StreamMode stream_mode = StreamMode::kProvisioned;
+  OnDemandOptions on_demand;
+  // How long the stream stays UPDATING after a reshard or mode switch. The
+  // change itself takes effect at once (reads and writes never stop); during
+  // this time DescribeStreamSummary says UPDATING and another reshard or mode
+  // switch is ResourceInUseException, as on AWS. Zero (the default): ACTIVE again at once.
+  absl::Duration update_duration = absl::ZeroDuration();
+  // UpdateShardCount calls and mode switches allowed per rolling 24 hours
+  // (Kinesis: 10 and 2); more is LimitExceededException.
+  int max_shard_count_updates_per_day = 10;
+  int max_stream_mode_updates_per_day = 2;
   // For ARNs and AWS-style messages.
   std::string region = "us-east-1";
   std::string account_id = "000000000000";
@@ -86,9 +106,12 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
         "pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 128"));
   }
   if (o.max_shard_count < 1) return InvalidArgument("max_shard_count must be at least 1");
-  if (o.shard_count < 1 || o.shard_count > o.max_shard_count) {
-    return InvalidArgument(absl::StrCat(
-        "ShardCount ", o.shard_count, " is invalid: it must be between 1 and ", o.max_shard_count));
+  if (o.max_open_shard_count < 1) return InvalidArgument("max_open_shard_count must be at least 1");
+  if (o.shard_count < 1 || o.shard_count > o.max_shard_count ||
+      o.shard_count > o.max_open_shard_count) {
+    return InvalidArgument(absl::StrCat("ShardCount ", o.shard_count,
+                                        " is invalid: it must be between 1 and ",
+                                        std::min(o.max_shard_count, o.max_open_shard_count)));
   }
   if (o.retention_period <= absl::ZeroDuration()) {
     return InvalidArgument("RetentionPeriod must be positive");
@@ -122,6 +145,18 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
       o.max_get_records_limit < 1) {
     return InvalidArgument("PutRecords and GetRecords limits must be positive");
   }
+  if (o.update_duration < absl::ZeroDuration()) {
+    return InvalidArgument("update_duration must not be negative");
+  }
+  if (o.max_shard_count_updates_per_day < 0 || o.max_stream_mode_updates_per_day < 0) {
+    return InvalidArgument("updates per day must not be negative");
+  }
+  if (absl::Status s = ValidateOnDemandOptions(o.on_demand); !s.ok()) return s;
+  if (o.stream_mode == StreamMode::kOnDemand &&
+      (o.on_demand.min_shard_count > o.max_shard_count ||
+       o.on_demand.min_shard_count > o.max_open_shard_count)) {
+    return InvalidArgument("on_demand.min_shard_count exceeds the stream's shard limits");
+  }
   return absl::OkStatus();
 }
 
@@ -154,6 +189,13 @@ struct ShardDescription {
   SequenceNumberRange sequence_number_range;
 };
 
+// One page of ListShards. `next_token` is empty on the last page; pass it
+// (alone) in the next request to continue.
+struct ListShardsResult {
+  std::vector<ShardDescription> shards;
+  std::string next_token;
+};
+
 struct StreamDescriptionSummary {
   std::string stream_name;
   std::string stream_arn;
@@ -162,6 +204,7 @@ struct StreamDescriptionSummary {
   absl::Time stream_creation_timestamp;
   int open_shard_count = 0;
   size_t max_record_size_bytes = 0;
+  StreamMode stream_mode = StreamMode::kProvisioned;
 };
 
 struct StreamDescription : StreamDescriptionSummary {
