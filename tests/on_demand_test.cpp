@@ -345,3 +345,25 @@ TEST_CASE("On-demand mode needs the write counters", "[on_demand]") {
   REQUIRE(stream.ok());
   CHECK(kinlet::IsInvalidArgument((*stream)->UpdateStreamMode(kinlet::StreamMode::kOnDemand)));
 }
+
+TEST_CASE("The on-demand scaler stops at its shard limit and says so once", "[on_demand]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions options = ScriptedOptions();
+  options.on_demand.max_shard_count = 5;
+  auto created = TestStream::Create(options, &clock);
+  REQUIRE(created.ok());
+  TestStream& stream = **created;
+  Driver load{&stream, &clock};
+  load.Run(120, 800);  // ~85 kB/s: wants ~10 shards
+  CHECK(stream.open_shard_count() == 5);
+  int limit_events = 0;
+  for (const ScalingEvent& e : stream.ScalingEvents()) {
+    if (e.kind != ScalingEvent::Kind::kShardLimitReached) continue;
+    ++limit_events;
+    CHECK(e.automatic);
+    CHECK(e.bytes_per_second > 10'000);
+  }
+  // One event per hot shard that could not split, not one per evaluation.
+  CHECK(limit_events >= 1);
+  CHECK(limit_events <= 5);
+}

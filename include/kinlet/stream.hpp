@@ -385,8 +385,9 @@ class Stream {
 
   // ---- Metrics and faults --------------------------------------------------
 
-  // A snapshot of every shard's metrics and their sum (see metrics.hpp).
-  // Thread-safe; lock-free.
+  // A snapshot of every shard's metrics and their sum (see metrics.hpp), with
+  // the scaling event log. Thread-safe; reads the counters without locks and
+  // takes the event log's own lock (never held across a reshard) to copy it.
   StreamMetrics GetMetrics() const {
     StreamMetrics m;
     m.stream_name = context_.name;
@@ -1241,8 +1242,10 @@ class Stream {
     while (!peaks_.empty() && peaks_.front().first < now_ms - window_ms) peaks_.pop_front();
     double peak = 0;
     for (const auto& [at, rate] : peaks_) peak = std::max(peak, rate);
+    OnDemandOptions bounded = o;
+    bounded.max_shard_count = std::min(o.max_shard_count, options_.max_open_shard_count);
     const detail::OnDemandPlan plan = detail::PlanOnDemand(
-        o, loads, peak, options_.max_shard_count - static_cast<int64_t>(shards_.size()));
+        bounded, loads, peak, options_.max_shard_count - static_cast<int64_t>(shards_.size()));
     for (size_t i : plan.hot_keys) {
       LoadSnapshot& snap = loads_[open[i]->index()];
       if (snap.hot_key_reported) continue;

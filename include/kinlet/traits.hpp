@@ -26,7 +26,10 @@ struct DefaultStreamTraits {
 // Each shard is written by one thread at a time, by the program's design (one
 // producer thread, or one thread per shard): writers take no lock, so a put
 // makes no atomic read-modify-write. REQUIRES: no two threads put to one shard
-// concurrently, and Stream::TrimExpired is called only from the writer.
+// concurrently, and Stream::TrimExpired and resharding (SplitShard,
+// MergeShards, UpdateShardCount, EvaluateOnDemandScaling) are called only from
+// the writer thread; an on-demand stream's own evaluations run inside puts, so
+// they are. A reshard closes shards under the writer lock this drops.
 struct SingleWriterTraits : DefaultStreamTraits {
   using WriterLock = detail::NullLock;
 };
