@@ -158,3 +158,47 @@ TEST_CASE("The counting hook does count allocations", "[allocation]") {
   }
   CHECK(allocations >= 1);
 }
+
+TEST_CASE("Subscription::Next into a reused event allocates nothing", "[allocation][fan_out]") {
+  kinlet::StreamOptions options;
+  options.name = "no-alloc-fan-out";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 1;
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<std::string>::Create(options);
+  REQUIRE(stream->RegisterStreamConsumer("reader").ok());
+  auto subscriptions = std::vector<std::unique_ptr<kinlet::Subscription<std::string>>>();
+  for (const char* name : {"reader"}) {
+    subscriptions.push_back(*stream->SubscribeToShard(name, "shardId-000000000000",
+                                                      kinlet::IteratorPosition::TrimHorizon()));
+  }
+  const std::string payload(64, 'p');
+  const std::string key = "user-with-a-long-partition-key-0123456789";
+  kinlet::SubscribeToShardEvent<std::string> event;
+  size_t delivered = 0;
+  auto round = [&] {
+    delivered = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (!stream->PutRecord(key, payload).ok()) return false;
+    }
+    while (delivered < 100) {
+      if (!subscriptions[0]->Next(&event, absl::ZeroDuration()).ok()) return false;
+      if (event.records().empty()) return false;
+      for (const auto& r : event.records()) {
+        if (r.data != payload) return false;
+      }
+      delivered += event.records().size();
+    }
+    return true;
+  };
+  REQUIRE(round());  // warm-up
+  long allocations = 0;
+  bool ok = true;
+  {
+    Counting counting;
+    for (int r = 0; r < 10; ++r) ok = ok && round();
+    allocations = counting.count();
+  }
+  REQUIRE(ok);
+  CHECK(allocations == 0);
+}

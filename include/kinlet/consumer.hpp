@@ -47,6 +47,12 @@ struct ConsumerOptions {
   // Records per batch, 1..10000.
   int batch_limit = 1000;
   TrimmedPolicy on_trimmed = TrimmedPolicy::kReport;
+  // Enhanced fan-out: the name or ARN of a registered stream consumer. The
+  // consumer then reads with SubscribeToShard (its own read budget per shard,
+  // records pushed as they arrive) instead of GetRecords, resubscribes when a
+  // subscription's lifetime ends, and follows lineage the same way. Empty:
+  // polling with GetRecords.
+  std::string fan_out_consumer;
 };
 
 template <typename Payload>
@@ -162,6 +168,9 @@ class Consumer {
     ShardType* shard;
     ShardIterator iterator;
     bool finished = false;
+    // Fan-out mode: the live subscription and the next position it delivers.
+    std::unique_ptr<Subscription<Payload, Traits>> subscription;
+    IteratorPosition start;
   };
 
   Consumer(StreamType* stream, ConsumerOptions options)
@@ -207,13 +216,61 @@ class Consumer {
       position = IteratorPosition::AfterSequenceNumber(it->second);
       last_delivered_[shard->shard_id()] = it->second;
     }
+    if (!options_.fan_out_consumer.empty()) {
+      ShardState state{shard, ShardIterator(), false, nullptr, position};
+      if (absl::Status s = Subscribe(state); !s.ok()) return s;
+      active_.push_back(std::move(state));
+      return absl::OkStatus();
+    }
     absl::StatusOr<ShardIterator> iterator = shard->GetShardIterator(position);
     if (!iterator.ok()) return iterator.status();
-    active_.push_back(ShardState{shard, *iterator, false});
+    active_.push_back(ShardState{shard, *iterator, false, nullptr, {}});
+    return absl::OkStatus();
+  }
+
+  absl::Status Subscribe(ShardState& state) {
+    auto sub =
+        stream_->SubscribeToShard(options_.fan_out_consumer, state.shard->shard_id(), state.start);
+    if (!sub.ok()) return sub.status();
+    state.subscription = *std::move(sub);
+    return absl::OkStatus();
+  }
+
+  // Fan-out mode's ReadShard: the next event of the shard's subscription,
+  // without waiting.
+  absl::Status ReadSubscription(ShardState& state, ConsumerBatch<Payload>* batch) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      absl::Status s = state.subscription->Next(&event_, absl::ZeroDuration());
+      if (s.ok()) {
+        std::swap(batch->page, event_.page);  // hands over the records, keeps both buffers
+        batch->shard_id = state.shard->shard_id();
+        if (!batch->page.records.empty()) {
+          const SequenceNumber last = batch->page.records.back().sequence_number;
+          last_delivered_[state.shard->shard_id()] = last;
+          state.start = IteratorPosition::AfterSequenceNumber(last);
+        }
+        if (event_.end_of_shard) state.finished = true;
+        return absl::OkStatus();
+      }
+      const SubscriptionEnd end = state.subscription->end();
+      if (end == SubscriptionEnd::kLifetimeElapsed) {
+        if (absl::Status again = Subscribe(state); !again.ok()) return again;
+        continue;
+      }
+      if (end == SubscriptionEnd::kDataTrimmed &&
+          options_.on_trimmed == TrimmedPolicy::kSkipToTrimHorizon) {
+        absl::StatusOr<uint64_t> skipped = SkipToTrimHorizon(state);
+        if (!skipped.ok()) return skipped.status();
+        batch->trimmed_records_skipped += *skipped;
+        continue;
+      }
+      return s;
+    }
     return absl::OkStatus();
   }
 
   absl::Status ReadShard(ShardState& state, ConsumerBatch<Payload>* batch) {
+    if (state.subscription) return ReadSubscription(state, batch);
     for (int attempt = 0; attempt < 3; ++attempt) {
       absl::Status s = state.shard->GetRecords(state.iterator, options_.batch_limit, &batch->page);
       if (s.ok()) {
@@ -267,6 +324,18 @@ class Consumer {
   }
 
   absl::StatusOr<uint64_t> SkipToTrimHorizon(ShardState& state) {
+    if (state.subscription) {
+      // Positions: the subscription was at `from`; it restarts at the horizon.
+      const uint64_t from = state.start.type == ShardIteratorType::kAfterSequenceNumber
+                                ? state.start.sequence_number.position() + 1
+                                : 0;
+      const uint64_t horizon = state.shard->TrimHorizon(NowMillis(*stream_->clock()));
+      state.start = IteratorPosition::TrimHorizon();
+      if (absl::Status again = Subscribe(state); !again.ok()) return again;
+      const uint64_t skipped = horizon > from ? horizon - from : 0;
+      skipped_total_ += skipped;
+      return skipped;
+    }
     absl::StatusOr<ShardIterator> iterator =
         state.shard->GetShardIterator(IteratorPosition::TrimHorizon());
     if (!iterator.ok()) return iterator.status();
@@ -308,6 +377,7 @@ class Consumer {
   absl::flat_hash_map<std::string, SequenceNumber> last_delivered_;
   absl::flat_hash_set<std::string> finished_;
   absl::flat_hash_set<std::string> started_;
+  SubscribeToShardEvent<Payload> event_;  // fan-out mode's reused event
   uint64_t skipped_total_ = 0;
   uint64_t throttled_reads_ = 0;
 };

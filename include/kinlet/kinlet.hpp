@@ -6,6 +6,7 @@
 #include "kinlet/config.hpp"
 #include "kinlet/consumer.hpp"
 #include "kinlet/errors.hpp"
+#include "kinlet/fan_out.hpp"
 #include "kinlet/faults.hpp"
 #include "kinlet/hash_key.hpp"
 #include "kinlet/hasher.hpp"

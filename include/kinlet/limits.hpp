@@ -26,18 +26,20 @@ struct ThroughputLimits {
   int64_t read_calls_per_second = 5;
   int64_t read_bytes_per_second = int64_t{2} << 20;
   int64_t get_shard_iterator_calls_per_second = 5;
+  // Enhanced fan-out: each registered consumer's own read budget per shard.
+  int64_t subscribe_bytes_per_second = int64_t{2} << 20;
 
   // AWS's defaults for a provisioned shard (the default of StreamOptions).
   static constexpr ThroughputLimits Kinesis() { return ThroughputLimits{}; }
   // No limit at all: for applications that want raw speed.
-  static constexpr ThroughputLimits Unlimited() { return ThroughputLimits{0, 0, 0, 0, 0}; }
+  static constexpr ThroughputLimits Unlimited() { return ThroughputLimits{0, 0, 0, 0, 0, 0}; }
 
   bool limits_writes() const { return write_bytes_per_second > 0 || write_records_per_second > 0; }
   bool limits_reads() const { return read_calls_per_second > 0 || read_bytes_per_second > 0; }
   bool valid() const {
     return write_bytes_per_second >= 0 && write_records_per_second >= 0 &&
            read_calls_per_second >= 0 && read_bytes_per_second >= 0 &&
-           get_shard_iterator_calls_per_second >= 0;
+           get_shard_iterator_calls_per_second >= 0 && subscribe_bytes_per_second >= 0;
   }
   friend bool operator==(const ThroughputLimits&, const ThroughputLimits&) = default;
 };

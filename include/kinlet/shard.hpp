@@ -44,6 +44,8 @@ namespace kinlet {
 
 template <RecordPayload Payload, StreamTraits Traits>
 class Stream;
+template <RecordPayload Payload, StreamTraits Traits>
+class Subscription;
 
 // "shardId-000000000007" for index 7.
 inline std::string ShardIdFor(uint32_t index) { return absl::StrFormat("shardId-%012u", index); }
@@ -168,6 +170,22 @@ class Shard {
       detail::SpinLockGuard lock(&read_mu_);
       if (!iterator_calls_.TryTake(1, now_ms)) return context_->RateExceeded(shard_id_);
     }
+    absl::StatusOr<uint64_t> at = ResolvePosition(position, now_ms, "GetShardIterator");
+    if (!at.ok()) return at.status();
+    return ShardIterator::Issue(context_->tag, index_, *at, now_ms);
+  }
+
+  // The children a reshard created from this shard (empty while it is open).
+  std::vector<ChildShard> child_shards() const {
+    if (is_open()) return {};
+    return children_;
+  }
+
+ private:
+  // The position `position` denotes now, with GetShardIterator's rules and
+  // errors (`operation` names the call in messages).
+  absl::StatusOr<uint64_t> ResolvePosition(const IteratorPosition& position, int64_t now_ms,
+                                           std::string_view operation) const {
     uint64_t at = 0;
     switch (position.type) {
       case ShardIteratorType::kTrimHorizon:
@@ -181,9 +199,9 @@ class Shard {
         const SequenceNumber s = position.sequence_number;
         if (s.stream_tag() != context_->tag) {
           return InvalidArgument(absl::StrCat(
-              "StartingSequenceNumber ", s.ToString(), " used in GetShardIterator on shard ",
-              shard_id_, " in stream ", context_->name, " under account ", context_->account_id,
-              " is invalid because it did not come from this stream."));
+              "StartingSequenceNumber ", s.ToString(), " used in ", detail::ToAbsl(operation),
+              " on shard ", shard_id_, " in stream ", context_->name, " under account ",
+              context_->account_id, " is invalid because it did not come from this stream."));
         }
         if (s.shard_index() != index_) {
           return InvalidArgument(absl::StrCat(
@@ -191,10 +209,11 @@ class Shard {
               ", while it was used in a call to a shard with ", shard_id_));
         }
         if (s.position() >= log_.End()) {
-          return InvalidArgument(absl::StrCat(
-              "StartingSequenceNumber ", s.ToString(), " used in GetShardIterator on shard ",
-              shard_id_, " in stream ", context_->name, " under account ", context_->account_id,
-              " is invalid: no record with this sequence number has been written."));
+          return InvalidArgument(
+              absl::StrCat("StartingSequenceNumber ", s.ToString(), " used in ",
+                           detail::ToAbsl(operation), " on shard ", shard_id_, " in stream ",
+                           context_->name, " under account ", context_->account_id,
+                           " is invalid: no record with this sequence number has been written."));
         }
         at = s.position() + (position.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
         break;
@@ -211,9 +230,10 @@ class Shard {
         break;
       }
     }
-    return ShardIterator::Issue(context_->tag, index_, at, now_ms);
+    return at;
   }
 
+ public:
   // Reads up to `limit` records from `iterator` into `page` (cleared first;
   // reuse one page so that reads allocate nothing). Sets next_shard_iterator
   // (empty at the end of a closed shard, with child_shards set) and
@@ -424,6 +444,7 @@ class Shard {
 
  private:
   friend class Stream<Payload, Traits>;
+  friend class Subscription<Payload, Traits>;
 
   enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure };
   // Which API a write came from, for the metrics.

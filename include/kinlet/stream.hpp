@@ -50,6 +50,7 @@
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
+#include "kinlet/fan_out.hpp"
 #include "kinlet/hash_key.hpp"
 #include "kinlet/metrics.hpp"
 #include "kinlet/on_demand.hpp"
@@ -383,6 +384,150 @@ class Stream {
     return absl::OkStatus();
   }
 
+  // ---- Enhanced fan-out (see fan_out.hpp) ----------------------------------
+
+  using SubscriptionType = Subscription<Payload, Traits>;
+  using Event = SubscribeToShardEvent<Payload>;
+
+  // RegisterStreamConsumer: a named consumer with its own read budget per
+  // shard (limits.subscribe_bytes_per_second), ACTIVE at once. Its ARN ends
+  // with the creation time in seconds, so a consumer registered again under
+  // the same name has another ARN. Errors: ValidationException for a name
+  // outside [a-zA-Z0-9_.-]{1,128}; ResourceInUseException if the name is
+  // taken; LimitExceededException beyond max_stream_consumers (20);
+  // ResourceNotFoundException if the stream was deleted. Thread-safe.
+  absl::StatusOr<StreamConsumerDescription> RegisterStreamConsumer(std::string_view consumer_name) {
+    if (deleted()) return context_.NotFound();
+    if (!detail::IsResourceName(consumer_name)) {
+      return ValidationError(absl::StrCat(
+          "1 validation error detected: Value '", detail::ToAbsl(consumer_name),
+          "' at 'consumerName' failed to satisfy constraint: Member must satisfy regular "
+          "expression pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 128"));
+    }
+    detail::MutexLock lock(&fanout_mu_);
+    for (const auto& c : consumers_) {
+      if (c->description.consumer_name == consumer_name) {
+        return ResourceInUse(
+            absl::StrCat("Consumer ", c->description.consumer_arn, " already exists"));
+      }
+    }
+    if (static_cast<int>(consumers_.size()) >= options_.max_stream_consumers) {
+      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
+                                        context_.account_id, " already has ", consumers_.size(),
+                                        " registered consumers, the limit."));
+    }
+    auto entry = std::make_unique<FanOutConsumer>();
+    StreamConsumerDescription& d = entry->description;
+    d.consumer_name = std::string(consumer_name);
+    d.consumer_creation_timestamp = context_.clock->Now();
+    d.consumer_arn = absl::StrCat(arn_, "/consumer/", d.consumer_name, ":",
+                                  absl::ToUnixSeconds(d.consumer_creation_timestamp));
+    d.stream_arn = arn_;
+    consumers_.push_back(std::move(entry));
+    return d;
+  }
+
+  // DeregisterStreamConsumer, by name or ARN: ends its subscriptions
+  // (kConsumerDeregistered). ResourceNotFoundException for an unknown
+  // consumer or a deleted stream. Thread-safe.
+  absl::Status DeregisterStreamConsumer(std::string_view consumer) {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&fanout_mu_);
+    for (auto it = consumers_.begin(); it != consumers_.end(); ++it) {
+      if (!(*it)->Matches(consumer)) continue;
+      for (auto& [index, slot] : (*it)->subscriptions) {
+        if (slot.state->End(SubscriptionEnd::kConsumerDeregistered)) {
+          ShardAt(index)->log().NotifyWaiters();
+        }
+      }
+      consumers_.erase(it);
+      return absl::OkStatus();
+    }
+    return ConsumerNotFound(consumer);
+  }
+
+  // DescribeStreamConsumer, by name or ARN. ResourceNotFoundException for an
+  // unknown consumer or a deleted stream. Thread-safe.
+  absl::StatusOr<StreamConsumerDescription> DescribeStreamConsumer(
+      std::string_view consumer) const {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&fanout_mu_);
+    for (const auto& c : consumers_) {
+      if (c->Matches(consumer)) return c->description;
+    }
+    return ConsumerNotFound(consumer);
+  }
+
+  // ListStreamConsumers, in registration order. ResourceNotFoundException if
+  // the stream was deleted. Thread-safe.
+  absl::StatusOr<std::vector<StreamConsumerDescription>> ListStreamConsumers() const {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&fanout_mu_);
+    std::vector<StreamConsumerDescription> out;
+    for (const auto& c : consumers_) out.push_back(c->description);
+    return out;
+  }
+
+  // SubscribeToShard, pull mode: a handle whose Next() returns the consumer's
+  // events from `start` (any IteratorPosition, with GetShardIterator's rules).
+  // Errors: ResourceNotFoundException for an unknown consumer (name or ARN) or
+  // shard, or a deleted stream; ResourceInUseException while this consumer's
+  // subscription to the shard is active and less than
+  // subscription_takeover_after (5 s) old (later, the new one takes over and
+  // the old one ends with kTakenOver; an ended one never blocks a new one);
+  // InvalidArgumentException for a bad start. Thread-safe.
+  absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeToShard(
+      std::string_view consumer, std::string_view shard_id, const IteratorPosition& start) {
+    absl::StatusOr<ShardType*> shard = GetShard(shard_id);
+    if (!shard.ok()) return shard.status();
+    detail::MutexLock lock(&fanout_mu_);
+    FanOutConsumer* c = nullptr;
+    for (const auto& entry : consumers_) {
+      if (entry->Matches(consumer)) c = entry.get();
+    }
+    if (c == nullptr) return ConsumerNotFound(consumer);
+    const int64_t now_ms = context_.NowMs();
+    typename FanOutConsumer::Slot& slot = c->subscriptions[(*shard)->index()];
+    if (slot.state != nullptr && slot.state->ended() == SubscriptionEnd::kNone &&
+        now_ms - slot.subscribed_ms <
+            absl::ToInt64Milliseconds(options_.subscription_takeover_after)) {
+      return ResourceInUse(absl::StrCat(
+          "Another active subscription exists for consumer ", c->description.consumer_arn,
+          " and shard ", (*shard)->shard_id(), ": it was made less than ",
+          absl::FormatDuration(options_.subscription_takeover_after), " ago."));
+    }
+    absl::StatusOr<uint64_t> position =
+        (*shard)->ResolvePosition(start, now_ms, "SubscribeToShard");
+    if (!position.ok()) return position.status();
+    if (slot.state != nullptr && slot.state->End(SubscriptionEnd::kTakenOver)) {
+      (*shard)->log().NotifyWaiters();
+    }
+    slot.state = std::make_shared<detail::SubscriptionState>();
+    slot.subscribed_ms = now_ms;
+    return std::unique_ptr<SubscriptionType>(new SubscriptionType(
+        *shard, &context_, slot.state, c->description.consumer_arn, *position, now_ms,
+        absl::ToInt64Milliseconds(options_.subscription_lifetime),
+        options_.limits.subscribe_bytes_per_second, options_.max_get_records_bytes));
+  }
+
+  // SubscribeToShard, push mode: `on_event` runs for every event with records,
+  // for the final event of a closed shard and for heartbeats (every
+  // subscription_heartbeat while idle), on the subscription's own delivery
+  // thread, or as tasks on `executor` (one at a time, in order). `on_end` runs
+  // once with the status that ended it (see Subscription::Next). Destroying
+  // the handle cancels and joins. Errors as the pull form. Thread-safe.
+  absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeToShard(
+      std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
+      typename SubscriptionType::Callback on_event,
+      typename SubscriptionType::EndCallback on_end = {}, Executor executor = {}) {
+    absl::StatusOr<std::unique_ptr<SubscriptionType>> sub =
+        SubscribeToShard(consumer, shard_id, start);
+    if (!sub.ok()) return sub;
+    (*sub)->StartDelivery(std::move(on_event), std::move(on_end), std::move(executor),
+                          options_.subscription_heartbeat);
+    return sub;
+  }
+
   // ---- Metrics and faults --------------------------------------------------
 
   // A snapshot of every shard's metrics and their sum (see metrics.hpp), with
@@ -575,6 +720,10 @@ class Stream {
     d.open_shard_count = open_shard_count();
     d.max_record_size_bytes = options_.max_record_size_bytes;
     d.stream_mode = stream_mode();
+    {
+      detail::MutexLock lock(&fanout_mu_);
+      d.consumer_count = static_cast<int>(consumers_.size());
+    }
     return d;
   }
   absl::StatusOr<StreamDescription> DescribeStream() const {
@@ -928,6 +1077,27 @@ class Stream {
     // Old tables stay alive (a writer may still be routing with one).
     routing_.store(table.get(), std::memory_order_release);
     routing_history_.push_back(std::move(table));
+  }
+
+  // ---- Fan-out internals ------------------------------------------------------
+
+  struct FanOutConsumer {
+    struct Slot {
+      std::shared_ptr<detail::SubscriptionState> state;
+      int64_t subscribed_ms = 0;
+    };
+    StreamConsumerDescription description;
+    absl::flat_hash_map<uint32_t, Slot> subscriptions;  // by shard index: the latest
+
+    bool Matches(std::string_view name_or_arn) const {
+      return description.consumer_name == name_or_arn || description.consumer_arn == name_or_arn;
+    }
+  };
+
+  absl::Status ConsumerNotFound(std::string_view consumer) const {
+    return ResourceNotFound(absl::StrCat("Consumer ", detail::ToAbsl(consumer), " of stream ",
+                                         context_.name, " under account ", context_.account_id,
+                                         " not found."));
   }
 
   // ---- Resharding internals --------------------------------------------------
@@ -1515,6 +1685,10 @@ class Stream {
   int64_t last_evaluation_ms_ ABSL_GUARDED_BY(control_mu_) = 0;
   std::deque<int64_t> shard_count_updates_ ABSL_GUARDED_BY(control_mu_);
   std::deque<int64_t> mode_updates_ ABSL_GUARDED_BY(control_mu_);
+
+  // Registered fan-out consumers (its own lock: never held across a reshard).
+  mutable detail::Mutex fanout_mu_;
+  std::vector<std::unique_ptr<FanOutConsumer>> consumers_ ABSL_GUARDED_BY(fanout_mu_);
 
   // The scaling event log (its own lock: GetMetrics must not wait for a reshard).
   mutable detail::Mutex events_mu_;

@@ -79,6 +79,15 @@ struct StreamOptions {
   // (Kinesis: 10 and 2); more is LimitExceededException.
   int max_shard_count_updates_per_day = 10;
   int max_stream_mode_updates_per_day = 2;
+  // Enhanced fan-out (see fan_out.hpp): registered consumers per stream
+  // (Kinesis: 20); how long a subscription lasts (5 minutes); how soon one
+  // consumer may subscribe to one shard again, taking over (5 seconds); how
+  // often an idle push subscription delivers an empty heartbeat event (AWS
+  // sends one at least every 5 seconds).
+  int max_stream_consumers = 20;
+  absl::Duration subscription_lifetime = absl::Minutes(5);
+  absl::Duration subscription_takeover_after = absl::Seconds(5);
+  absl::Duration subscription_heartbeat = absl::Seconds(5);
   // For ARNs and AWS-style messages.
   std::string region = "us-east-1";
   std::string account_id = "000000000000";
@@ -93,13 +102,7 @@ struct StreamOptions {
 // first bad field, or ValidationException for the name and the maximum record
 // size (as AWS answers a bad StreamName or MaxRecordSizeInKiB).
 inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
-  bool name_ok = !o.name.empty() && o.name.size() <= 128;
-  for (char c : o.name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
-    name_ok = name_ok && ok;
-  }
-  if (!name_ok) {
+  if (!detail::IsResourceName(o.name)) {
     return ValidationError(absl::StrCat(
         "1 validation error detected: Value '", o.name,
         "' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression "
@@ -144,6 +147,12 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
   if (o.max_put_records_entries < 1 || o.max_put_records_bytes < 1 || o.max_get_records_bytes < 1 ||
       o.max_get_records_limit < 1) {
     return InvalidArgument("PutRecords and GetRecords limits must be positive");
+  }
+  if (o.max_stream_consumers < 0 || o.subscription_lifetime <= absl::ZeroDuration() ||
+      o.subscription_takeover_after < absl::ZeroDuration() ||
+      o.subscription_heartbeat <= absl::ZeroDuration()) {
+    return InvalidArgument(
+        "max_stream_consumers must not be negative and subscription durations must be positive");
   }
   if (o.update_duration < absl::ZeroDuration()) {
     return InvalidArgument("update_duration must not be negative");
@@ -205,6 +214,7 @@ struct StreamDescriptionSummary {
   int open_shard_count = 0;
   size_t max_record_size_bytes = 0;
   StreamMode stream_mode = StreamMode::kProvisioned;
+  int consumer_count = 0;  // registered enhanced fan-out consumers
 };
 
 struct StreamDescription : StreamDescriptionSummary {

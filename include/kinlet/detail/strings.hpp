@@ -55,6 +55,16 @@ inline int64_t Utf8CodePoints(std::string_view s) {
 }
 
 // True if `s` is a non-empty run of ASCII decimal digits.
+// Kinesis's name pattern for streams and consumers: [a-zA-Z0-9_.-]{1,128}.
+inline bool IsResourceName(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= 128;
+  for (char c : s) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-');
+  }
+  return ok;
+}
+
 inline bool AllDigits(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {

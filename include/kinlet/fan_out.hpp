@@ -1,0 +1,397 @@
+// kinlet/fan_out.hpp: enhanced fan-out: registered consumers, each with its own
+// read budget per shard, and subscriptions that push records as they arrive.
+//
+//   auto consumer = stream->RegisterStreamConsumer("alerts");
+//   // Pull: a game loop drains its handle once per frame.
+//   auto sub = stream->SubscribeToShard("alerts", "shardId-000000000000",
+//                                       kinlet::IteratorPosition::Latest());
+//   kinlet::SubscribeToShardEvent<std::string> event;
+//   while ((*sub)->Next(&event, absl::ZeroDuration()).ok() && !event.records().empty()) ...
+//   // Push: a callback on the subscription's delivery thread.
+//   auto pushed = stream->SubscribeToShard("alerts", "shardId-000000000001",
+//       kinlet::IteratorPosition::TrimHorizon(),
+//       [](const kinlet::SubscribeToShardEvent<std::string>& e) { ... });
+//
+// As Kinesis: a subscription lasts subscription_lifetime (5 minutes), then
+// ends and the caller subscribes again from the last event's continuation
+// sequence number (SubscribeToShardEvent::ResumePosition); a second
+// subscription of one consumer to one shard within 5 seconds is
+// ResourceInUseException, later it takes over and the old one ends; the final
+// event of a closed shard has no continuation and names the child shards.
+// Beyond Kinesis: delivery is a wake-up by the put itself (no polling tick),
+// and a subscription reads the shard's ring directly: records are copied once
+// per consumer into the event's reused buffers (no allocation in steady
+// state), never through an intermediate queue.
+//
+// Thread safety: a Subscription's Next is called by one thread at a time (or
+// by its delivery thread in callback mode); Cancel, end() and stats() from any
+// thread. Subscriptions must not outlive their stream.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <semaphore>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "kinlet/errors.hpp"
+#include "kinlet/record.hpp"
+#include "kinlet/shard.hpp"
+#include "kinlet/shard_iterator.hpp"
+#include "kinlet/token_bucket.hpp"
+
+namespace kinlet {
+
+enum class ConsumerStatus { kCreating, kDeleting, kActive };
+
+constexpr std::string_view ConsumerStatusName(ConsumerStatus s) {
+  switch (s) {
+    case ConsumerStatus::kCreating:
+      return "CREATING";
+    case ConsumerStatus::kDeleting:
+      return "DELETING";
+    case ConsumerStatus::kActive:
+      return "ACTIVE";
+  }
+  return "";
+}
+
+// Kinesis's Consumer / ConsumerDescription.
+struct StreamConsumerDescription {
+  std::string consumer_name;
+  // arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation seconds>
+  std::string consumer_arn;
+  ConsumerStatus consumer_status = ConsumerStatus::kActive;
+  absl::Time consumer_creation_timestamp;
+  std::string stream_arn;
+};
+
+// Why a subscription is over.
+enum class SubscriptionEnd {
+  kNone,                  // still delivering
+  kLifetimeElapsed,       // subscription_lifetime passed: subscribe again to continue
+  kShardEnded,            // the closed shard's final event was delivered
+  kTakenOver,             // a newer subscription of the consumer to the shard took over
+  kConsumerDeregistered,  // DeregisterStreamConsumer
+  kStreamDeleted,         // DeleteStream
+  kDataTrimmed,           // the next record expired before it was delivered
+  kCancelled,             // Subscription::Cancel or its destruction
+};
+
+constexpr std::string_view SubscriptionEndName(SubscriptionEnd e) {
+  switch (e) {
+    case SubscriptionEnd::kNone:
+      return "active";
+    case SubscriptionEnd::kLifetimeElapsed:
+      return "lifetime elapsed";
+    case SubscriptionEnd::kShardEnded:
+      return "shard ended";
+    case SubscriptionEnd::kTakenOver:
+      return "taken over by a newer subscription";
+    case SubscriptionEnd::kConsumerDeregistered:
+      return "consumer deregistered";
+    case SubscriptionEnd::kStreamDeleted:
+      return "stream deleted";
+    case SubscriptionEnd::kDataTrimmed:
+      return "data trimmed";
+    case SubscriptionEnd::kCancelled:
+      return "cancelled";
+  }
+  return "";
+}
+
+// One pushed event (SubscribeToShardEvent). Reuse one event across Next calls:
+// its records keep their buffers.
+template <typename Payload>
+struct SubscribeToShardEvent {
+  GetRecordsResult<Payload> page;  // records and, at a shard's end, child_shards
+  // The last record delivered so far by this subscription (or, before any, the
+  // record before its start); resume AFTER it. Empty at the end of a closed
+  // shard, and while the shard holds no record before the start.
+  std::optional<SequenceNumber> continuation_sequence_number;
+  // Milliseconds between the arrival of the oldest undelivered record and now.
+  int64_t millis_behind_latest = 0;
+  // The final event of a closed shard: no continuation, child_shards set.
+  bool end_of_shard = false;
+
+  const std::vector<Record<Payload>>& records() const { return page.records; }
+  const std::vector<ChildShard>& child_shards() const { return page.child_shards; }
+  // Where a new subscription continues after this event (TRIM_HORIZON if
+  // nothing was ever before it).
+  IteratorPosition ResumePosition() const {
+    return continuation_sequence_number
+               ? IteratorPosition::AfterSequenceNumber(*continuation_sequence_number)
+               : IteratorPosition::TrimHorizon();
+  }
+};
+
+// Counters of one subscription (relaxed; each value exact, the set not one instant).
+struct SubscriptionStats {
+  uint64_t events = 0;           // SubscribeToShardEvent.Success
+  uint64_t records = 0;          // SubscribeToShardEvent.Records
+  uint64_t bytes = 0;            // SubscribeToShardEvent.Bytes
+  uint64_t throttled_waits = 0;  // times the consumer's read budget made it wait
+};
+
+// Runs a task somewhere (a thread pool, a strand): Subscription callbacks in
+// push mode run on it instead of the subscription's own delivery thread.
+using Executor = std::function<void(std::function<void()>)>;
+
+namespace detail {
+
+// What the stream and a subscription share: the end, set once.
+struct SubscriptionState {
+  std::atomic<int> end{0};
+  // Sets the end once; true if this call set it.
+  bool End(SubscriptionEnd why) {
+    int expected = 0;
+    return end.compare_exchange_strong(expected, static_cast<int>(why), std::memory_order_acq_rel);
+  }
+  SubscriptionEnd ended() const {
+    return static_cast<SubscriptionEnd>(end.load(std::memory_order_acquire));
+  }
+};
+
+}  // namespace detail
+
+template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
+class Subscription {
+ public:
+  using ShardType = Shard<Payload, Traits>;
+  using Event = SubscribeToShardEvent<Payload>;
+  using Callback = std::function<void(const Event&)>;
+  using EndCallback = std::function<void(const absl::Status&)>;
+
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  // Cancels the subscription and, in push mode, joins its delivery thread
+  // (after the callback in progress, if any, returns).
+  ~Subscription() {
+    Cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Pull mode: fills `event` with the next records, waiting up to `timeout`
+  // (of real time) for them; a put wakes the wait at once. Returns OK with:
+  // records; or, at a closed shard's end, the final event (end_of_shard, no
+  // continuation, child_shards); or, after the timeout, a heartbeat with no
+  // records and the current continuation. Once the subscription is over it
+  // returns why: OutOfRange "subscription ended: ..." for kLifetimeElapsed,
+  // kShardEnded and kCancelled (subscribe again from the last event's
+  // ResumePosition() to continue a lifetime), ResourceInUseException for
+  // kTakenOver, ResourceNotFoundException for kConsumerDeregistered and
+  // kStreamDeleted, TrimmedDataAccessException for kDataTrimmed. Waits on the
+  // consumer's own read budget (limits.subscribe_bytes_per_second) instead of
+  // failing: a slow or throttled consumer falls behind, nobody else slows.
+  // Not thread-safe: one caller at a time; not in push mode.
+  absl::Status Next(Event* event, absl::Duration timeout) {
+    // The page keeps its records until they are overwritten in place (Deliver)
+    // or parked (Empty): steady delivery reuses every buffer.
+    event->page.child_shards.clear();
+    event->end_of_shard = false;
+    event->millis_behind_latest = 0;
+    if (absl::Status s = EndedStatus(); !s.ok()) {
+      Empty(event);
+      return s;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    const RingLog<Payload>& log = shard_->log_;
+    for (;;) {
+      const int64_t now_ms = context_->NowMs();
+      if (context_->deleted.load(std::memory_order_acquire))
+        state_->End(SubscriptionEnd::kStreamDeleted);
+      if (now_ms - started_ms_ >= lifetime_ms_) state_->End(SubscriptionEnd::kLifetimeElapsed);
+      if (absl::Status s = EndedStatus(); !s.ok()) {
+      Empty(event);
+      return s;
+    }
+      int64_t budget_wait_ms = 0;
+      if (!budget_.unlimited() && !budget_.Positive(now_ms)) {
+        budget_wait_ms = std::max<int64_t>(1, budget_.MillisUntil(1, now_ms));
+        stats_.throttled_waits.fetch_add(1, std::memory_order_relaxed);
+      } else if (log.End() > position_) {
+        return Deliver(event, now_ms);
+      } else if (!shard_->is_open() && position_ >= shard_->end_position_) {
+        // The final event of a closed shard.
+        Empty(event);
+        event->end_of_shard = true;
+        event->page.child_shards = shard_->children_;
+        event->continuation_sequence_number.reset();
+        state_->End(SubscriptionEnd::kShardEnded);
+        stats_.events.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {  // a heartbeat
+        Empty(event);
+        SetContinuation(event);
+        stats_.events.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
+      auto wait = deadline - now;
+      if (budget_wait_ms > 0) {
+        wait = std::min<std::chrono::steady_clock::duration>(
+            wait, std::chrono::milliseconds(budget_wait_ms));
+      }
+      const uint64_t at = position_;
+      log.WaitUntil(
+          [&] {
+            return budget_wait_ms == 0 && (log.End() > at || !shard_->is_open() ||
+                                           state_->ended() != SubscriptionEnd::kNone ||
+                                           context_->deleted.load(std::memory_order_acquire));
+          },
+          std::chrono::duration_cast<std::chrono::nanoseconds>(wait));
+    }
+  }
+
+  // Ends the subscription (kCancelled) and wakes a waiting Next. Thread-safe.
+  void Cancel() {
+    if (state_->End(SubscriptionEnd::kCancelled)) shard_->log_.NotifyWaiters();
+  }
+
+  SubscriptionEnd end() const { return state_->ended(); }
+  const std::string& consumer_arn() const { return consumer_arn_; }
+  const std::string& shard_id() const { return shard_->shard_id(); }
+  SubscriptionStats stats() const {
+    const auto r = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    return SubscriptionStats{r(stats_.events), r(stats_.records), r(stats_.bytes),
+                             r(stats_.throttled_waits)};
+  }
+
+ private:
+  template <RecordPayload P, StreamTraits T>
+  friend class Stream;
+  using Context = detail::StreamContext<typename Traits::Clock>;
+
+  struct Counters {
+    std::atomic<uint64_t> events{0};
+    std::atomic<uint64_t> records{0};
+    std::atomic<uint64_t> bytes{0};
+    std::atomic<uint64_t> throttled_waits{0};
+  };
+
+  Subscription(ShardType* shard, const Context* context,
+               std::shared_ptr<detail::SubscriptionState> state, std::string consumer_arn,
+               uint64_t position, int64_t now_ms, int64_t lifetime_ms, int64_t bytes_per_second,
+               size_t max_event_bytes)
+      : shard_(shard),
+        context_(context),
+        state_(std::move(state)),
+        consumer_arn_(std::move(consumer_arn)),
+        position_(position),
+        started_ms_(now_ms),
+        lifetime_ms_(lifetime_ms),
+        max_event_bytes_(max_event_bytes),
+        budget_(bytes_per_second, bytes_per_second, now_ms) {}
+
+  absl::Status Deliver(Event* event, int64_t now_ms) {
+    const RingLog<Payload>& log = shard_->log_;
+    auto read = log.Read(position_, kMaxEventRecords, max_event_bytes_, context_->tag,
+                         shard_->index(), &event->page);
+    const std::optional<int64_t> first = read.trimmed ? std::nullopt : log.ArrivalAt(position_);
+    if (read.trimmed || position_ < log.Begin() ||
+        (read.count > 0 && first && *first < context_->ExpireBeforeMs(now_ms))) {
+      Empty(event);
+      state_->End(SubscriptionEnd::kDataTrimmed);
+      return EndedStatus();
+    }
+    position_ += read.count;
+    if (!budget_.unlimited()) budget_.Charge(static_cast<int64_t>(read.bytes), now_ms);
+    SetContinuation(event);
+    if (std::optional<int64_t> next = log.ArrivalAt(position_)) {
+      event->millis_behind_latest = std::max<int64_t>(0, now_ms - *next);
+    }
+    stats_.events.fetch_add(1, std::memory_order_relaxed);
+    stats_.records.fetch_add(read.count, std::memory_order_relaxed);
+    stats_.bytes.fetch_add(read.bytes, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+
+  static void Empty(Event* event) { detail::RecordBuffer<Payload>(&event->page).Finish(); }
+
+  void SetContinuation(Event* event) const {
+    if (position_ > 0) {
+      event->continuation_sequence_number = shard_->Sequence(position_ - 1);
+    } else {
+      event->continuation_sequence_number.reset();
+    }
+  }
+
+  absl::Status EndedStatus() const {
+    const SubscriptionEnd end = state_->ended();
+    if (end == SubscriptionEnd::kNone) return absl::OkStatus();  // no message built
+    const std::string why =
+        absl::StrCat("Subscription of ", consumer_arn_, " to ", shard_->shard_id(), " in stream ",
+                     context_->name, " ended: ", detail::ToAbsl(SubscriptionEndName(end)));
+    switch (end) {
+      case SubscriptionEnd::kNone:
+        return absl::OkStatus();
+      case SubscriptionEnd::kTakenOver:
+        return ResourceInUse(why);
+      case SubscriptionEnd::kConsumerDeregistered:
+        return ResourceNotFound(why);
+      case SubscriptionEnd::kStreamDeleted:
+        return context_->NotFound();
+      case SubscriptionEnd::kDataTrimmed:
+        return TrimmedDataAccess(why);
+      case SubscriptionEnd::kLifetimeElapsed:
+      case SubscriptionEnd::kShardEnded:
+      case SubscriptionEnd::kCancelled:
+        break;
+    }
+    return absl::OutOfRangeError(why);
+  }
+
+  // Push mode: the delivery loop, on its own thread; callbacks on `executor`
+  // if given (one at a time, in order: the loop waits for each).
+  void StartDelivery(Callback on_event, EndCallback on_end, Executor executor,
+                     absl::Duration heartbeat) {
+    thread_ = std::thread([this, on_event = std::move(on_event), on_end = std::move(on_end),
+                           executor = std::move(executor), heartbeat] {
+      Event event;
+      std::binary_semaphore done(0);
+      for (;;) {
+        absl::Status s = Next(&event, heartbeat);
+        if (!s.ok()) {
+          if (on_end) on_end(s);
+          return;
+        }
+        if (executor) {
+          executor([&] {
+            on_event(event);
+            done.release();
+          });
+          done.acquire();
+        } else {
+          on_event(event);
+        }
+      }
+    });
+  }
+
+  static constexpr size_t kMaxEventRecords = 10000;
+
+  ShardType* const shard_;
+  const Context* const context_;
+  const std::shared_ptr<detail::SubscriptionState> state_;
+  const std::string consumer_arn_;
+  uint64_t position_;  // next position to deliver (the Next caller's only)
+  const int64_t started_ms_;
+  const int64_t lifetime_ms_;
+  const size_t max_event_bytes_;
+  TokenBucket budget_;  // the consumer's own read budget on this shard (the Next caller's)
+  Counters stats_;
+  std::thread thread_;  // push mode
+};
+
+}  // namespace kinlet

@@ -1,0 +1,420 @@
+// Tests of kinlet/fan_out.hpp and the enhanced fan-out calls of Stream:
+// consumer registration and its limits, SubscribeToShard from every starting
+// position, events and continuation, the lifetime and takeover rules, ends by
+// deregistration, deletion, shard end and trimming, the per-consumer read
+// budget, push delivery (own thread and executor), and Consumer in fan-out mode.
+#include "kinlet/fan_out.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kinlet/consumer.hpp"
+#include "kinlet/stream.hpp"
+
+namespace {
+
+using kinlet::IteratorPosition;
+using kinlet::SubscriptionEnd;
+using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
+using Event = kinlet::SubscribeToShardEvent<std::string>;
+constexpr const char* kShard = "shardId-000000000000";
+
+std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards = 1,
+                                       void (*tweak)(kinlet::StreamOptions&) = nullptr) {
+  kinlet::StreamOptions options;
+  options.name = "fanned";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = shards;
+  options.shard_capacity_bytes = 4 << 20;
+  options.shard_capacity_records = 1024;
+  if (tweak) tweak(options);
+  auto stream = TestStream::Create(options, clock);
+  REQUIRE(stream.ok());
+  return std::move(*stream);
+}
+
+std::vector<std::string> Data(const Event& e) {
+  std::vector<std::string> out;
+  for (const auto& r : e.records()) out.push_back(r.data);
+  return out;
+}
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("Stream consumers register, describe, list and deregister as on Kinesis", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) { o.max_stream_consumers = 2; });
+  auto alerts = stream->RegisterStreamConsumer("alerts");
+  REQUIRE(alerts.ok());
+  CHECK(alerts->consumer_name == "alerts");
+  CHECK(alerts->consumer_status == kinlet::ConsumerStatus::kActive);
+  CHECK(alerts->stream_arn == stream->arn());
+  CHECK(alerts->consumer_arn ==
+        stream->arn() + "/consumer/alerts:" +
+            std::to_string(absl::ToUnixSeconds(alerts->consumer_creation_timestamp)));
+  CHECK(kinlet::IsResourceInUse(stream->RegisterStreamConsumer("alerts").status()));
+  CHECK(kinlet::IsValidationError(stream->RegisterStreamConsumer("no spaces").status()));
+  CHECK(kinlet::IsValidationError(stream->RegisterStreamConsumer("").status()));
+  REQUIRE(stream->RegisterStreamConsumer("archive").ok());
+  CHECK(kinlet::IsLimitExceeded(stream->RegisterStreamConsumer("third").status()));
+  CHECK(stream->DescribeStreamSummary()->consumer_count == 2);
+
+  CHECK(stream->DescribeStreamConsumer("alerts")->consumer_arn == alerts->consumer_arn);
+  CHECK(stream->DescribeStreamConsumer(alerts->consumer_arn)->consumer_name == "alerts");
+  CHECK(kinlet::IsResourceNotFound(stream->DescribeStreamConsumer("nobody").status()));
+  auto listed = stream->ListStreamConsumers();
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  CHECK((*listed)[1].consumer_name == "archive");
+
+  REQUIRE(stream->DeregisterStreamConsumer(alerts->consumer_arn).ok());
+  CHECK(kinlet::IsResourceNotFound(stream->DeregisterStreamConsumer("alerts")));
+  CHECK(kinlet::IsResourceNotFound(
+      stream->SubscribeToShard("alerts", kShard, IteratorPosition::Latest()).status()));
+  clock.Advance(absl::Seconds(2));
+  auto again = stream->RegisterStreamConsumer("alerts");
+  REQUIRE(again.ok());
+  CHECK(again->consumer_arn != alerts->consumer_arn);  // a new ARN: another creation time
+  stream->MarkDeleted();
+  CHECK(kinlet::IsResourceNotFound(stream->ListStreamConsumers().status()));
+}
+
+TEST_CASE("SubscribeToShard starts where GetShardIterator would", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto first = stream->PutRecord("k", "a");
+  clock.Advance(absl::Seconds(1));
+  const absl::Time t = clock.Now();
+  REQUIRE(stream->PutRecord("k", "b").ok());
+  Event event;
+  auto read = [&](const IteratorPosition& start) {
+    auto sub = stream->SubscribeToShard("c", kShard, start);
+    REQUIRE(sub.ok());
+    REQUIRE((*sub)->Next(&event, absl::ZeroDuration()).ok());
+    return Data(event);
+  };
+  CHECK(read(IteratorPosition::TrimHorizon()) == V{"a", "b"});
+  clock.Advance(absl::Seconds(5));  // each subscription below takes over the last
+  CHECK(read(IteratorPosition::AtSequenceNumber(first->sequence_number)) == V{"a", "b"});
+  clock.Advance(absl::Seconds(5));
+  CHECK(read(IteratorPosition::AfterSequenceNumber(first->sequence_number)) == V{"b"});
+  clock.Advance(absl::Seconds(5));
+  CHECK(read(IteratorPosition::AtTimestamp(t)) == V{"b"});
+  clock.Advance(absl::Seconds(5));
+  CHECK(read(IteratorPosition::Latest()).empty());  // a heartbeat
+  CHECK(event.continuation_sequence_number.has_value());
+  CHECK(kinlet::IsResourceNotFound(
+      stream->SubscribeToShard("c", "shardId-000000000009", IteratorPosition::Latest()).status()));
+  clock.Advance(absl::Seconds(5));
+  CHECK(kinlet::IsInvalidArgument(
+      stream
+          ->SubscribeToShard("c", kShard,
+                             IteratorPosition::AtTimestamp(clock.Now() + absl::Hours(1)))
+          .status()));
+}
+
+TEST_CASE("Events carry records, the continuation and the lag", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  Event event;
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(event.records().empty());                               // a heartbeat on an empty shard
+  CHECK_FALSE(event.continuation_sequence_number.has_value());  // nothing before the start
+  CHECK(event.ResumePosition().type == kinlet::ShardIteratorType::kTrimHorizon);
+  auto a = stream->PutRecord("k", "a");
+  clock.Advance(absl::Seconds(3));
+  auto b = stream->PutRecord("k", "b");
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(Data(event) == V{"a", "b"});
+  CHECK(event.continuation_sequence_number == b->sequence_number);
+  CHECK(event.millis_behind_latest == 0);
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());  // heartbeat: the same continuation
+  CHECK(event.records().empty());
+  CHECK(event.continuation_sequence_number == b->sequence_number);
+  CHECK(sub->stats().records == 2);
+  CHECK(sub->stats().events == 3);
+
+  SECTION("a lagging consumer sees its lag") {
+    auto lagging = MakeStream(&clock, 1, [](kinlet::StreamOptions& opt) {
+      opt.max_get_records_bytes = 1;  // one record per event
+    });
+    REQUIRE(lagging->RegisterStreamConsumer("slow").ok());
+    REQUIRE(lagging->PutRecord("k", "old").ok());
+    clock.Advance(absl::Seconds(7));
+    REQUIRE(lagging->PutRecord("k", "new").ok());
+    clock.Advance(absl::Seconds(2));
+    auto slow = *lagging->SubscribeToShard("slow", kShard, IteratorPosition::TrimHorizon());
+    REQUIRE(slow->Next(&event, absl::ZeroDuration()).ok());
+    CHECK(Data(event) == V{"old"});
+    CHECK(event.millis_behind_latest == 2000);  // "new" has waited 2 s
+  }
+}
+
+TEST_CASE("A subscription lasts its lifetime; resubscribing continues exactly", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  Event event;
+  REQUIRE(stream->PutRecord("k", "1").ok());
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(Data(event) == V{"1"});
+  const IteratorPosition resume = event.ResumePosition();
+  REQUIRE(stream->PutRecord("k", "2").ok());
+  clock.Advance(absl::Minutes(5));
+  absl::Status over = sub->Next(&event, absl::ZeroDuration());
+  CHECK(absl::IsOutOfRange(over));
+  CHECK(sub->end() == SubscriptionEnd::kLifetimeElapsed);
+  CHECK_THAT(std::string(over.message()), Catch::Matchers::Contains("lifetime elapsed"));
+  CHECK(absl::IsOutOfRange(sub->Next(&event, absl::ZeroDuration())));  // stays over
+  // The last event says where to continue: "2" is delivered, "1" is not again.
+  auto again = stream->SubscribeToShard("c", kShard, resume);
+  REQUIRE(again.ok());  // the old one ended: no 5-second wait
+  REQUIRE((*again)->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(Data(event) == V{"2"});
+}
+
+TEST_CASE("A second subscription within 5 seconds is ResourceInUse; later it takes over",
+          "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  REQUIRE(stream->RegisterStreamConsumer("other").ok());
+  auto first = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  clock.Advance(absl::Seconds(4));
+  auto busy = stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  CHECK(kinlet::IsResourceInUse(busy.status()));
+  // Another consumer, or another shard, is not affected.
+  CHECK(stream->SubscribeToShard("other", kShard, IteratorPosition::TrimHorizon()).ok());
+  clock.Advance(absl::Seconds(1));
+  auto second = stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  REQUIRE(second.ok());
+  Event event;
+  CHECK(kinlet::IsResourceInUse(first->Next(&event, absl::ZeroDuration())));
+  CHECK(first->end() == SubscriptionEnd::kTakenOver);
+  REQUIRE(stream->PutRecord("k", "v").ok());
+  REQUIRE((*second)->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(Data(event) == V{"v"});
+}
+
+TEST_CASE("Deregistering, deleting and cancelling end subscriptions and wake their waiters",
+          "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::Latest());
+  absl::Status waited;
+  auto started = std::chrono::steady_clock::now();
+  std::thread waiter([&] {
+    Event event;
+    for (;;) {  // heartbeats would come every 60 s; the end must come at once
+      waited = sub->Next(&event, absl::Seconds(60));
+      if (!waited.ok()) return;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  SECTION("deregistration") {
+    REQUIRE(stream->DeregisterStreamConsumer("c").ok());
+    waiter.join();
+    CHECK(kinlet::IsResourceNotFound(waited));
+    CHECK(sub->end() == SubscriptionEnd::kConsumerDeregistered);
+  }
+  SECTION("deletion") {
+    stream->MarkDeleted();
+    waiter.join();
+    CHECK(kinlet::IsResourceNotFound(waited));
+    CHECK(sub->end() == SubscriptionEnd::kStreamDeleted);
+  }
+  SECTION("cancellation") {
+    sub->Cancel();
+    waiter.join();
+    CHECK(absl::IsOutOfRange(waited));
+    CHECK(sub->end() == SubscriptionEnd::kCancelled);
+  }
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
+}
+
+TEST_CASE("At a closed shard's end the final event names the children", "[fan_out][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  REQUIRE(stream->PutRecord("k", "last").ok());
+  REQUIRE(stream->SplitShard(kShard, kinlet::kMaxHashKey / 2).ok());
+  Event event;
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(Data(event) == V{"last"});
+  CHECK_FALSE(event.end_of_shard);
+  REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(event.end_of_shard);
+  CHECK(event.records().empty());
+  CHECK_FALSE(event.continuation_sequence_number.has_value());
+  REQUIRE(event.child_shards().size() == 2);
+  CHECK(event.child_shards()[0].shard_id == "shardId-000000000001");
+  CHECK(absl::IsOutOfRange(sub->Next(&event, absl::ZeroDuration())));
+  CHECK(sub->end() == SubscriptionEnd::kShardEnded);
+}
+
+TEST_CASE("A subscription whose next record expired ends with TrimmedDataAccess", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1,
+                           [](kinlet::StreamOptions& o) { o.retention_period = absl::Minutes(1); });
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  REQUIRE(stream->PutRecord("k", "soon gone").ok());
+  clock.Advance(absl::Minutes(2));
+  Event event;
+  CHECK(kinlet::IsTrimmedDataAccess(sub->Next(&event, absl::ZeroDuration())));
+  CHECK(sub->end() == SubscriptionEnd::kDataTrimmed);
+}
+
+TEST_CASE("Each consumer has its own read budget per shard", "[fan_out]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(
+      &clock, 1, [](kinlet::StreamOptions& o) { o.limits.subscribe_bytes_per_second = 1000; });
+  REQUIRE(stream->RegisterStreamConsumer("slow").ok());
+  REQUIRE(stream->RegisterStreamConsumer("fast").ok());
+  for (int i = 0; i < 6; ++i) REQUIRE(stream->PutRecord("k", std::string(499, 'x')).ok());
+  auto slow = *stream->SubscribeToShard("slow", kShard, IteratorPosition::TrimHorizon());
+  auto fast = *stream->SubscribeToShard("fast", kShard, IteratorPosition::TrimHorizon());
+  Event event;
+  REQUIRE(slow->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(event.records().size() == 6);  // a full budget lets one event overdraw it
+  REQUIRE(stream->PutRecord("k", std::string(499, 'y')).ok());
+  REQUIRE(slow->Next(&event, absl::Milliseconds(5)).ok());
+  CHECK(event.records().empty());  // in debt: it waits (a heartbeat), it does not fail
+  CHECK(slow->stats().throttled_waits >= 1);
+  // The other consumer's budget is its own.
+  REQUIRE(fast->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(event.records().size() == 7);
+  // Polling readers are not charged either.
+  auto it = *stream->GetShardIterator(kShard, IteratorPosition::TrimHorizon());
+  CHECK(stream->GetRecords(it, 100)->records.size() == 7);
+  clock.Advance(absl::Seconds(3));  // the debt (about 2 kB) is repaid
+  REQUIRE(slow->Next(&event, absl::ZeroDuration()).ok());
+  CHECK(event.records().size() == 1);
+}
+
+TEST_CASE("Push mode delivers every record in order on the delivery thread or an executor",
+          "[fan_out]") {
+  kinlet::StreamOptions options;
+  options.name = "pushed";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<std::string>::Create(options);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  absl::Status ended;
+  bool over = false;
+  int executed = 0;
+  std::deque<std::function<void()>> tasks;
+  auto on_event = [&](const kinlet::SubscribeToShardEvent<std::string>& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& r : e.records()) seen.push_back(r.data);
+    cv.notify_all();
+  };
+  auto on_end = [&](const absl::Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    ended = s;
+    over = true;
+    cv.notify_all();
+  };
+  const bool use_executor = GENERATE(false, true);
+  std::thread executor_thread;
+  kinlet::Executor executor;
+  bool stop_executor = false;
+  if (use_executor) {
+    executor = [&](std::function<void()> task) {
+      std::lock_guard<std::mutex> lock(mu);
+      tasks.push_back(std::move(task));
+      cv.notify_all();
+    };
+    executor_thread = std::thread([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      for (;;) {
+        cv.wait(lock, [&] { return stop_executor || !tasks.empty(); });
+        if (tasks.empty()) return;
+        auto task = std::move(tasks.front());
+        tasks.pop_front();
+        ++executed;
+        lock.unlock();
+        task();
+        lock.lock();
+      }
+    });
+  }
+  auto sub = stream->SubscribeToShard("c", "shardId-000000000000", IteratorPosition::Latest(),
+                                      on_event, on_end, executor);
+  REQUIRE(sub.ok());
+  for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    CHECK(cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen.size() == 1000; }));
+    for (int i = 0; i < 1000 && i < static_cast<int>(seen.size()); ++i) {
+      if (seen[static_cast<size_t>(i)] != std::to_string(i)) FAIL("out of order at " << i);
+    }
+  }
+  REQUIRE(stream->DeregisterStreamConsumer("c").ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    CHECK(cv.wait_for(lock, std::chrono::seconds(30), [&] { return over; }));
+    CHECK(kinlet::IsResourceNotFound(ended));
+    if (use_executor) CHECK(executed >= 1);
+    stop_executor = true;
+    cv.notify_all();
+  }
+  sub->reset();
+  if (executor_thread.joinable()) executor_thread.join();
+}
+
+TEST_CASE("Consumer in fan-out mode follows lineage over subscriptions", "[fan_out][consumer]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("efo").ok());
+  kinlet::ConsumerOptions options;
+  options.fan_out_consumer = "efo";
+  auto consumer =
+      kinlet::Consumer<std::string, kinlet::ManualClockTraits>::Create(stream.get(), options);
+  REQUIRE(consumer.ok());
+  for (int i = 0; i < 3; ++i) REQUIRE(stream->PutRecord("key", "before-" + std::to_string(i)).ok());
+  REQUIRE(stream->SplitShard(kShard, kinlet::kMaxHashKey / 2).ok());
+  for (int i = 0; i < 3; ++i) REQUIRE(stream->PutRecord("key", "after-" + std::to_string(i)).ok());
+  std::vector<std::string> order;
+  kinlet::ConsumerBatch<std::string> batch;
+  for (int idle = 0; idle < 3;) {
+    REQUIRE((*consumer)->Poll(&batch).ok());
+    if (batch.records().empty()) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    for (const auto& r : batch.records()) order.push_back(r.data);
+  }
+  CHECK(order == V{"before-0", "before-1", "before-2", "after-0", "after-1", "after-2"});
+  CHECK((*consumer)->FollowedShards().size() == 2);
+  SECTION("and resubscribes when a subscription's lifetime ends") {
+    clock.Advance(absl::Minutes(6));
+    REQUIRE(stream->PutRecord("key", "later").ok());
+    bool found = false;
+    for (int i = 0; i < 4 && !found; ++i) {
+      absl::Status s = (*consumer)->Poll(&batch);
+      INFO(s.ToString());
+      REQUIRE(s.ok());
+      for (const auto& r : batch.records()) found = found || r.data == "later";
+    }
+    CHECK(found);
+  }
+}
