@@ -212,9 +212,9 @@ class Subscription {
         state_->End(SubscriptionEnd::kStreamDeleted);
       if (now_ms - started_ms_ >= lifetime_ms_) state_->End(SubscriptionEnd::kLifetimeElapsed);
       if (absl::Status s = EndedStatus(); !s.ok()) {
-      Empty(event);
-      return s;
-    }
+        Empty(event);
+        return s;
+      }
       int64_t budget_wait_ms = 0;
       if (!budget_.unlimited() && !budget_.Positive(now_ms)) {
         budget_wait_ms = std::max<int64_t>(1, budget_.MillisUntil(1, now_ms));
