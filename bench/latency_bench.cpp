@@ -19,40 +19,18 @@
 
 #include "baseline.hpp"
 #include "kinlet/kinlet.hpp"
+#include "latency.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr int kSamples = 20000;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
+using bench::kLatencySamples;
+using bench::NowNs;
+using bench::PacedPuts;
+using bench::StampOf;
+constexpr int kSamples = kLatencySamples;
 
 void Report(benchmark::State& state, std::vector<int64_t>& samples) {
-  std::sort(samples.begin(), samples.end());
-  auto at = [&](double q) {
-    return static_cast<double>(samples[static_cast<size_t>(q * (samples.size() - 1))]);
-  };
-  state.counters["p50_ns"] = at(0.50);
-  state.counters["p99_ns"] = at(0.99);
-  state.counters["p99.9_ns"] = at(0.999);
-}
-
-// Puts kSamples payloads paced ~20 us apart (so each is seen by an idle
-// reader), each stamped with the time just before its put.
-template <typename Put>
-void PacedPuts(Put&& put) {
-  std::string payload(64, 'x');
-  for (int i = 0; i < kSamples; ++i) {
-    const int64_t next = NowNs() + 20000;
-    while (NowNs() < next) {
-    }
-    const int64_t sent = NowNs();
-    std::memcpy(payload.data(), &sent, sizeof(sent));
-    put(payload);
-  }
+  bench::ReportLatency(state, samples);
 }
 
 // The producer stamps each payload with the time its put returned... as near
@@ -131,42 +109,7 @@ void BM_Latency_MutexDequeSpinning(benchmark::State& state) {
   Report(state, samples);
 }
 
-// The platform's wake-up latency, for scale: the same paced puts into a
-// mutex + deque log whose reader sleeps on a std::condition_variable that every
-// append notifies (futex underneath, as kinlet's WaitForRecords).
-void BM_Latency_CondVarBlocking(benchmark::State& state) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::string> log;
-  std::vector<int64_t> samples;
-  samples.reserve(kSamples);
-  for (auto _ : state) {
-    samples.clear();
-    std::thread reader([&] {
-      for (int got = 0; got < kSamples;) {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return !log.empty(); });
-        const int64_t now = NowNs();
-        while (!log.empty()) {
-          int64_t sent;
-          std::memcpy(&sent, log.front().data(), sizeof(sent));
-          samples.push_back(now - sent);
-          log.pop_front();
-          ++got;
-        }
-      }
-    });
-    PacedPuts([&](const std::string& payload) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        log.push_back(payload);
-      }
-      cv.notify_one();
-    });
-    reader.join();
-  }
-  Report(state, samples);
-}
+void BM_Latency_CondVarBlocking(benchmark::State& state) { bench::CondVarLatency(state); }
 
 }  // namespace
 

@@ -425,3 +425,153 @@ TEST_CASE(
   }
   CHECK(next == 0);
 }
+
+TEST_CASE("Sixteen fan-out consumers see every record of a resharding stream once, in order",
+          "[.stress][fan_out]") {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  constexpr uint64_t kPerProducer = 5000;
+#else
+  constexpr uint64_t kPerProducer = 50000;
+#endif
+  constexpr int kProducers = 4;
+  constexpr int kConsumerThreads = 4;
+  constexpr int kConsumersPerThread = 4;  // 16 registered consumers
+  constexpr uint32_t kKeys = 64;
+  constexpr uint64_t kTotal = kProducers * kPerProducer;
+  constexpr uint64_t kReshards = 40;
+  constexpr uint64_t kStep = kTotal / (kReshards + 10);
+  kinlet::StreamOptions options;
+  options.name = "fan-out-stress";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 8;
+  options.shard_capacity_records = 1 << 17;  // every shard holds all it is given
+  options.shard_capacity_bytes = 8 << 20;
+  options.max_record_size_bytes = 1024;
+  options.max_shard_count_updates_per_day = 1 << 30;
+  auto stream = *kinlet::Stream<Tagged>::Create(options);
+  for (int c = 0; c < kConsumerThreads * kConsumersPerThread; ++c) {
+    REQUIRE(stream->RegisterStreamConsumer("consumer-" + std::to_string(c)).ok());
+  }
+
+  std::atomic<bool> go{false};
+  std::atomic<int> producers_done{0};
+  std::atomic<uint64_t> acknowledged{0};
+  std::atomic<uint64_t> reshards{0};
+  std::atomic<bool> resharder_done{false};
+  std::vector<std::thread> threads;
+  std::vector<std::string> put_errors(kProducers);
+  std::vector<std::string> keys;
+  for (uint32_t k = 0; k < kKeys; ++k) keys.push_back("key-" + std::to_string(k));
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::vector<uint64_t> next(kKeys, 0);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (uint64_t i = 0; i < kPerProducer; ++i) {
+        while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
+               !resharder_done.load()) {
+          std::this_thread::yield();
+        }
+        const uint32_t k = static_cast<uint32_t>((i * 7 + static_cast<uint64_t>(p)) % kKeys);
+        Tagged t{static_cast<uint32_t>(p), k, next[k]};
+        auto put = stream->PutRecord(keys[k], t);
+        while (kinlet::IsShardFull(put.status())) {
+          std::this_thread::yield();
+          put = stream->PutRecord(keys[k], t);
+        }
+        if (!put.ok()) {
+          put_errors[p] = put.status().ToString();
+          break;
+        }
+        ++next[k];
+        acknowledged.fetch_add(1, std::memory_order_relaxed);
+      }
+      producers_done.fetch_add(1, std::memory_order_release);
+    });
+  }
+  std::string reshard_error;
+  threads.emplace_back([&] {
+    while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+    for (uint64_t r = 0; r < kReshards; ++r) {
+      while (acknowledged.load(std::memory_order_relaxed) < r * kStep &&
+             producers_done.load() < kProducers) {
+        std::this_thread::yield();
+      }
+      auto open = stream->OpenShards();
+      absl::Status s;
+      if (r % 2 == 0 || open.size() < 2) {
+        const auto range = open[r % open.size()]->hash_key_range();
+        s = stream->SplitShard(
+            open[r % open.size()]->shard_id(),
+            range.starting_hash_key + (range.ending_hash_key - range.starting_hash_key) / 2);
+      } else {
+        const size_t i = r % (open.size() - 1);
+        s = stream->MergeShards(open[i]->shard_id(), open[i + 1]->shard_id());
+      }
+      if (!s.ok()) {
+        reshard_error = s.ToString();
+        break;
+      }
+      reshards.fetch_add(1);
+    }
+    resharder_done.store(true);
+  });
+
+  // Each thread drives four fan-out consumers, each of the whole stream.
+  std::vector<std::string> errors(kConsumerThreads * kConsumersPerThread);
+  std::vector<uint64_t> consumed(errors.size(), 0);
+  for (int t = 0; t < kConsumerThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::unique_ptr<kinlet::Consumer<Tagged>>> consumers;
+      std::vector<std::vector<std::vector<uint64_t>>> expect;
+      for (int j = 0; j < kConsumersPerThread; ++j) {
+        kinlet::ConsumerOptions o;
+        o.fan_out_consumer = "consumer-" + std::to_string(t * kConsumersPerThread + j);
+        auto consumer = kinlet::Consumer<Tagged>::Create(stream.get(), o);
+        if (!consumer.ok()) {
+          errors[static_cast<size_t>(t * kConsumersPerThread + j)] = consumer.status().ToString();
+          return;
+        }
+        consumers.push_back(*std::move(consumer));
+        expect.emplace_back(kProducers, std::vector<uint64_t>(kKeys, 0));
+      }
+      kinlet::ConsumerBatch<Tagged> batch;
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+      bool all_done = false;
+      while (!all_done && std::chrono::steady_clock::now() < deadline) {
+        all_done = true;
+        for (int j = 0; j < kConsumersPerThread; ++j) {
+          const size_t id = static_cast<size_t>(t * kConsumersPerThread + j);
+          if (consumed[id] == kTotal || !errors[id].empty()) continue;
+          all_done = false;
+          absl::Status s = consumers[static_cast<size_t>(j)]->Poll(&batch);
+          if (!s.ok()) {
+            errors[id] = s.ToString();
+            continue;
+          }
+          for (const auto& r : batch.records()) {
+            const Tagged& d = r.data;
+            if (d.counter != expect[static_cast<size_t>(j)][d.producer][d.key]) {
+              errors[id] = "consumer " + std::to_string(id) + ": producer " +
+                           std::to_string(d.producer) + " key " + std::to_string(d.key) +
+                           " expected " +
+                           std::to_string(expect[static_cast<size_t>(j)][d.producer][d.key]) +
+                           " got " + std::to_string(d.counter);
+              break;
+            }
+            ++expect[static_cast<size_t>(j)][d.producer][d.key];
+            ++consumed[id];
+          }
+        }
+        if (batch.records().empty()) std::this_thread::yield();
+      }
+    });
+  }
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  CHECK(reshard_error == "");
+  CHECK(reshards.load() == kReshards);
+  for (const auto& e : put_errors) CHECK(e == "");
+  for (const auto& e : errors) CHECK(e == "");
+  for (uint64_t n : consumed) CHECK(n == kTotal);  // every record, once, in per-key order
+}
