@@ -161,7 +161,7 @@ TEST_CASE("Events carry records, the continuation and the lag", "[fan_out]") {
   }
 }
 
-TEST_CASE("A subscription lasts its lifetime; resubscribing continues exactly", "[fan_out]") {
+TEST_CASE("A subscription lasts its lifetime: resubscribing continues exactly", "[fan_out]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock);
   REQUIRE(stream->RegisterStreamConsumer("c").ok());
@@ -185,7 +185,7 @@ TEST_CASE("A subscription lasts its lifetime; resubscribing continues exactly", 
   CHECK(Data(event) == V{"2"});
 }
 
-TEST_CASE("A second subscription within 5 seconds is ResourceInUse; later it takes over",
+TEST_CASE("A second subscription within 5 seconds is ResourceInUse: later it takes over",
           "[fan_out]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock);

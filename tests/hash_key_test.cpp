@@ -78,7 +78,8 @@ TEST_CASE("ParseHashKey rejects a well-formed value over 2^128-1 with AWS's mess
   }
 }
 
-TEST_CASE("ParseHashKey rejects text outside 0|([1-9]\\d{0,38}) as a ValidationException",
+// Kinesis's pattern for a hash key: 0|([1-9]\\d{0,38}).
+TEST_CASE("ParseHashKey rejects text outside the decimal pattern as a ValidationException",
           "[hash_key]") {
   const std::string forty_digits = "1" + std::string(39, '0');
   REQUIRE(forty_digits.size() == 40);

@@ -45,7 +45,7 @@ TEST_CASE("Kinesis's limits are the default", "[limits]") {
   CHECK_FALSE(kinlet::ThroughputLimits::Unlimited().limits_reads());
 }
 
-TEST_CASE("Exactly 1,000 records pass in a second; the next throttles", "[limits]") {
+TEST_CASE("Exactly 1,000 records pass in a second: the next throttles", "[limits]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, kinlet::ThroughputLimits::Kinesis());
   for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord("k", "v").ok());
@@ -68,7 +68,7 @@ TEST_CASE("Exactly 1,000 records pass in a second; the next throttles", "[limits
   }
 }
 
-TEST_CASE("1 MiB per second of payload plus key passes; more throttles", "[limits]") {
+TEST_CASE("1 MiB per second of payload plus key passes: more throttles", "[limits]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, kinlet::ThroughputLimits::Kinesis());
   const std::string half(512 * 1024 - 1, 'x');  // + 1-byte key = 512 KiB

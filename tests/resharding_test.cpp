@@ -243,7 +243,7 @@ TEST_CASE("UpdateShardCount's bounds and limits are AWS's", "[resharding]") {
   }
 }
 
-TEST_CASE("A stream stays UPDATING for update_duration; reshards then are ResourceInUse",
+TEST_CASE("A stream stays UPDATING for update_duration: reshards then are ResourceInUse",
           "[resharding]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, 2,

@@ -531,7 +531,7 @@ TEST_CASE("GetRecords stops at the per-call byte cap but returns at least one re
   CHECK(next->records[0].data[0] == 'c');
 }
 
-TEST_CASE("SplitShard closes the parent; its end reports the children", "[stream][reshard]") {
+TEST_CASE("SplitShard closes the parent: its end reports the children", "[stream][reshard]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, 1);
   auto before = stream->PutRecord("k", "in-parent");

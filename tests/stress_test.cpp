@@ -416,7 +416,7 @@ TEST_CASE(
   CHECK(acknowledged.load() == kTotal);
   for (uint64_t n : consumed) CHECK(n == kTotal);  // every record, once, in order
   CHECK(reshards.load() >= kMinReshards);
-  INFO("reshards: " << reshards.load() << ", shards created: " << stream->AllShards().size());
+  WARN("reshards: " << reshards.load() << ", shards created: " << stream->AllShards().size());
   // The open shards still cover the hash key space exactly.
   kinlet::HashKey next = 0;
   for (auto* shard : stream->OpenShards()) {
