@@ -8,7 +8,7 @@ scripts/install-deps.sh test
 cmake --preset release -DKINLET_BUILD_BENCH=ON -DKINLET_BUILD_TESTS=OFF >/dev/null
 cmake --build --preset release -j2
 placement() { if [[ -x ../shared/tools/placement ]]; then ../shared/tools/placement; fi; }
-for b in stream_bench end_to_end_bench; do
+for b in stream_bench end_to_end_bench fan_out_bench; do
   echo "== $b (placement before: $(placement))"
   build/release/bench/$b --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out=build/release/bench/$b.json --benchmark_out_format=json "$@"

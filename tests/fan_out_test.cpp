@@ -418,3 +418,30 @@ TEST_CASE("Consumer in fan-out mode follows lineage over subscriptions", "[fan_o
     CHECK(found);
   }
 }
+
+TEST_CASE("Consumers of a shared-handle payload share the payload, not copies of it", "[fan_out]") {
+  struct Blob {
+    std::string bytes;
+  };
+  using Shared = std::shared_ptr<const Blob>;
+  kinlet::StreamOptions options;
+  options.name = "shared";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<Shared>::Create(options);
+  const Shared blob = std::make_shared<const Blob>(Blob{std::string(64 << 10, 'b')});
+  std::vector<std::unique_ptr<kinlet::Subscription<Shared>>> subs;
+  for (int c = 0; c < 4; ++c) {
+    const std::string name = "c" + std::to_string(c);
+    REQUIRE(stream->RegisterStreamConsumer(name).ok());
+    subs.push_back(*stream->SubscribeToShard(name, kShard, IteratorPosition::TrimHorizon()));
+  }
+  REQUIRE(stream->PutRecord("k", blob).ok());
+  std::vector<kinlet::SubscribeToShardEvent<Shared>> events(subs.size());
+  for (size_t c = 0; c < subs.size(); ++c) {
+    REQUIRE(subs[c]->Next(&events[c], absl::ZeroDuration()).ok());
+    REQUIRE(events[c].records().size() == 1);
+    CHECK(events[c].records()[0].data.get() == blob.get());  // the same 64 KiB, not a copy
+  }
+  CHECK(blob.use_count() >= 1 + static_cast<long>(subs.size()));
+}
