@@ -96,6 +96,55 @@ void EndToEndKinlet(benchmark::State& state) {
       static_cast<double>(state.iterations() * n) / writer_seconds;
 }
 
+// Enhanced fan-out: each reader is a registered consumer with a pull
+// subscription (its own read budget; off here, as all limits), waiting in
+// Next() for the put's wake-up when caught up.
+void BM_EndToEnd_KinletFanOut(benchmark::State& state) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  const int readers = static_cast<int>(state.range(1));
+  const uint64_t n = RecordsPerRun(size);
+  auto stream = MakeStream<kinlet::DefaultStreamTraits>(size);
+  const std::string payload(size, 'x');
+  for (uint64_t i = 0; i < 4 * n; ++i) {
+    if (!stream->PutRecord("user123", payload).ok()) std::abort();
+  }
+  for (int r = 0; r < readers; ++r) {
+    if (!stream->RegisterStreamConsumer("reader-" + std::to_string(r)).ok()) std::abort();
+  }
+  std::vector<kinlet::SubscribeToShardEvent<std::string>> events(static_cast<size_t>(readers));
+  double writer_seconds = 0;
+  for (auto _ : state) {
+    std::vector<std::unique_ptr<kinlet::Subscription<std::string>>> subs;
+    for (int r = 0; r < readers; ++r) {
+      subs.push_back(*stream->SubscribeToShard("reader-" + std::to_string(r),
+                                               "shardId-000000000000",
+                                               kinlet::IteratorPosition::Latest()));
+    }
+    std::vector<std::thread> threads;
+    for (int r = 0; r < readers; ++r) {
+      threads.emplace_back([&, r] {
+        auto& event = events[static_cast<size_t>(r)];
+        for (uint64_t got = 0; got < n;) {
+          if (!subs[static_cast<size_t>(r)]->Next(&event, absl::Milliseconds(10)).ok()) {
+            std::abort();
+          }
+          got += event.records().size();
+        }
+      });
+    }
+    const auto t0 = Clock::now();
+    for (uint64_t i = 0; i < n; ++i) {
+      if (!stream->PutRecord("user123", payload).ok()) std::abort();
+    }
+    writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    for (auto& t : threads) t.join();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
+  state.counters["writer_records_per_second"] =
+      static_cast<double>(state.iterations() * n) / writer_seconds;
+}
+
 void BM_EndToEnd_Kinlet(benchmark::State& state) {
   EndToEndKinlet<kinlet::DefaultStreamTraits>(state);
 }
@@ -211,6 +260,8 @@ KINLET_E2E(BM_EndToEnd_Kinlet, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletFast, 64, 0);
 KINLET_E2E(BM_EndToEnd_KinletFast, 64, 4);
 KINLET_E2E(BM_EndToEnd_MutexDeque, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 4);
 KINLET_E2E(BM_EndToEnd_Kinlet, 65536, 1);
