@@ -41,6 +41,23 @@ std::unique_ptr<kinlet::Stream<std::string, Traits>> MakeStream(size_t size) {
   return std::move(*kinlet::Stream<std::string, Traits>::Create(options));
 }
 
+// Touches the whole ring once, so that no iteration pays first-touch page faults.
+template <typename StreamT>
+void WarmUp(StreamT& stream, uint64_t records, const std::string& payload) {
+  for (uint64_t i = 0; i < records; ++i) {
+    if (!stream.PutRecord("user123", payload).ok()) std::abort();
+  }
+}
+
+// Records/s and bytes/s for the readers (each reads everything), and the
+// writer's own rate.
+void ReportEndToEnd(benchmark::State& state, uint64_t n, size_t size, double writer_seconds) {
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
+  state.counters["writer_records_per_second"] =
+      static_cast<double>(state.iterations() * n) / writer_seconds;
+}
+
 using Clock = std::chrono::steady_clock;
 
 // kBlockingReaders: a caught-up reader parks in WaitForRecords instead of
@@ -54,9 +71,7 @@ void EndToEndKinlet(benchmark::State& state) {
   auto stream = MakeStream<Traits>(size);
   auto* shard = stream->OpenShards()[0];
   const std::string payload(size, 'x');
-  for (uint64_t i = 0; i < 4 * n; ++i) {  // warm-up: touch the whole ring once
-    if (!stream->PutRecord("user123", payload).ok()) std::abort();
-  }
+  WarmUp(*stream, 4 * n, payload);
   std::vector<kinlet::GetRecordsResult<std::string>> pages(static_cast<size_t>(readers));
   double writer_seconds = 0;
   for (auto _ : state) {
@@ -90,10 +105,7 @@ void EndToEndKinlet(benchmark::State& state) {
     writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (auto& t : threads) t.join();
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
-  state.counters["writer_records_per_second"] =
-      static_cast<double>(state.iterations() * n) / writer_seconds;
+  ReportEndToEnd(state, n, size, writer_seconds);
 }
 
 // Enhanced fan-out: each reader is a registered consumer with a pull
@@ -105,9 +117,7 @@ void BM_EndToEnd_KinletFanOut(benchmark::State& state) {
   const uint64_t n = RecordsPerRun(size);
   auto stream = MakeStream<kinlet::DefaultStreamTraits>(size);
   const std::string payload(size, 'x');
-  for (uint64_t i = 0; i < 4 * n; ++i) {
-    if (!stream->PutRecord("user123", payload).ok()) std::abort();
-  }
+  WarmUp(*stream, 4 * n, payload);
   for (int r = 0; r < readers; ++r) {
     if (!stream->RegisterStreamConsumer("reader-" + std::to_string(r)).ok()) std::abort();
   }
@@ -139,10 +149,7 @@ void BM_EndToEnd_KinletFanOut(benchmark::State& state) {
     writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (auto& t : threads) t.join();
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
-  state.counters["writer_records_per_second"] =
-      static_cast<double>(state.iterations() * n) / writer_seconds;
+  ReportEndToEnd(state, n, size, writer_seconds);
 }
 
 void BM_EndToEnd_Kinlet(benchmark::State& state) {
@@ -183,10 +190,7 @@ void BM_EndToEnd_MutexDeque(benchmark::State& state) {
     writer_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     for (auto& t : threads) t.join();
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * size));
-  state.counters["writer_records_per_second"] =
-      static_cast<double>(state.iterations() * n) / writer_seconds;
+  ReportEndToEnd(state, n, size, writer_seconds);
 }
 
 #ifdef KINLET_HAVE_MOODYCAMEL

@@ -25,6 +25,23 @@ std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards,
   return std::move(*TestStream::Create(options, clock));
 }
 
+// Polls until three polls in a row return nothing; returns the data in the
+// order the consumer delivered it.
+std::vector<std::string> DrainInOrder(TestConsumer& consumer) {
+  std::vector<std::string> order;
+  kinlet::ConsumerBatch<std::string> batch;
+  for (int idle = 0; idle < 3;) {
+    REQUIRE(consumer.Poll(&batch).ok());
+    if (batch.records().empty()) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    for (const auto& r : batch.records()) order.push_back(r.data);
+  }
+  return order;
+}
+
 // Polls until a full round returns nothing; returns data per shard.
 std::map<std::string, std::vector<std::string>> Drain(TestConsumer& consumer) {
   std::map<std::string, std::vector<std::string>> out;
@@ -179,17 +196,7 @@ TEST_CASE("A consumer reads a split parent to its end before its children", "[co
   for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("key", "before-" + std::to_string(i)).ok());
   REQUIRE(stream->SplitShard("shardId-000000000000", kinlet::kMaxHashKey / 2).ok());
   for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("key", "after-" + std::to_string(i)).ok());
-  std::vector<std::string> order;
-  kinlet::ConsumerBatch<std::string> batch;
-  for (int idle = 0; idle < 3;) {
-    REQUIRE(consumer->Poll(&batch).ok());
-    if (batch.records().empty()) {
-      ++idle;
-      continue;
-    }
-    idle = 0;
-    for (const auto& r : batch.records()) order.push_back(r.data);
-  }
+  const std::vector<std::string> order = DrainInOrder(*consumer);
   // One partition key: its records stay in order across the reshard.
   CHECK(order == std::vector<std::string>{"before-0", "before-1", "before-2", "before-3",
                                           "before-4", "after-0", "after-1", "after-2", "after-3",
@@ -215,17 +222,7 @@ TEST_CASE("A consumer reads both parents of a merge to their ends before the chi
     REQUIRE(stream->PutRecord("a", "a-after-" + std::to_string(i), low).ok());
     REQUIRE(stream->PutRecord("b", "b-after-" + std::to_string(i), high).ok());
   }
-  std::vector<std::string> order;
-  kinlet::ConsumerBatch<std::string> batch;
-  for (int idle = 0; idle < 3;) {
-    REQUIRE(consumer->Poll(&batch).ok());
-    if (batch.records().empty()) {
-      ++idle;
-      continue;
-    }
-    idle = 0;
-    for (const auto& r : batch.records()) order.push_back(r.data);
-  }
+  const std::vector<std::string> order = DrainInOrder(*consumer);
   REQUIRE(order.size() == 12);
   // Every record of both parents comes before the first record of the child.
   size_t last_before = 0;

@@ -24,6 +24,32 @@ struct Tagged {  // trivially copyable payload: who wrote it and its number
   uint64_t counter;  // per (producer, key)
 };
 
+// Producer `p`'s part of a stress test: `count` records over `keys`, each
+// carrying its per-(producer, key) counter 0, 1, 2, .... A put refused because
+// its shard is full wrote nothing and is retried (a reshard or reader frees
+// room). `gate()` runs before each put (it may wait). Returns the first other
+// error, or "".
+template <typename StreamT, typename Gate>
+std::string ProduceTagged(StreamT& stream, uint32_t p, uint64_t count,
+                          const std::vector<std::string>& keys, std::atomic<uint64_t>& acknowledged,
+                          Gate&& gate) {
+  std::vector<uint64_t> next(keys.size(), 0);
+  for (uint64_t i = 0; i < count; ++i) {
+    gate();
+    const uint32_t k = static_cast<uint32_t>((i * 7 + p) % keys.size());
+    const Tagged t{p, k, next[k]};
+    auto put = stream.PutRecord(keys[k], t);
+    while (kinlet::IsShardFull(put.status())) {
+      std::this_thread::yield();
+      put = stream.PutRecord(keys[k], t);
+    }
+    if (!put.ok()) return put.status().ToString();
+    ++next[k];
+    acknowledged.fetch_add(1, std::memory_order_relaxed);
+  }
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothing",
@@ -51,17 +77,10 @@ TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothin
 
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
-      std::vector<uint64_t> next(kKeys, 0);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      for (uint64_t i = 0; i < kPerProducer; ++i) {
-        const uint32_t k = static_cast<uint32_t>((i * 7 + static_cast<uint64_t>(p)) % kKeys);
-        Tagged t{static_cast<uint32_t>(p), k, next[k]++};
-        auto put = stream->PutRecord(keys[k], t);
-        if (!put.ok()) {
-          put_errors[p] = put.status().ToString();
-          break;
-        }
-      }
+      std::atomic<uint64_t> acknowledged{0};
+      put_errors[p] =
+          ProduceTagged(*stream, static_cast<uint32_t>(p), kPerProducer, keys, acknowledged, [] {});
       producers_done.fetch_add(1, std::memory_order_release);
     });
   }
@@ -280,27 +299,14 @@ TEST_CASE(
   });
   for (int p = 1; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
-      std::vector<uint64_t> next(kKeys, 0);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      for (uint64_t i = 0; i < kPerProducer; ++i) {
-        const uint32_t k = static_cast<uint32_t>((i * 7 + static_cast<uint64_t>(p)) % kKeys);
-        Tagged t{static_cast<uint32_t>(p), k, next[k]};
-        while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
-               !failed.load()) {
-          std::this_thread::yield();
-        }
-        auto put = stream->PutRecord(keys[k], t);
-        while (kinlet::IsShardFull(put.status())) {  // nothing written: wait for a reshard
-          std::this_thread::yield();
-          put = stream->PutRecord(keys[k], t);
-        }
-        if (!put.ok()) {
-          put_errors[p] = put.status().ToString();
-          break;
-        }
-        ++next[k];
-        acknowledged.fetch_add(1, std::memory_order_relaxed);
-      }
+      put_errors[p] =
+          ProduceTagged(*stream, static_cast<uint32_t>(p), kPerProducer, keys, acknowledged, [&] {
+            while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
+                   !failed.load()) {
+              std::this_thread::yield();
+            }
+          });
       producers_done.fetch_add(1, std::memory_order_release);
     });
   }
@@ -464,27 +470,14 @@ TEST_CASE("Sixteen fan-out consumers see every record of a resharding stream onc
   for (uint32_t k = 0; k < kKeys; ++k) keys.push_back("key-" + std::to_string(k));
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
-      std::vector<uint64_t> next(kKeys, 0);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      for (uint64_t i = 0; i < kPerProducer; ++i) {
-        while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
-               !resharder_done.load()) {
-          std::this_thread::yield();
-        }
-        const uint32_t k = static_cast<uint32_t>((i * 7 + static_cast<uint64_t>(p)) % kKeys);
-        Tagged t{static_cast<uint32_t>(p), k, next[k]};
-        auto put = stream->PutRecord(keys[k], t);
-        while (kinlet::IsShardFull(put.status())) {
-          std::this_thread::yield();
-          put = stream->PutRecord(keys[k], t);
-        }
-        if (!put.ok()) {
-          put_errors[p] = put.status().ToString();
-          break;
-        }
-        ++next[k];
-        acknowledged.fetch_add(1, std::memory_order_relaxed);
-      }
+      put_errors[p] =
+          ProduceTagged(*stream, static_cast<uint32_t>(p), kPerProducer, keys, acknowledged, [&] {
+            while (acknowledged.load(std::memory_order_relaxed) > (reshards.load() + 1) * kStep &&
+                   !resharder_done.load()) {
+              std::this_thread::yield();
+            }
+          });
       producers_done.fetch_add(1, std::memory_order_release);
     });
   }
