@@ -296,12 +296,9 @@ class Subscription {
 
   absl::Status Deliver(Event* event, int64_t now_ms) {
     const RingLog<Payload>& log = shard_->log_;
-    auto read = log.Read(position_, kMaxEventRecords, max_event_bytes_, context_->tag,
-                         shard_->index(), &event->page);
-    const std::optional<int64_t> first = read.trimmed ? std::nullopt : log.ArrivalAt(position_);
-    if (read.trimmed || position_ < log.Begin() ||
-        (read.count > 0 && first && *first < context_->ExpireBeforeMs(now_ms))) {
-      Empty(event);
+    const auto read =
+        shard_->ReadFrom(position_, kMaxEventRecords, max_event_bytes_, now_ms, &event->page);
+    if (read.trimmed) {  // the page is empty
       state_->End(SubscriptionEnd::kDataTrimmed);
       return EndedStatus();
     }

@@ -323,22 +323,12 @@ class Shard {
       }
     }
     const uint64_t from = iterator.position();
-    // `from` is readable unless the ring dropped it or it has expired; arrival
-    // times never decrease, so only the record at `from` needs checking.
-    const std::optional<int64_t> first_arrival = log_.ArrivalAt(from);
-    const bool expired = first_arrival && *first_arrival < context_->ExpireBeforeMs(now_ms);
-    typename RingLog<Payload>::ReadOutcome read{};
-    if (!expired && from >= log_.Begin() && max_records > 0) {
-      read = log_.Read(from, max_records, context_->max_get_records_bytes, context_->tag, index_,
-                       page);
-    } else {
-      detail::RecordBuffer<Payload>(page).Finish();  // an empty page
-    }
+    const auto read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
     if (read_limited && read.bytes > 0) {
       detail::SpinLockGuard lock(&read_mu_);
       read_bytes_.Charge(static_cast<int64_t>(read.bytes), now_ms);  // may go into debt
     }
-    if (expired || from < log_.Begin() || read.trimmed) {
+    if (read.trimmed) {
       return TrimmedDataAccess(absl::StrCat(
           "Iterator of shard ", shard_id_, " in stream ", context_->name, " points at position ",
           from, ", which retention or ring capacity has trimmed; the trim horizon is now ",
@@ -469,6 +459,25 @@ class Shard {
     read_bytes_ = TokenBucket(l.read_bytes_per_second, l.read_bytes_per_second, now_ms);
     iterator_calls_ = TokenBucket(l.get_shard_iterator_calls_per_second,
                                   l.get_shard_iterator_calls_per_second, now_ms);
+  }
+
+  // Reads up to `max_records` / `max_bytes` from position `from` into `page`
+  // (polling reads and fan-out subscriptions alike). trimmed = true, with an
+  // empty page, if `from` has expired or the ring dropped it, before or during
+  // the read. Arrival times never decrease, so only `from` needs the expiry check.
+  typename RingLog<Payload>::ReadOutcome ReadFrom(uint64_t from, size_t max_records,
+                                                  size_t max_bytes, int64_t now_ms,
+                                                  GetRecordsResult<Payload>* page) const {
+    const std::optional<int64_t> first_arrival = log_.ArrivalAt(from);
+    const bool expired = first_arrival && *first_arrival < context_->ExpireBeforeMs(now_ms);
+    typename RingLog<Payload>::ReadOutcome read{};
+    if (!expired && from >= log_.Begin() && max_records > 0) {
+      read = log_.Read(from, max_records, max_bytes, context_->tag, index_, page);
+    } else {
+      detail::RecordBuffer<Payload>(page).Finish();  // an empty page
+    }
+    if (expired || from < log_.Begin()) read = {0, 0, true};
+    return read;
   }
 
   // Appends one record. REQUIRES: write_mu_ held. `now_ms` is read before the

@@ -44,7 +44,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kinlet/detail/mutex.hpp"
@@ -1284,17 +1286,23 @@ class Stream {
       return;
     }
     for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
-      LoadSnapshot& snap = loads_[shard->index()];
-      snap = LoadSnapshot{};
-      snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-      snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
-      snap.position = shard->log_.End();
-      snap.at_ms = now_ms;
+      loads_[shard->index()] = LoadSnapshot{};
+      SnapshotLoadLocked(shard, now_ms);
     }
     peaks_.clear();
     last_total_bytes_ = TotalIncomingBytes();
     last_evaluation_ms_ = now_ms;
     next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
+  }
+
+  // Records `shard`'s counters and end as the start of its next interval.
+  void SnapshotLoadLocked(ShardType* shard, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    LoadSnapshot& snap = loads_[shard->index()];
+    snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+    snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
+    snap.position = shard->log_.End();
+    snap.at_ms = now_ms;
   }
 
   uint64_t TotalIncomingBytes() const {
@@ -1459,11 +1467,7 @@ class Stream {
       MergeLocked(open[i], open[i + 1], now_ms, std::move(e));
     }
     for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
-      LoadSnapshot& snap = loads_[shard->index()];
-      snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-      snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
-      snap.position = shard->log_.End();
-      snap.at_ms = now_ms;
+      SnapshotLoadLocked(shard, now_ms);  // keeps the cold and reported flags
     }
     last_total_bytes_ = total;
     last_evaluation_ms_ = now_ms;
@@ -1532,23 +1536,11 @@ class Stream {
                               int64_t* after) const {
     const absl::Status invalid = InvalidArgument(absl::StrCat(
         "NextToken ", detail::ToAbsl(token), " is invalid for stream ", context_.name, "."));
-    std::vector<std::string_view> parts;
-    size_t start = 0;
-    for (size_t dot = token.find('.');; dot = token.find('.', start)) {
-      parts.push_back(token.substr(start, dot == std::string_view::npos ? dot : dot - start));
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
+    const std::vector<absl::string_view> parts = absl::StrSplit(detail::ToAbsl(token), '.');
     if (parts.size() != 6 || parts[0] != "kinlet-ls") return invalid;
     int64_t values[5];
-    for (int i = 0; i < 5; ++i) {
-      std::string_view p = parts[static_cast<size_t>(i) + 1];
-      const bool negative = !p.empty() && p[0] == '-';
-      if (negative) p.remove_prefix(1);
-      if (!detail::AllDigits(p) || p.empty() || p.size() > 18) return invalid;
-      int64_t v = 0;
-      for (char c : p) v = v * 10 + (c - '0');
-      values[i] = negative ? -v : v;
+    for (size_t i = 0; i < 5; ++i) {
+      if (!absl::SimpleAtoi(parts[i + 1], &values[i])) return invalid;
     }
     if (values[0] != static_cast<int64_t>(context_.tag) || values[1] < 0 || values[1] > 5) {
       return invalid;
