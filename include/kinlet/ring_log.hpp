@@ -205,8 +205,11 @@ class RingLog {
   // records, but only those that arrived before `expire_before_ms` unless
   // `overwrite`; if that is not enough returns kFull and writes nothing.
   // REQUIRES: Fits(key.size(), data size); arrival_ms never decreases.
+  // With `publish` false the record is written but readers do not see it
+  // until the next Publish() (or published Append): a batch pays for one
+  // release store and one wake-up check instead of one per record.
   AppendStatus Append(std::string_view key, View data, int64_t arrival_ms, int64_t expire_before_ms,
-                      bool overwrite, uint64_t* position) {
+                      bool overwrite, uint64_t* position, bool publish = true) {
     const size_t data_len = DataLength(data);
     const size_t need = detail::WordsFor(key.size() + (kObjectSlots ? 0 : data_len));
     KINLET_ASSERT(need <= word_capacity_, "record larger than the ring");
@@ -259,9 +262,14 @@ class RingLog {
     if (begin_local_ == end_local_) begin_word_local_ = word;  // the new record is the oldest
     *position = end_local_;
     ++end_local_;
+    if (publish) Publish();
+    return AppendStatus::kOk;
+  }
+
+  // Makes every record appended so far visible to readers and wakes waiters.
+  void Publish() {
     end_.store(end_local_, std::memory_order_release);
     waiters_.Notify();
-    return AppendStatus::kOk;
   }
 
   // Drops records that arrived before `expire_before_ms`; returns how many.

@@ -484,6 +484,8 @@ class Shard {
   // lock is taken; arrival times are made non-decreasing here.
   // Limits are checked before anything is written and charged only after the
   // record is in: a refused write leaves no trace but its metric.
+  // kPutRecords appends are not visible to readers until PublishLocked(),
+  // which the batch calls once per shard before it releases the lock.
   AppendOutcome AppendLocked(std::string_view key, View data, int64_t now_ms,
                              SequenceNumber* sequence, WriteApi api = WriteApi::kPutRecord)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
@@ -507,7 +509,8 @@ class Shard {
     if (now_ms > last_arrival_ms_) last_arrival_ms_ = now_ms;
     uint64_t position = 0;
     auto status = log_.Append(key, data, last_arrival_ms_, context_->ExpireBeforeMs(now_ms),
-                              context_->full_policy == FullPolicy::kOverwrite, &position);
+                              context_->full_policy == FullPolicy::kOverwrite, &position,
+                              /*publish=*/api == WriteApi::kPutRecord);
     if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
       return Refuse(AppendOutcome::kFull, api);
     }
@@ -524,6 +527,9 @@ class Shard {
     }
     return AppendOutcome::kOk;
   }
+
+  // Makes a batch's appends visible. REQUIRES: write_mu_ held.
+  void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) { log_.Publish(); }
 
   AppendOutcome Refuse(AppendOutcome why, WriteApi api) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     using C = detail::WriteCounters;

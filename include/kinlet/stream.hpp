@@ -315,6 +315,7 @@ class Stream {
             ++result->failed_record_count;
           }
         }
+        shard->PublishLocked();  // one release store and wake-up per shard
       }
       if (!rerouted) return absl::OkStatus();
       // A reshard closed a shard mid-batch: route the entries not yet written.
@@ -1561,10 +1562,9 @@ class Stream {
   absl::Status ValidateRecord(std::string_view key, size_t data_size, int64_t entry) const {
     // The common case, inline: a short ASCII key and a record within the limit.
     if (KINLET_LIKELY(!key.empty() && key.size() <= 256 &&
-                      data_size + key.size() <= options_.max_record_size_bytes)) {
-      bool ascii = true;
-      for (char c : key) ascii &= static_cast<unsigned char>(c) < 0x80;
-      if (KINLET_LIKELY(ascii)) return absl::OkStatus();
+                      data_size + key.size() <= options_.max_record_size_bytes &&
+                      detail::IsAscii(key))) {
+      return absl::OkStatus();
     }
     return ValidateRecordSlow(key, data_size, entry);
   }
@@ -1573,10 +1573,7 @@ class Stream {
                                                           int64_t entry) const {
     // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
     int64_t chars = static_cast<int64_t>(key.size());
-    bool ascii = key.size() <= 256;
-    for (size_t i = 0; ascii && i < key.size(); ++i)
-      ascii = static_cast<unsigned char>(key[i]) < 0x80;
-    if (!ascii) chars = detail::Utf8CodePoints(key);
+    if (key.size() > 256 || !detail::IsAscii(key)) chars = detail::Utf8CodePoints(key);
     if (KINLET_LIKELY(chars >= 1 && chars <= 256 &&
                       data_size + key.size() <= options_.max_record_size_bytes)) {
       return absl::OkStatus();
