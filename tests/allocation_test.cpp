@@ -202,3 +202,44 @@ TEST_CASE("Subscription::Next into a reused event allocates nothing", "[allocati
   REQUIRE(ok);
   CHECK(allocations == 0);
 }
+
+TEST_CASE("Subscription::NextView allocates nothing", "[allocation][fan_out]") {
+  kinlet::StreamOptions options;
+  options.name = "no-alloc-views";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 1;
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<std::string>::Create(options);
+  REQUIRE(stream->RegisterStreamConsumer("viewer").ok());
+  auto sub = *stream->SubscribeToShard("viewer", "shardId-000000000000",
+                                       kinlet::IteratorPosition::TrimHorizon());
+  const std::string payload(64, 'v');
+  size_t delivered = 0;
+  bool intact = true;
+  auto visit = [&](const kinlet::SubscribeToShardEventView<std::string>& e) {
+    for (const auto& r : e.records) intact = intact && r.data == payload;
+    delivered += e.records.size();
+  };
+  auto round = [&] {
+    delivered = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (!stream->PutRecord("user-0123456789", payload).ok()) return false;
+    }
+    while (delivered < 100) {
+      const size_t before = delivered;
+      if (!sub->NextView(visit, absl::ZeroDuration()).ok() || delivered == before) return false;
+    }
+    return intact;
+  };
+  REQUIRE(round());  // warm-up
+  long allocations = 0;
+  bool ok = true;
+  {
+    Counting counting;
+    for (int r = 0; r < 10; ++r) ok = ok && round();
+    allocations = counting.count();
+  }
+  REQUIRE(ok);
+  CHECK(allocations == 0);
+  CHECK(sub->stats().copied_records == 0);
+}

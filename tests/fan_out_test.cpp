@@ -445,3 +445,256 @@ TEST_CASE("Consumers of a shared-handle payload share the payload, not copies of
   }
   CHECK(blob.use_count() >= 1 + static_cast<long>(subs.size()));
 }
+
+namespace {
+using View = kinlet::SubscribeToShardEventView<std::string>;
+
+// Drains a subscription with NextView: the payloads (copied out) and where
+// each was lent from.
+struct Viewed {
+  std::vector<std::string> data;
+  std::vector<const char*> where;
+  std::vector<kinlet::SequenceNumber> sequences;
+};
+Viewed DrainViews(kinlet::Subscription<std::string, kinlet::ManualClockTraits>& sub) {
+  Viewed out;
+  for (;;) {
+    size_t got = 0;
+    REQUIRE(sub.NextView(
+                   [&](const View& e) {
+                     for (const auto& r : e.records) {
+                       out.data.emplace_back(r.data);
+                       out.where.push_back(r.data.data());
+                       out.sequences.push_back(r.sequence_number);
+                     }
+                     got = e.records.size();
+                   },
+                   absl::ZeroDuration())
+                .ok());
+    if (got == 0) return out;
+  }
+}
+}  // namespace
+
+TEST_CASE("Zero-copy events lend every consumer the one stored copy", "[fan_out][zero_copy]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  std::vector<std::unique_ptr<kinlet::Subscription<std::string, kinlet::ManualClockTraits>>> subs;
+  for (int c = 0; c < 4; ++c) {
+    const std::string name = "viewer" + std::to_string(c);
+    REQUIRE(stream->RegisterStreamConsumer(name).ok());
+    subs.push_back(*stream->SubscribeToShard(name, kShard, IteratorPosition::TrimHorizon()));
+  }
+  std::vector<std::string> sent;
+  for (int i = 0; i < 50; ++i)
+    sent.push_back("payload-" + std::to_string(i) + std::string(40, 'x'));
+  for (const auto& s : sent) REQUIRE(stream->PutRecord("k", s).ok());
+  const Viewed first = DrainViews(*subs[0]);
+  CHECK(first.data == sent);
+  for (size_t i = 0; i < sent.size(); ++i) {
+    CHECK(first.where[i] != sent[i].data());  // the shard's copy, not the caller's
+  }
+  for (size_t c = 1; c < subs.size(); ++c) {
+    const Viewed other = DrainViews(*subs[c]);
+    CHECK(other.data == sent);
+    CHECK(other.where == first.where);  // the same bytes: no copy per consumer
+    CHECK(other.sequences == first.sequences);
+    CHECK(subs[c]->stats().copied_records == 0);
+    CHECK(subs[c]->stats().records == sent.size());
+  }
+  // The same records through the copying Next, for comparison: same sequence numbers.
+  REQUIRE(stream->RegisterStreamConsumer("copier").ok());
+  auto copier = *stream->SubscribeToShard("copier", kShard, IteratorPosition::TrimHorizon());
+  Event event;
+  REQUIRE(copier->Next(&event, absl::ZeroDuration()).ok());
+  REQUIRE(event.records().size() == sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    CHECK(event.records()[i].sequence_number == first.sequences[i]);
+    CHECK(event.records()[i].data.data() != first.where[i]);
+  }
+}
+
+TEST_CASE("Zero-copy events end, heartbeat and finish a closed shard as copied ones",
+          "[fan_out][zero_copy][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  int calls = 0;
+  bool ended = false;
+  std::vector<std::string> children;
+  std::optional<kinlet::SequenceNumber> continuation;
+  auto visit = [&](const View& e) {
+    ++calls;
+    continuation = e.continuation_sequence_number;
+    ended = e.end_of_shard;
+    for (const auto& c : e.child_shards) children.push_back(c.shard_id);
+  };
+  REQUIRE(sub->NextView(visit, absl::ZeroDuration()).ok());  // a heartbeat
+  CHECK(calls == 1);
+  CHECK_FALSE(continuation.has_value());
+  auto put = stream->PutRecord("k", "only");
+  REQUIRE(put.ok());
+  REQUIRE(sub->NextView(visit, absl::ZeroDuration()).ok());
+  CHECK(continuation == put->sequence_number);
+  REQUIRE(stream->SplitShard(kShard, kinlet::kMaxHashKey / 2).ok());
+  REQUIRE(sub->NextView(visit, absl::ZeroDuration()).ok());
+  CHECK(ended);
+  CHECK_FALSE(continuation.has_value());
+  CHECK(children == V{"shardId-000000000001", "shardId-000000000002"});
+  const int before = calls;
+  CHECK(absl::IsOutOfRange(sub->NextView(visit, absl::ZeroDuration())));
+  CHECK(calls == before);  // not called once the subscription is over
+}
+
+TEST_CASE("A consumer about to be overtaken gets copies, a pinned view holds off the writer",
+          "[fan_out][zero_copy]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
+    o.shard_capacity_records = 64;  // reuse horizon moves 64 / 16 = 4 records at a time
+    o.full_policy = kinlet::FullPolicy::kOverwrite;
+  });
+  REQUIRE(stream->RegisterStreamConsumer("late").ok());
+  REQUIRE(stream->RegisterStreamConsumer("pinner").ok());
+  for (int i = 0; i < 65; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+  // Record 0 was overwritten; records 1..4 are within the writer's reuse
+  // horizon: they cannot be lent in place, so the late consumer gets copies.
+  auto late = *stream->SubscribeToShard("late", kShard, IteratorPosition::TrimHorizon());
+  const Viewed viewed = DrainViews(*late);
+  REQUIRE(viewed.data.size() == 64);
+  CHECK(viewed.data.front() == "1");
+  CHECK(viewed.data.back() == "64");
+  // Put 65 trimmed record 0 and moved the horizon to 1 + 64 / 16: 1..4 copied.
+  CHECK(late->stats().copied_records == 4);
+
+  // A consumer viewing records the writer must reuse makes the writer wait
+  // until its visitor returns; the bytes it sees do not change meanwhile.
+  auto pinner = *stream->SubscribeToShard("pinner", kShard, IteratorPosition::Latest());
+  for (int i = 0; i < 8; ++i) REQUIRE(stream->PutRecord("k", "pinned-" + std::to_string(i)).ok());
+  std::atomic<int> written{0};
+  std::thread writer;
+  bool held = false;
+  bool intact = true;
+  REQUIRE(pinner
+              ->NextView(
+                  [&](const View& e) {
+                    REQUIRE(e.records.size() == 8);
+                    writer = std::thread([&] {
+                      for (int i = 0; i < 100; ++i) {
+                        if (!stream->PutRecord("k", "new-" + std::to_string(i)).ok()) return;
+                        written.fetch_add(1);
+                      }
+                    });
+                    // The ring holds 64 records and the pinned ones are 65..72:
+                    // the writer needs their memory (or a horizon past them)
+                    // after 52 to 56 more puts, depending on the horizon's phase.
+                    while (written.load() < 52) std::this_thread::yield();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                    const int stopped_at = written.load();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                    held = stopped_at <= 56 && written.load() == stopped_at;
+                    for (size_t i = 0; i < e.records.size(); ++i) {
+                      intact = intact && e.records[i].data == "pinned-" + std::to_string(i);
+                    }
+                  },
+                  absl::ZeroDuration())
+              .ok());
+  writer.join();
+  CHECK(held);
+  CHECK(intact);
+  CHECK(written.load() == 100);
+  CHECK(pinner->stats().copied_records == 0);
+}
+
+TEST_CASE("Push mode with a view callback delivers every record in order", "[fan_out][zero_copy]") {
+  kinlet::StreamOptions options;
+  options.name = "pushed-views";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_capacity_bytes = 4 << 20;
+  auto stream = *kinlet::Stream<std::string>::Create(options);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  absl::Status ended;
+  bool over = false;
+  auto sub = stream->SubscribeToShard(
+      "c", kShard, IteratorPosition::Latest(),
+      [&](const kinlet::SubscribeToShardEventView<std::string>& e) {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& r : e.records) seen.emplace_back(r.data);
+        cv.notify_all();
+      },
+      [&](const absl::Status& s) {
+        std::lock_guard<std::mutex> lock(mu);
+        ended = s;
+        over = true;
+        cv.notify_all();
+      });
+  REQUIRE(sub.ok());
+  for (int i = 0; i < 1000; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    CHECK(cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen.size() == 1000; }));
+    for (size_t i = 0; i < seen.size(); ++i) {
+      if (seen[i] != std::to_string(i)) FAIL("out of order at " << i);
+    }
+  }
+  CHECK((*sub)->stats().copied_records == 0);
+  (*sub)->Cancel();
+  std::unique_lock<std::mutex> lock(mu);
+  CHECK(cv.wait_for(lock, std::chrono::seconds(30), [&] { return over; }));
+  CHECK(absl::IsOutOfRange(ended));
+}
+
+TEST_CASE("Views of object payloads are the stored objects, trivial payloads are copied",
+          "[fan_out][zero_copy]") {
+  struct Blob {
+    std::string bytes;
+  };
+  using Shared = std::shared_ptr<const Blob>;
+  kinlet::StreamOptions options;
+  options.name = "objects";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_capacity_bytes = 4 << 20;
+  auto shared = *kinlet::Stream<Shared>::Create(options);
+  REQUIRE(shared->RegisterStreamConsumer("a").ok());
+  REQUIRE(shared->RegisterStreamConsumer("b").ok());
+  auto a = *shared->SubscribeToShard("a", kShard, IteratorPosition::TrimHorizon());
+  auto b = *shared->SubscribeToShard("b", kShard, IteratorPosition::TrimHorizon());
+  REQUIRE(shared->PutRecord("k", std::make_shared<const Blob>(Blob{"blob"})).ok());
+  const Shared* seen_a = nullptr;
+  const Shared* seen_b = nullptr;
+  REQUIRE(a->NextView(
+               [&](const auto& e) {
+                 if (!e.records.empty()) seen_a = &e.records[0].data.get();
+               },
+               absl::ZeroDuration())
+              .ok());
+  REQUIRE(b->NextView(
+               [&](const auto& e) {
+                 if (!e.records.empty()) seen_b = &e.records[0].data.get();
+               },
+               absl::ZeroDuration())
+              .ok());
+  CHECK(seen_a != nullptr);
+  CHECK(seen_a == seen_b);  // both lent the shard's own handle object
+  CHECK(a->stats().copied_records == 0);
+
+  struct Point {
+    int x, y;
+  };
+  auto points = *kinlet::Stream<Point>::Create(options);
+  REQUIRE(points->RegisterStreamConsumer("p").ok());
+  auto p = *points->SubscribeToShard("p", kShard, IteratorPosition::TrimHorizon());
+  REQUIRE(points->PutRecord("k", Point{3, 4}).ok());
+  int x = 0;
+  REQUIRE(p->NextView(
+               [&](const auto& e) {
+                 if (!e.records.empty()) x = e.records[0].data->x;
+               },
+               absl::ZeroDuration())
+              .ok());
+  CHECK(x == 3);
+  CHECK(p->stats().copied_records == 1);
+}

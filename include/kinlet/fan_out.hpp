@@ -19,9 +19,15 @@
 // ResourceInUseException, later it takes over and the old one ends; the final
 // event of a closed shard has no continuation and names the child shards.
 // Beyond Kinesis: delivery is a wake-up by the put itself (no polling tick),
-// and a subscription reads the shard's ring directly: records are copied once
-// per consumer into the event's reused buffers (no allocation in steady
-// state), never through an intermediate queue.
+// and a subscription reads the shard's ring directly, never through a queue.
+// Two kinds of event: Next / Callback copy the records into the event's reused
+// buffers (no allocation in steady state; keep them as long as you like);
+// NextView / ViewCallback lend them in place (zero-copy: N consumers share the
+// one stored copy; views valid during the call only):
+//
+//   sub->NextView([](const kinlet::SubscribeToShardEventView<std::string>& e) {
+//     for (const auto& r : e.records) Handle(r.partition_key, r.data);
+//   }, absl::Milliseconds(10));
 //
 // Thread safety: a Subscription's Next is called by one thread at a time (or
 // by its delivery thread in callback mode); Cancel, end() and stats() from any
@@ -35,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <semaphore>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -110,11 +117,8 @@ constexpr std::string_view SubscriptionEndName(SubscriptionEnd e) {
   return "";
 }
 
-// One pushed event (SubscribeToShardEvent). Reuse one event across Next calls:
-// its records keep their buffers.
-template <typename Payload>
-struct SubscribeToShardEvent {
-  GetRecordsResult<Payload> page;  // records and, at a shard's end, child_shards
+// What every event carries besides its records.
+struct SubscribeToShardEventHeader {
   // The last record delivered so far by this subscription (or, before any, the
   // record before its start); resume AFTER it. Empty at the end of a closed
   // shard, and while the shard holds no record before the start.
@@ -124,8 +128,6 @@ struct SubscribeToShardEvent {
   // The final event of a closed shard: no continuation, child_shards set.
   bool end_of_shard = false;
 
-  const std::vector<Record<Payload>>& records() const { return page.records; }
-  const std::vector<ChildShard>& child_shards() const { return page.child_shards; }
   // Where a new subscription continues after this event (TRIM_HORIZON if
   // nothing was ever before it).
   IteratorPosition ResumePosition() const {
@@ -135,12 +137,46 @@ struct SubscribeToShardEvent {
   }
 };
 
+// One pushed event (SubscribeToShardEvent), its records copied out of the
+// shard. Reuse one event across Next calls: its records keep their buffers.
+template <typename Payload>
+struct SubscribeToShardEvent : SubscribeToShardEventHeader {
+  GetRecordsResult<Payload> page;  // records and, at a shard's end, child_shards
+
+  const std::vector<Record<Payload>>& records() const { return page.records; }
+  const std::vector<ChildShard>& child_shards() const { return page.child_shards; }
+};
+
+// A record lent out by a zero-copy event: `partition_key` and `data` point into
+// the shard's storage and are valid only until the visitor returns.
+template <typename Payload>
+struct RecordView {
+  SequenceNumber sequence_number;
+  absl::Time approximate_arrival_timestamp;
+  std::string_view partition_key;
+  typename PayloadTraits<Payload>::View data;  // string_view / span / ObjectRef<T>
+};
+
+// A zero-copy event (Subscription::NextView and view callbacks): the records
+// are views of the shard's own storage, shared by every consumer, valid only
+// during the call that receives the event. Copy what must outlive it.
+template <typename Payload>
+struct SubscribeToShardEventView : SubscribeToShardEventHeader {
+  std::span<const RecordView<Payload>> records;
+  std::span<const ChildShard> child_shards;
+};
+
 // Counters of one subscription (relaxed; each value exact, the set not one instant).
 struct SubscriptionStats {
   uint64_t events = 0;           // SubscribeToShardEvent.Success
   uint64_t records = 0;          // SubscribeToShardEvent.Records
   uint64_t bytes = 0;            // SubscribeToShardEvent.Bytes
   uint64_t throttled_waits = 0;  // times the consumer's read budget made it wait
+  // Records that NextView / view callbacks had to copy instead of lending in
+  // place: trivially copyable payloads, a consumer so far behind that the
+  // writer is about to reuse its records' memory, or more than
+  // RingLog::kMaxPins zero-copy subscriptions on one shard.
+  uint64_t copied_records = 0;
 };
 
 // Runs a task somewhere (a thread pool, a strand): Subscription callbacks in
@@ -169,7 +205,10 @@ class Subscription {
  public:
   using ShardType = Shard<Payload, Traits>;
   using Event = SubscribeToShardEvent<Payload>;
+  using EventView = SubscribeToShardEventView<Payload>;
   using Callback = std::function<void(const Event&)>;
+  // A push-mode callback that receives zero-copy events (see NextView).
+  using ViewCallback = std::function<void(const EventView&)>;
   using EndCallback = std::function<void(const absl::Status&)>;
 
   Subscription(const Subscription&) = delete;
@@ -179,6 +218,7 @@ class Subscription {
   ~Subscription() {
     Cancel();
     if (thread_.joinable()) thread_.join();
+    if (pin_ >= 0) shard_->log_.ReleasePin(pin_);
   }
 
   // Pull mode: fills `event` with the next records, waiting up to `timeout`
@@ -198,46 +238,180 @@ class Subscription {
     // The page keeps its records until they are overwritten in place (Deliver)
     // or parked (Empty): steady delivery reuses every buffer.
     event->page.child_shards.clear();
-    event->end_of_shard = false;
-    event->millis_behind_latest = 0;
-    if (absl::Status s = EndedStatus(); !s.ok()) {
-      Empty(event);
-      return s;
+    Reset(event);
+    int64_t now_ms = 0;
+    switch (Await(timeout, &now_ms)) {
+      case Found::kRecords: {
+        const auto read =
+            shard_->ReadFrom(position_, kMaxEventRecords, max_event_bytes_, now_ms, &event->page);
+        if (read.trimmed) return DataTrimmed();
+        Delivered(read, now_ms, event);
+        return absl::OkStatus();
+      }
+      case Found::kShardEnd:
+        Empty(event);
+        event->page.child_shards = shard_->children_;
+        ShardEnded(event);
+        return absl::OkStatus();
+      case Found::kHeartbeat:
+        Empty(event);
+        Heartbeat(event);
+        return absl::OkStatus();
+      case Found::kEnded:
+        break;
     }
+    Empty(event);
+    return EndedStatus();
+  }
+
+  // Zero-copy pull: as Next, but calls `visit(const EventView&)` with the
+  // event instead of filling one, and the records are views of the shard's own
+  // storage (for byte payloads, the bytes the writer stored; for object
+  // payloads, the stored objects), not copies: N consumers read one copy.
+  // The views are valid only until `visit` returns. While it runs the records
+  // are pinned: a writer that needs their memory (the ring full up to them)
+  // waits for it to return, so keep `visit` short and do not write to this
+  // shard from it. Trivially copyable payloads, and a consumer about to be
+  // overtaken by the writer, get views of a copy (stats().copied_records).
+  // `visit` runs for records, the final event and heartbeats; not once the
+  // subscription is over (the status says why, as Next). Allocates nothing in
+  // steady state. Not thread-safe: one caller at a time; not in push mode.
+  template <typename Visitor>
+  absl::Status NextView(Visitor&& visit, absl::Duration timeout) {
+    EventView& view = view_event_;
+    Reset(&view);
+    view.records = {};
+    view.child_shards = {};
+    int64_t now_ms = 0;
+    switch (Await(timeout, &now_ms)) {
+      case Found::kRecords: {
+        const RingLog<Payload>& log = shard_->log_;
+        views_.clear();
+        typename RingLog<Payload>::ReadOutcome read{};
+        bool pinned = false;
+        if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
+          if (pin_ >= 0 && !shard_->Expired(position_, now_ms) && log.Pin(pin_, position_)) {
+            pinned = true;
+            read = log.ForEachPinned(position_, kMaxEventRecords, max_event_bytes_,
+                                     [&](const typename RingLog<Payload>::RecordRef& r) {
+                                       views_.push_back(RecordView<Payload>{
+                                           shard_->Sequence(r.position),
+                                           absl::FromUnixMillis(r.arrival_ms), r.key, r.data});
+                                     });
+          }
+        }
+        if (!pinned) {
+          // Copy only what cannot be lent: the records below the reuse horizon.
+          const uint64_t horizon = log.ReuseHorizon();
+          const size_t max_records =
+              pin_ >= 0 && horizon > position_
+                  ? static_cast<size_t>(std::min<uint64_t>(horizon - position_, kMaxEventRecords))
+                  : kMaxEventRecords;
+          read = shard_->ReadFrom(position_, max_records, max_event_bytes_, now_ms, &copy_page_);
+          if (read.trimmed) return DataTrimmed();
+          for (const Record<Payload>& rec : copy_page_.records) {
+            views_.push_back(RecordView<Payload>{rec.sequence_number,
+                                                 rec.approximate_arrival_timestamp,
+                                                 rec.partition_key, View(rec.data)});
+          }
+          stats_.copied_records.fetch_add(read.count, std::memory_order_relaxed);
+        }
+        Delivered(read, now_ms, &view);
+        view.records = views_;
+        visit(static_cast<const EventView&>(view));
+        if (pinned) log.Unpin(pin_);
+        return absl::OkStatus();
+      }
+      case Found::kShardEnd:
+        view.child_shards = shard_->children_;
+        ShardEnded(&view);
+        visit(static_cast<const EventView&>(view));
+        return absl::OkStatus();
+      case Found::kHeartbeat:
+        Heartbeat(&view);
+        visit(static_cast<const EventView&>(view));
+        return absl::OkStatus();
+      case Found::kEnded:
+        break;
+    }
+    return EndedStatus();
+  }
+
+  // Ends the subscription (kCancelled) and wakes a waiting Next. Thread-safe.
+  void Cancel() {
+    if (state_->End(SubscriptionEnd::kCancelled)) shard_->log_.NotifyWaiters();
+  }
+
+  SubscriptionEnd end() const { return state_->ended(); }
+  const std::string& consumer_arn() const { return consumer_arn_; }
+  const std::string& shard_id() const { return shard_->shard_id(); }
+  SubscriptionStats stats() const {
+    const auto r = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    return SubscriptionStats{r(stats_.events), r(stats_.records), r(stats_.bytes),
+                             r(stats_.throttled_waits), r(stats_.copied_records)};
+  }
+
+ private:
+  template <RecordPayload P, StreamTraits T>
+  friend class Stream;
+  using Context = detail::StreamContext<typename Traits::Clock>;
+
+  struct Counters {
+    std::atomic<uint64_t> events{0};
+    std::atomic<uint64_t> records{0};
+    std::atomic<uint64_t> bytes{0};
+    std::atomic<uint64_t> throttled_waits{0};
+    std::atomic<uint64_t> copied_records{0};
+  };
+  using View = typename PayloadTraits<Payload>::View;
+
+  Subscription(ShardType* shard, const Context* context,
+               std::shared_ptr<detail::SubscriptionState> state, std::string consumer_arn,
+               uint64_t position, int64_t now_ms, int64_t lifetime_ms, int64_t bytes_per_second,
+               size_t max_event_bytes)
+      : shard_(shard),
+        context_(context),
+        state_(std::move(state)),
+        consumer_arn_(std::move(consumer_arn)),
+        position_(position),
+        started_ms_(now_ms),
+        lifetime_ms_(lifetime_ms),
+        max_event_bytes_(max_event_bytes),
+        budget_(bytes_per_second, bytes_per_second, now_ms) {
+    if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
+      pin_ = shard_->log_.ClaimPin();  // -1 (all taken): NextView copies
+    }
+  }
+
+  // What Await found.
+  enum class Found { kRecords, kShardEnd, kHeartbeat, kEnded };
+
+  // Waits up to `timeout` for something to deliver: records at position_ (and
+  // read budget for them), the end of a closed shard (ends the subscription
+  // with kShardEnded), or the end of the subscription; else a heartbeat.
+  // `*now_ms` is the stream clock when it returns.
+  Found Await(absl::Duration timeout, int64_t* now_ms) {
+    if (state_->ended() != SubscriptionEnd::kNone) return Found::kEnded;
     const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
     const RingLog<Payload>& log = shard_->log_;
     for (;;) {
-      const int64_t now_ms = context_->NowMs();
+      *now_ms = context_->NowMs();
       if (context_->deleted.load(std::memory_order_acquire))
         state_->End(SubscriptionEnd::kStreamDeleted);
-      if (now_ms - started_ms_ >= lifetime_ms_) state_->End(SubscriptionEnd::kLifetimeElapsed);
-      if (absl::Status s = EndedStatus(); !s.ok()) {
-        Empty(event);
-        return s;
-      }
+      if (*now_ms - started_ms_ >= lifetime_ms_) state_->End(SubscriptionEnd::kLifetimeElapsed);
+      if (state_->ended() != SubscriptionEnd::kNone) return Found::kEnded;
       int64_t budget_wait_ms = 0;
-      if (!budget_.unlimited() && !budget_.Positive(now_ms)) {
-        budget_wait_ms = std::max<int64_t>(1, budget_.MillisUntil(1, now_ms));
+      if (!budget_.unlimited() && !budget_.Positive(*now_ms)) {
+        budget_wait_ms = std::max<int64_t>(1, budget_.MillisUntil(1, *now_ms));
         stats_.throttled_waits.fetch_add(1, std::memory_order_relaxed);
       } else if (log.End() > position_) {
-        return Deliver(event, now_ms);
+        return Found::kRecords;
       } else if (!shard_->is_open() && position_ >= shard_->end_position_) {
-        // The final event of a closed shard.
-        Empty(event);
-        event->end_of_shard = true;
-        event->page.child_shards = shard_->children_;
-        event->continuation_sequence_number.reset();
         state_->End(SubscriptionEnd::kShardEnded);
-        stats_.events.fetch_add(1, std::memory_order_relaxed);
-        return absl::OkStatus();
+        return Found::kShardEnd;
       }
       const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) {  // a heartbeat
-        Empty(event);
-        SetContinuation(event);
-        stats_.events.fetch_add(1, std::memory_order_relaxed);
-        return absl::OkStatus();
-      }
+      if (now >= deadline) return Found::kHeartbeat;
       auto wait = deadline - now;
       if (budget_wait_ms > 0) {
         wait = std::min<std::chrono::steady_clock::duration>(
@@ -254,73 +428,49 @@ class Subscription {
     }
   }
 
-  // Ends the subscription (kCancelled) and wakes a waiting Next. Thread-safe.
-  void Cancel() {
-    if (state_->End(SubscriptionEnd::kCancelled)) shard_->log_.NotifyWaiters();
+  static void Reset(SubscribeToShardEventHeader* header) {
+    header->end_of_shard = false;
+    header->millis_behind_latest = 0;
   }
 
-  SubscriptionEnd end() const { return state_->ended(); }
-  const std::string& consumer_arn() const { return consumer_arn_; }
-  const std::string& shard_id() const { return shard_->shard_id(); }
-  SubscriptionStats stats() const {
-    const auto r = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-    return SubscriptionStats{r(stats_.events), r(stats_.records), r(stats_.bytes),
-                             r(stats_.throttled_waits)};
-  }
-
- private:
-  template <RecordPayload P, StreamTraits T>
-  friend class Stream;
-  using Context = detail::StreamContext<typename Traits::Clock>;
-
-  struct Counters {
-    std::atomic<uint64_t> events{0};
-    std::atomic<uint64_t> records{0};
-    std::atomic<uint64_t> bytes{0};
-    std::atomic<uint64_t> throttled_waits{0};
-  };
-
-  Subscription(ShardType* shard, const Context* context,
-               std::shared_ptr<detail::SubscriptionState> state, std::string consumer_arn,
-               uint64_t position, int64_t now_ms, int64_t lifetime_ms, int64_t bytes_per_second,
-               size_t max_event_bytes)
-      : shard_(shard),
-        context_(context),
-        state_(std::move(state)),
-        consumer_arn_(std::move(consumer_arn)),
-        position_(position),
-        started_ms_(now_ms),
-        lifetime_ms_(lifetime_ms),
-        max_event_bytes_(max_event_bytes),
-        budget_(bytes_per_second, bytes_per_second, now_ms) {}
-
-  absl::Status Deliver(Event* event, int64_t now_ms) {
-    const RingLog<Payload>& log = shard_->log_;
-    const auto read =
-        shard_->ReadFrom(position_, kMaxEventRecords, max_event_bytes_, now_ms, &event->page);
-    if (read.trimmed) {  // the page is empty
-      state_->End(SubscriptionEnd::kDataTrimmed);
-      return EndedStatus();
-    }
+  // Accounts for `read` (just delivered from position_) and fills the header.
+  void Delivered(const typename RingLog<Payload>::ReadOutcome& read, int64_t now_ms,
+                 SubscribeToShardEventHeader* header) {
     position_ += read.count;
     if (!budget_.unlimited()) budget_.Charge(static_cast<int64_t>(read.bytes), now_ms);
-    SetContinuation(event);
-    if (std::optional<int64_t> next = log.ArrivalAt(position_)) {
-      event->millis_behind_latest = std::max<int64_t>(0, now_ms - *next);
+    SetContinuation(header);
+    if (std::optional<int64_t> next = shard_->log_.ArrivalAt(position_)) {
+      header->millis_behind_latest = std::max<int64_t>(0, now_ms - *next);
     }
     stats_.events.fetch_add(1, std::memory_order_relaxed);
     stats_.records.fetch_add(read.count, std::memory_order_relaxed);
     stats_.bytes.fetch_add(read.bytes, std::memory_order_relaxed);
-    return absl::OkStatus();
+  }
+
+  // The final event of a closed shard (child shards set by the caller).
+  void ShardEnded(SubscribeToShardEventHeader* header) {
+    header->end_of_shard = true;
+    header->continuation_sequence_number.reset();
+    stats_.events.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void Heartbeat(SubscribeToShardEventHeader* header) {
+    SetContinuation(header);
+    stats_.events.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  absl::Status DataTrimmed() {
+    state_->End(SubscriptionEnd::kDataTrimmed);
+    return EndedStatus();
   }
 
   static void Empty(Event* event) { detail::RecordBuffer<Payload>(&event->page).Finish(); }
 
-  void SetContinuation(Event* event) const {
+  void SetContinuation(SubscribeToShardEventHeader* header) const {
     if (position_ > 0) {
-      event->continuation_sequence_number = shard_->Sequence(position_ - 1);
+      header->continuation_sequence_number = shard_->Sequence(position_ - 1);
     } else {
-      event->continuation_sequence_number.reset();
+      header->continuation_sequence_number.reset();
     }
   }
 
@@ -350,19 +500,15 @@ class Subscription {
   }
 
   // Push mode: the delivery loop, on its own thread; callbacks on `executor`
-  // if given (one at a time, in order: the loop waits for each).
-  void StartDelivery(Callback on_event, EndCallback on_end, Executor executor,
+  // if given (one at a time, in order: the loop waits for each). OnEvent is
+  // Callback (copied events, Next) or ViewCallback (zero-copy, NextView).
+  template <typename OnEvent>
+  void StartDelivery(OnEvent on_event, EndCallback on_end, Executor executor,
                      absl::Duration heartbeat) {
     thread_ = std::thread([this, on_event = std::move(on_event), on_end = std::move(on_end),
                            executor = std::move(executor), heartbeat] {
-      Event event;
       std::binary_semaphore done(0);
-      for (;;) {
-        absl::Status s = Next(&event, heartbeat);
-        if (!s.ok()) {
-          if (on_end) on_end(s);
-          return;
-        }
+      auto run = [&](const auto& event) {
         if (executor) {
           executor([&] {
             on_event(event);
@@ -371,6 +517,20 @@ class Subscription {
           done.acquire();
         } else {
           on_event(event);
+        }
+      };
+      [[maybe_unused]] Event event;  // copy mode's reused event
+      for (;;) {
+        absl::Status s;
+        if constexpr (std::is_same_v<OnEvent, ViewCallback>) {
+          s = NextView(run, heartbeat);
+        } else {
+          s = Next(&event, heartbeat);
+          if (s.ok()) run(event);
+        }
+        if (!s.ok()) {
+          if (on_end) on_end(s);
+          return;
         }
       }
     });
@@ -388,6 +548,13 @@ class Subscription {
   const size_t max_event_bytes_;
   TokenBucket budget_;  // the consumer's own read budget on this shard (the Next caller's)
   Counters stats_;
+  // NextView's state (the caller's only): a pin slot on the shard's ring (or
+  // -1), the event and its views (reused: no allocation in steady state), and
+  // the page that holds copies when records cannot be lent in place.
+  int pin_ = -1;
+  EventView view_event_;
+  std::vector<RecordView<Payload>> views_;
+  GetRecordsResult<Payload> copy_page_;
   std::thread thread_;  // push mode
 };
 

@@ -69,6 +69,10 @@ struct BytePayloadTraits {
       std::conditional_t<std::is_same_v<Char, char>, std::string_view, std::span<const Char>>;
   static size_t Size(View v) { return v.size(); }
   static const char* Data(View v) { return reinterpret_cast<const char*>(v.data()); }
+  // A view of `n` stored bytes (zero-copy reads lend these out).
+  static View MakeView(const char* p, size_t n) {
+    return View(reinterpret_cast<const Char*>(p), n);
+  }
   // Makes `out` hold `n` bytes and returns where to write them. Reuses capacity.
   static char* Resize(T& out, size_t n) {
     out.resize(n);

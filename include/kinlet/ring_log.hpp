@@ -38,6 +38,14 @@
 //    re-check begin_ (seq_cst); the writer stores begin_ (seq_cst) then waits
 //    for the count of the slot it reuses to be zero (seq_cst). Either the
 //    reader sees the record trimmed, or the writer sees the reader (Dekker).
+//  - Pins (zero-copy reads): a reader stores its pin position (seq_cst) then
+//    loads horizon_ (seq_cst); the writer stores horizon_ (seq_cst) then loads
+//    the claimed pins (seq_cst) and waits for any below the new horizon.
+//    Either the reader sees the new horizon (and copies instead), or the
+//    writer sees the pin (and waits for the release store that unpins, which
+//    orders the reader's last look at the bytes before the writer's reuse).
+//    The writer reuses memory only of records below horizon_local_, and moves
+//    it 1/16 of the ring at a time: the handshake is not on the per-put path.
 //  - ThreadSanitizer does not model fences: in its builds (KINLET_ATOMIC_COPY)
 //    the fences go and every slot/word store is a release, every load an
 //    acquire (detail::kSeqStore/kSeqLoad), which orders the same pairs.
@@ -54,6 +62,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/time/time.h"
 #include "kinlet/config.hpp"
 #include "kinlet/detail/mutex.hpp"
@@ -239,6 +248,8 @@ class RingLog {
       begin_word = begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0;
     }
     PublishBegin(begin, begin_word);
+    // The memory about to be reused belongs to records below begin.
+    if (KINLET_UNLIKELY(begin > horizon_local_)) AdvanceHorizon(begin);
 
     SlotType& slot = SlotAt(end_local_);
     if constexpr (kObjectSlots) {
@@ -270,6 +281,89 @@ class RingLog {
   void Publish() {
     end_.store(end_local_, std::memory_order_release);
     waiters_.Notify();
+  }
+
+  // --- Pinned reads (zero-copy) -----------------------------------------------
+  //
+  // A reader holding a pin slot pins a position; while pinned, the writer does
+  // not reuse the memory of records at or after it, so their bytes (and
+  // objects) can be lent out as views instead of copied. A position within
+  // 1/16 of the ring of the oldest record cannot be pinned (the writer may
+  // reuse it without looking): read it by copying. A writer that needs the
+  // memory of a pinned record waits until it is unpinned, so hold pins
+  // briefly, and never write to the same ring while holding one.
+
+  static constexpr int kMaxPins = 32;
+
+  // A free pin slot, or -1 if all kMaxPins are claimed. Thread-safe.
+  int ClaimPin() const {
+    uint32_t mask = pin_mask_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (mask == ~uint32_t{0}) return -1;
+      const int pin = std::countr_one(mask);
+      if (pin_mask_.compare_exchange_weak(mask, mask | (uint32_t{1} << pin),
+                                          std::memory_order_seq_cst)) {
+        return pin;
+      }
+    }
+  }
+  // REQUIRES: `pin` claimed and not pinned. Thread-safe.
+  void ReleasePin(int pin) const {
+    pin_mask_.fetch_and(~(uint32_t{1} << pin), std::memory_order_release);
+  }
+  // Pins positions >= `from`; false (nothing pinned) if `from` is below the
+  // reuse horizon. REQUIRES: `pin` claimed by the caller and not pinned.
+  bool Pin(int pin, uint64_t from) const {
+    pins_[pin].position.store(from, std::memory_order_seq_cst);
+    if (horizon_.load(std::memory_order_seq_cst) > from) {
+      Unpin(pin);
+      return false;
+    }
+    return true;
+  }
+  // Positions below it cannot be pinned (the writer may reuse their memory).
+  uint64_t ReuseHorizon() const { return horizon_.load(std::memory_order_acquire); }
+  void Unpin(int pin) const { pins_[pin].position.store(kUnpinned, std::memory_order_release); }
+
+  // A stored record lent out in place: valid while its position is pinned.
+  struct RecordRef {
+    uint64_t position;
+    int64_t arrival_ms;
+    std::string_view key;
+    View data;
+  };
+
+  // Calls fn(const RecordRef&) for the records from `from` on, with the limits
+  // of Read(). REQUIRES: `from` pinned by the caller (so it is stored, and
+  // stays so); not for trivially copyable payloads (their bytes are unaligned
+  // in the ring: copy them with Read()).
+  template <typename Fn>
+  ReadOutcome ForEachPinned(uint64_t from, size_t max_records, size_t max_bytes, Fn&& fn) const {
+    static_assert(kStorage != PayloadStorage::kTrivial, "copy trivial payloads with Read()");
+    ReadOutcome out;
+    const uint64_t end = End();
+    const uint64_t want = from < end ? std::min<uint64_t>(end - from, max_records) : 0;
+    for (uint64_t i = 0; i < want; ++i) {
+      const uint64_t pos = from + i;
+      const SlotType& slot = SlotAt(pos);
+      const size_t key_len = slot.key_len.load(detail::kSeqLoad);
+      const size_t data_len = slot.data_len.load(detail::kSeqLoad);
+      if (i > 0 && out.bytes + key_len + data_len > max_bytes) break;
+      const char* base = reinterpret_cast<const char*>(
+          words_.get() + (slot.word.load(detail::kSeqLoad) & (word_capacity_ - 1)));
+      View data = [&] {
+        if constexpr (kObjectSlots) {
+          return View(slot.object);
+        } else {
+          return Traits::MakeView(base + key_len, data_len);
+        }
+      }();
+      fn(RecordRef{pos, slot.arrival_ms.load(detail::kSeqLoad), std::string_view(base, key_len),
+                   data});
+      out.bytes += key_len + data_len;
+      ++out.count;
+    }
+    return out;
   }
 
   // Drops records that arrived before `expire_before_ms`; returns how many.
@@ -433,6 +527,22 @@ class RingLog {
 
   SlotType& SlotAt(uint64_t position) const { return slots_[position & record_mask_]; }
 
+  // Lets the writer reuse the memory of records below `begin` (and up to 1/16
+  // of the ring beyond, so that this runs once per that many records): waits
+  // for readers pinned below the new horizon to unpin.
+  ABSL_ATTRIBUTE_NOINLINE void AdvanceHorizon(uint64_t begin) {
+    const uint64_t horizon =
+        std::min(end_local_, begin + std::max<uint64_t>(1, capacity_records() / 16));
+    horizon_.store(horizon, std::memory_order_seq_cst);
+    horizon_local_ = horizon;
+    for (uint32_t mask = pin_mask_.load(std::memory_order_seq_cst); mask != 0; mask &= mask - 1) {
+      const auto& pin = pins_[std::countr_zero(mask)].position;
+      for (int spins = 0; pin.load(std::memory_order_seq_cst) < horizon; ++spins) {
+        if (spins > 64) std::this_thread::yield();
+      }
+    }
+  }
+
   void PublishBegin(uint64_t begin, uint64_t begin_word) {
     if (begin == begin_local_) return;
     begin_local_ = begin;
@@ -452,12 +562,22 @@ class RingLog {
   uint64_t begin_word_local_ = 0;  // ring word of the record at begin_local_, if any
   uint64_t end_local_ = 0;
   uint64_t write_word_ = 0;
+  uint64_t horizon_local_ = 0;  // memory of records below it may be reused
 
   // Published by the writer, read by readers (see the header comment).
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> end_{0};
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> begin_{0};
   // Readers blocked in WaitUntil (written only when they start/stop waiting).
   alignas(KINLET_CACHE_LINE_SIZE) mutable detail::WaitChannel waiters_;
+  // Pins: horizon_ written by the writer, pins by their readers (see the
+  // header comment). Unclaimed and idle pins hold kUnpinned.
+  static constexpr uint64_t kUnpinned = UINT64_MAX;
+  struct alignas(KINLET_CACHE_LINE_SIZE) PinSlot {
+    std::atomic<uint64_t> position{kUnpinned};
+  };
+  alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> horizon_{0};
+  mutable std::atomic<uint32_t> pin_mask_{0};  // claimed pin slots
+  mutable PinSlot pins_[kMaxPins];
   // Written by the writer only (relaxed), read by metrics.
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> expired_{0};
   std::atomic<uint64_t> overwritten_{0};

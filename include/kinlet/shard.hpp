@@ -468,8 +468,7 @@ class Shard {
   typename RingLog<Payload>::ReadOutcome ReadFrom(uint64_t from, size_t max_records,
                                                   size_t max_bytes, int64_t now_ms,
                                                   GetRecordsResult<Payload>* page) const {
-    const std::optional<int64_t> first_arrival = log_.ArrivalAt(from);
-    const bool expired = first_arrival && *first_arrival < context_->ExpireBeforeMs(now_ms);
+    const bool expired = Expired(from, now_ms);
     typename RingLog<Payload>::ReadOutcome read{};
     if (!expired && from >= log_.Begin() && max_records > 0) {
       read = log_.Read(from, max_records, max_bytes, context_->tag, index_, page);
@@ -478,6 +477,12 @@ class Shard {
     }
     if (expired || from < log_.Begin()) read = {0, 0, true};
     return read;
+  }
+
+  // True if the record at `from` is stored but older than the retention period.
+  bool Expired(uint64_t from, int64_t now_ms) const {
+    const std::optional<int64_t> arrival = log_.ArrivalAt(from);
+    return arrival && *arrival < context_->ExpireBeforeMs(now_ms);
   }
 
   // Appends one record. REQUIRES: write_mu_ held. `now_ms` is read before the

@@ -523,6 +523,28 @@ class Stream {
       std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
       typename SubscriptionType::Callback on_event,
       typename SubscriptionType::EndCallback on_end = {}, Executor executor = {}) {
+    return SubscribeAndDeliver(consumer, shard_id, start, std::move(on_event), std::move(on_end),
+                               std::move(executor));
+  }
+  // As above, with zero-copy events: `on_event` gets views of the shard's
+  // stored records, valid while it runs (see Subscription::NextView: keep it
+  // short, do not write to the same shard from it). A lambda must name its
+  // parameter type (const SubscribeToShardEventView<Payload>&) to pick this
+  // form. Errors as the pull form. Thread-safe.
+  absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeToShard(
+      std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
+      typename SubscriptionType::ViewCallback on_event,
+      typename SubscriptionType::EndCallback on_end = {}, Executor executor = {}) {
+    return SubscribeAndDeliver(consumer, shard_id, start, std::move(on_event), std::move(on_end),
+                               std::move(executor));
+  }
+
+ private:
+  // The push forms: subscribe, then start the delivery thread.
+  template <typename OnEvent>
+  absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeAndDeliver(
+      std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
+      OnEvent on_event, typename SubscriptionType::EndCallback on_end, Executor executor) {
     absl::StatusOr<std::unique_ptr<SubscriptionType>> sub =
         SubscribeToShard(consumer, shard_id, start);
     if (!sub.ok()) return sub;
@@ -531,6 +553,7 @@ class Stream {
     return sub;
   }
 
+ public:
   // ---- Metrics and faults --------------------------------------------------
 
   // A snapshot of every shard's metrics and their sum (see metrics.hpp), with
