@@ -18,8 +18,9 @@
 // Thread safety: one writer at a time (REQUIRES: the caller serialises Append
 // and TrimExpired; the shard does it with its writer lock). Any number of
 // readers, lock-free, concurrent with the writer; a reader never blocks the
-// writer except that, for kObject payloads only, the writer waits for a reader
-// that is copying the very object it is about to overwrite.
+// writer except that the writer waits for a reader that is copying the very
+// object it is about to overwrite (kObject payloads), and for a pinned reader
+// (zero-copy views) whose records' memory it must reuse.
 //
 // Memory ordering:
 //  - end_: written by the writer only, after the record's slot and bytes; the
