@@ -53,7 +53,27 @@ struct ConsumerOptions {
   // subscription's lifetime ends, and follows lineage the same way. Empty:
   // polling with GetRecords.
   std::string fan_out_consumer;
+  // False: a shard read to its end is dropped without following its children
+  // (a ConsumerGroup, whose leases decide who reads the children, reads one
+  // shard per Consumer this way). The batch that ends a shard says so.
+  bool follow_lineage = true;
 };
+
+// Every page of ListShards(request), in shard order (parents before their
+// children). Errors: those of ListShards. Thread-safe as ListShards.
+template <typename StreamType>
+absl::StatusOr<std::vector<ShardDescription>> ListAllShards(const StreamType& stream,
+                                                            ListShardsRequest request = {}) {
+  std::vector<ShardDescription> shards;
+  for (;;) {
+    absl::StatusOr<ListShardsResult> page = stream.ListShards(request);
+    if (!page.ok()) return page.status();
+    for (ShardDescription& d : page->shards) shards.push_back(std::move(d));
+    if (page->next_token.empty()) return shards;
+    request = ListShardsRequest{};
+    request.next_token = page->next_token;
+  }
+}
 
 template <typename Payload>
 struct ConsumerBatch {
@@ -61,6 +81,9 @@ struct ConsumerBatch {
   GetRecordsResult<Payload> page;
   // Records skipped because they were trimmed (TrimmedPolicy::kSkipToTrimHorizon).
   uint64_t trimmed_records_skipped = 0;
+  // The shard was read to its end (closed by a reshard): this batch holds its
+  // last records, if any; later Polls never return it again.
+  bool shard_ended = false;
 
   const std::vector<Record<Payload>>& records() const { return page.records; }
 };
@@ -109,6 +132,7 @@ class Consumer {
   // stays where it was), ResourceNotFoundException once the stream is deleted.
   absl::Status Poll(ConsumerBatch<Payload>* batch) {
     batch->trimmed_records_skipped = 0;
+    batch->shard_ended = false;
     batch->shard_id = {};
     detail::RecordBuffer<Payload>(&batch->page).Finish();  // no stale records, whatever follows
     for (size_t tried = 0; tried < active_.size(); ++tried) {
@@ -117,6 +141,8 @@ class Consumer {
       absl::Status s = ReadShard(state, batch);
       if (!s.ok()) return s;
       if (state.finished) {
+        batch->shard_id = state.shard->shard_id();
+        batch->shard_ended = true;
         FinishShard(at);
         cursor_ = active_.empty() ? 0 : at % active_.size();
         return absl::OkStatus();  // may hold the closed shard's last records
@@ -163,19 +189,6 @@ class Consumer {
   // consumer moves on to the next shard and retries on a later Poll).
   uint64_t throttled_reads() const { return throttled_reads_; }
 
- private:
-  struct ShardState {
-    ShardType* shard;
-    ShardIterator iterator;
-    bool finished = false;
-    // Fan-out mode: the live subscription and the next position it delivers.
-    std::unique_ptr<Subscription<Payload, Traits>> subscription;
-    IteratorPosition start;
-  };
-
-  Consumer(StreamType* stream, ConsumerOptions options)
-      : stream_(stream), options_(std::move(options)) {}
-
   // The shards a whole-stream consumer starts with, as the KCL picks them: the
   // shards open at the start position (the trim horizon, now for LATEST, or
   // the timestamp), minus any whose parent is among them (a reshard at that
@@ -188,15 +201,9 @@ class Consumer {
     if (start.type == ShardIteratorType::kAtTimestamp) {
       request.filter = ShardFilter::AtTimestamp(start.timestamp);
     }
-    std::vector<ShardDescription> shards;
-    for (;;) {
-      absl::StatusOr<ListShardsResult> page = stream->ListShards(request);
-      if (!page.ok()) return page.status();
-      for (ShardDescription& d : page->shards) shards.push_back(std::move(d));
-      if (page->next_token.empty()) break;
-      request = ListShardsRequest{};
-      request.next_token = page->next_token;
-    }
+    absl::StatusOr<std::vector<ShardDescription>> listed = ListAllShards(*stream, request);
+    if (!listed.ok()) return listed.status();
+    std::vector<ShardDescription>& shards = *listed;
     absl::flat_hash_set<std::string> ids;
     for (const ShardDescription& d : shards) ids.insert(d.shard_id);
     std::vector<ShardDescription> roots;
@@ -208,6 +215,19 @@ class Consumer {
     }
     return roots;
   }
+
+ private:
+  struct ShardState {
+    ShardType* shard;
+    ShardIterator iterator;
+    bool finished = false;
+    // Fan-out mode: the live subscription and the next position it delivers.
+    std::unique_ptr<Subscription<Payload, Traits>> subscription;
+    IteratorPosition start;
+  };
+
+  Consumer(StreamType* stream, ConsumerOptions options)
+      : stream_(stream), options_(std::move(options)) {}
 
   absl::Status Follow(ShardType* shard) {
     IteratorPosition position = options_.start;
@@ -353,6 +373,7 @@ class Consumer {
     ShardType* done = active_[at].shard;
     finished_.insert(done->shard_id());
     active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(at));
+    if (!options_.follow_lineage) return;
     // Children come from the stream's shard list, so lineage is followed even
     // for shards created after this consumer.
     for (ShardType* child : stream_->AllShards()) {

@@ -50,6 +50,11 @@ enum class ErrorCode {
   kShardFull,
   kInternalFailure,
   kAccessDenied,
+  // Consumer groups (consumer_group.hpp, checkpoint_store.hpp): the KCL's
+  // ShutdownException (the worker no longer holds the lease) and DynamoDB's
+  // ConditionalCheckFailedException (a lease changed under a conditional write).
+  kShutdown,
+  kConditionalCheckFailed,
   kUnknown,
 };
 
@@ -82,6 +87,10 @@ constexpr std::string_view ErrorName(ErrorCode code) {
       return "InternalFailure";
     case ErrorCode::kAccessDenied:
       return "AccessDeniedException";
+    case ErrorCode::kShutdown:
+      return "ShutdownException";
+    case ErrorCode::kConditionalCheckFailed:
+      return "ConditionalCheckFailedException";
     case ErrorCode::kUnknown:
       return "UnknownError";
   }
@@ -112,7 +121,7 @@ inline ErrorCode ErrorCodeOf(const absl::Status& status) {
   if (payload.has_value()) {
     std::string name(*payload);
     for (int c = static_cast<int>(ErrorCode::kResourceNotFound);
-         c <= static_cast<int>(ErrorCode::kAccessDenied); ++c) {
+         c < static_cast<int>(ErrorCode::kUnknown); ++c) {
       if (ErrorName(static_cast<ErrorCode>(c)) == name) return static_cast<ErrorCode>(c);
     }
     return ErrorCode::kUnknown;
@@ -173,6 +182,12 @@ inline absl::Status ShardFull(std::string_view message) {
 inline absl::Status InternalFailure(std::string_view message) {
   return detail::MakeError(absl::StatusCode::kInternal, ErrorCode::kInternalFailure, message);
 }
+inline absl::Status ShutdownError(std::string_view message) {
+  return detail::MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kShutdown, message);
+}
+inline absl::Status ConditionalCheckFailed(std::string_view message) {
+  return detail::MakeError(absl::StatusCode::kAborted, ErrorCode::kConditionalCheckFailed, message);
+}
 
 // Predicates, one per Kinesis error.
 inline bool IsResourceNotFound(const absl::Status& s) {
@@ -205,6 +220,10 @@ inline bool IsTrimmedDataAccess(const absl::Status& s) {
 inline bool IsShardFull(const absl::Status& s) { return ErrorCodeOf(s) == ErrorCode::kShardFull; }
 inline bool IsInternalFailure(const absl::Status& s) {
   return ErrorCodeOf(s) == ErrorCode::kInternalFailure;
+}
+inline bool IsShutdown(const absl::Status& s) { return ErrorCodeOf(s) == ErrorCode::kShutdown; }
+inline bool IsConditionalCheckFailed(const absl::Status& s) {
+  return ErrorCodeOf(s) == ErrorCode::kConditionalCheckFailed;
 }
 // True for every "try again later" write refusal: throughput, a full ring, or
 // InternalFailure (retryable, as the AWS SDKs treat it).

@@ -2,9 +2,11 @@
 // the concept you use. kinlet/md5_hasher.hpp is separate (it needs OpenSSL).
 #pragma once
 
+#include "kinlet/checkpoint_store.hpp"
 #include "kinlet/clock.hpp"
 #include "kinlet/config.hpp"
 #include "kinlet/consumer.hpp"
+#include "kinlet/consumer_group.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
 #include "kinlet/faults.hpp"
