@@ -204,6 +204,31 @@ TEST_CASE("A consumer reads a split parent to its end before its children", "[co
   CHECK(consumer->FollowedShards().size() == 2);  // the children; the parent is done
 }
 
+TEST_CASE("A consumer told not to follow lineage stops at a shard's end and says so",
+          "[consumer][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  kinlet::ConsumerOptions options;
+  options.follow_lineage = false;
+  options.batch_limit = 3;
+  auto consumer = *TestConsumer::Create(stream.get(), options);
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("key", std::to_string(i)).ok());
+  REQUIRE(stream->SplitShard("shardId-000000000000", kinlet::kMaxHashKey / 2).ok());
+  REQUIRE(stream->PutRecord("key", "in a child").ok());
+  kinlet::ConsumerBatch<std::string> batch;
+  REQUIRE(consumer->Poll(&batch).ok());
+  CHECK(batch.records().size() == 3);
+  CHECK_FALSE(batch.shard_ended);
+  REQUIRE(consumer->Poll(&batch).ok());  // the last records, and the end with them
+  CHECK(batch.records().size() == 2);
+  CHECK(batch.shard_ended);
+  CHECK(batch.shard_id == "shardId-000000000000");
+  CHECK(consumer->FollowedShards().empty());  // the children are not followed
+  REQUIRE(consumer->Poll(&batch).ok());
+  CHECK(batch.records().empty());
+  CHECK_FALSE(batch.shard_ended);
+}
+
 TEST_CASE("A consumer reads both parents of a merge to their ends before the child",
           "[consumer][reshard]") {
   kinlet::ManualClock clock;

@@ -156,7 +156,8 @@ TEST_CASE("ErrorCodeOf reads OK, bare absl statuses and payloads", "[errors]") {
           ErrorCode::kValidation, ErrorCode::kLimitExceeded,
           ErrorCode::kProvisionedThroughputExceeded, ErrorCode::kExpiredIterator,
           ErrorCode::kExpiredNextToken, ErrorCode::kTrimmedDataAccess, ErrorCode::kShardFull,
-          ErrorCode::kInternalFailure, ErrorCode::kAccessDenied}) {
+          ErrorCode::kInternalFailure, ErrorCode::kAccessDenied, ErrorCode::kShutdown,
+          ErrorCode::kConditionalCheckFailed}) {
       const absl::Status s = kinlet::detail::MakeError(absl::StatusCode::kUnknown, code, "message");
       INFO(std::string(kinlet::ErrorName(code)));
       CHECK(kinlet::ErrorCodeOf(s) == code);
@@ -182,7 +183,12 @@ TEST_CASE("ErrorName spells every code as Kinesis does", "[errors]") {
   CHECK(kinlet::ErrorName(ErrorCode::kShardFull) == "ShardFullException");
   CHECK(kinlet::ErrorName(ErrorCode::kInternalFailure) == "InternalFailure");
   CHECK(kinlet::ErrorName(ErrorCode::kAccessDenied) == "AccessDeniedException");
+  CHECK(kinlet::ErrorName(ErrorCode::kShutdown) == "ShutdownException");
+  CHECK(kinlet::ErrorName(ErrorCode::kConditionalCheckFailed) == "ConditionalCheckFailedException");
   CHECK(kinlet::ErrorName(ErrorCode::kUnknown) == "UnknownError");
+  CHECK(kinlet::IsShutdown(kinlet::ShutdownError("lease lost")));
+  CHECK(kinlet::IsConditionalCheckFailed(kinlet::ConditionalCheckFailed("changed")));
+  CHECK_FALSE(kinlet::IsShutdown(kinlet::ConditionalCheckFailed("changed")));
 }
 
 TEST_CASE("IsRetryableWriteError is true only for try-again-later write refusals", "[errors]") {
