@@ -42,6 +42,21 @@ struct Counting {
   ~Counting() { g_counting = false; }
   long count() const { return g_allocations.load(); }
 };
+
+// Runs `round` once (a warm-up: buffers grow) and then `rounds` more times,
+// counting the heap allocations of those. -1 if any round returned false.
+template <typename Round>
+long AllocationsOver(int rounds, Round&& round) {
+  if (!round()) return -1;
+  bool ok = true;
+  long allocations = 0;
+  {
+    Counting counting;
+    for (int r = 0; r < rounds; ++r) ok = ok && round();
+    allocations = counting.count();
+  }
+  return ok ? allocations : -1;
+}
 }  // namespace
 
 #ifdef KINLET_TEST_SANITIZED
@@ -106,16 +121,7 @@ TEST_CASE("PutRecord and GetRecords into a reused page allocate nothing", "[allo
     }
     return true;
   };
-  REQUIRE(round());  // warm-up: the page grows its buffers
-  long allocations = 0;
-  bool ok = true;
-  {
-    Counting counting;
-    for (int r = 0; r < 10; ++r) ok = ok && round();
-    allocations = counting.count();
-  }
-  REQUIRE(ok);
-  CHECK(allocations == 0);
+  CHECK(AllocationsOver(10, round) == 0);  // the warm-up grows the page's buffers
   CHECK(read == 100);
 }
 
@@ -132,16 +138,7 @@ TEST_CASE("PutRecords with a reused result allocates nothing", "[allocation]") {
   std::vector<kinlet::PutRecordsRequestEntry<Sample>> entries;
   for (const auto& k : keys) entries.push_back({k, sample, {}});
   kinlet::PutRecordsResult result;
-  REQUIRE(stream->PutRecords(entries, &result).ok());  // warm-up
-  long allocations = 0;
-  bool ok = true;
-  {
-    Counting counting;
-    for (int r = 0; r < 20; ++r) ok = ok && stream->PutRecords(entries, &result).ok();
-    allocations = counting.count();
-  }
-  REQUIRE(ok);
-  CHECK(allocations == 0);
+  CHECK(AllocationsOver(20, [&] { return stream->PutRecords(entries, &result).ok(); }) == 0);
   CHECK(result.failed_record_count == 0);
 }
 
@@ -191,16 +188,7 @@ TEST_CASE("Subscription::Next into a reused event allocates nothing", "[allocati
     }
     return true;
   };
-  REQUIRE(round());  // warm-up
-  long allocations = 0;
-  bool ok = true;
-  {
-    Counting counting;
-    for (int r = 0; r < 10; ++r) ok = ok && round();
-    allocations = counting.count();
-  }
-  REQUIRE(ok);
-  CHECK(allocations == 0);
+  CHECK(AllocationsOver(10, round) == 0);
 }
 
 TEST_CASE("Subscription::NextView allocates nothing", "[allocation][fan_out]") {
@@ -231,15 +219,6 @@ TEST_CASE("Subscription::NextView allocates nothing", "[allocation][fan_out]") {
     }
     return intact;
   };
-  REQUIRE(round());  // warm-up
-  long allocations = 0;
-  bool ok = true;
-  {
-    Counting counting;
-    for (int r = 0; r < 10; ++r) ok = ok && round();
-    allocations = counting.count();
-  }
-  REQUIRE(ok);
-  CHECK(allocations == 0);
+  CHECK(AllocationsOver(10, round) == 0);
   CHECK(sub->stats().copied_records == 0);
 }

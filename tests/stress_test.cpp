@@ -52,6 +52,22 @@ std::string ProduceTagged(StreamT& stream, uint32_t p, uint64_t count,
   return "";
 }
 
+// Reshard number `r` of a stress test: for even r (or one open shard) split
+// open shard r % n at the middle of its range, for odd r merge open shards i
+// and i + 1, i = r % (n - 1).
+template <typename StreamT>
+absl::Status ReshardStep(StreamT& stream, uint64_t r) {
+  const auto open = stream.OpenShards();
+  if (r % 2 == 0 || open.size() < 2) {
+    const auto range = open[r % open.size()]->hash_key_range();
+    return stream.SplitShard(
+        open[r % open.size()]->shard_id(),
+        range.starting_hash_key + (range.ending_hash_key - range.starting_hash_key) / 2);
+  }
+  const size_t i = r % (open.size() - 1);
+  return stream.MergeShards(open[i]->shard_id(), open[i + 1]->shard_id());
+}
+
 }  // namespace
 
 TEST_CASE("Concurrent producers and consumers lose, duplicate and reorder nothing",
@@ -491,17 +507,7 @@ TEST_CASE("Sixteen fan-out consumers see every record of a resharding stream onc
              producers_done.load() < kProducers) {
         std::this_thread::yield();
       }
-      auto open = stream->OpenShards();
-      absl::Status s;
-      if (r % 2 == 0 || open.size() < 2) {
-        const auto range = open[r % open.size()]->hash_key_range();
-        s = stream->SplitShard(
-            open[r % open.size()]->shard_id(),
-            range.starting_hash_key + (range.ending_hash_key - range.starting_hash_key) / 2);
-      } else {
-        const size_t i = r % (open.size() - 1);
-        s = stream->MergeShards(open[i]->shard_id(), open[i + 1]->shard_id());
-      }
+      const absl::Status s = ReshardStep(*stream, r);
       if (!s.ok()) {
         reshard_error = s.ToString();
         break;
@@ -745,17 +751,7 @@ TEST_CASE("Three consumer-group workers on their own threads share a resharding 
     while (acknowledged.load() < (r + 1) * kProducers * kPerProducer / (kReshards + 2)) {
       std::this_thread::yield();
     }
-    auto open = stream->OpenShards();
-    absl::Status s;
-    if (r % 2 == 0 || open.size() < 2) {
-      const auto range = open[r % open.size()]->hash_key_range();
-      s = stream->SplitShard(
-          open[r % open.size()]->shard_id(),
-          range.starting_hash_key + (range.ending_hash_key - range.starting_hash_key) / 2);
-    } else {
-      s = stream->MergeShards(open[0]->shard_id(), open[1]->shard_id());
-    }
-    if (!s.ok()) reshard_error = s.ToString();
+    if (absl::Status s = ReshardStep(*stream, r); !s.ok()) reshard_error = s.ToString();
   }
   for (auto& t : producers) t.join();
   const uint64_t total = kProducers * kPerProducer;
