@@ -10,7 +10,8 @@ packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libssl-dev 
 case "${1:-}" in
   "") ;;
   test)
-    packages+=(catch2 libbenchmark-dev libconcurrentqueue-dev clang-14 clang-format-14)
+    packages+=(catch2 libbenchmark-dev libconcurrentqueue-dev clang-14 clang-format-14
+      libclang-rt-14-dev)
     ;;
   *)
     echo "usage: $0 [test]" >&2

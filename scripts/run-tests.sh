@@ -5,6 +5,7 @@
 #   clang  Debug clang++-14 -Werror -Wthread-safety
 #   asan   g++ AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan   g++ ThreadSanitizer
+#   fuzz   clang++-14 libFuzzer targets (differential and parsers), 30 s each from their corpus
 # Presets to run may be given as arguments (default: all four, in that order).
 # Ends with one timing line per stage and a total "ctest: N passed, N failed" line.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh test
 
 presets=("$@")
-((${#presets[@]})) || presets=(dev clang asan tsan)
+((${#presets[@]})) || presets=(dev clang asan tsan fuzz)
 
 timings=()
 current=""

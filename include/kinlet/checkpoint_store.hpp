@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -230,6 +231,10 @@ class FileCheckpointStore : public InMemoryCheckpointStore {
           !absl::SimpleAtoi(f[4], &lease.last_renewal_ms) ||
           !absl::SimpleAtoi(f[5], &lease.owner_switches_since_checkpoint)) {
         return damaged(absl::StrCat("bad line ", i + 1));
+      }
+      if (absl::StrContains(f[0], ',') || absl::StrContains(f[1], ',') ||
+          absl::StrContains(f[3], ',') || f[0].empty()) {
+        return damaged(absl::StrCat("bad field on line ", i + 1));
       }
       lease.lease_key = std::string(f[0]);
       lease.owner = std::string(f[1]);

@@ -119,8 +119,12 @@ namespace detail {
 inline uint32_t NextStreamTag() {
   // Process-unique, and unlikely to repeat across processes, so that sequence
   // numbers and iterators of another stream are recognised.
+  // (Unsigned arithmetic: the product overflows 64 bits, which for the signed
+  // nanosecond count was undefined behaviour; found by tests/fuzz.)
   static std::atomic<uint32_t> next{
-      static_cast<uint32_t>((absl::ToUnixNanos(absl::Now()) >> 10) * 2654435761u) | 1u};
+      static_cast<uint32_t>((static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) >> 10) *
+                            uint64_t{2654435761u}) |
+      1u};
   uint32_t tag;
   do {
     tag = next.fetch_add(0x9E3779B1u, std::memory_order_relaxed);

@@ -1,0 +1,449 @@
+// tests/model/differential.hpp: runs one sequence of operations against a
+// kinlet stream and the reference model, under one ManualClock, and compares
+// every result and error. Sequences come from a seeded generator (the
+// differential test) or from fuzzer bytes (fuzz/differential_fuzz.cpp), and a
+// failing one shrinks to a minimal failing sequence.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kinlet/kinlet.hpp"
+#include "model/reference_model.hpp"
+
+namespace kinlet_model {
+
+// One operation. Choices are small integers resolved against the state when
+// the operation runs (shard number i means the i-th shard modulo the count),
+// so any subsequence of a sequence is itself a valid sequence.
+struct Op {
+  enum Kind : uint8_t { kPut, kPutBatch, kGetIterator, kGetRecords, kAdvance, kSplit, kMerge };
+  Kind kind = kPut;
+  uint32_t a = 0, b = 0, c = 0, d = 0;  // meaning per kind, see Describe()
+  uint64_t hi = 0, lo = 0;              // an explicit hash key or a split point
+
+  std::string Describe() const {
+    std::ostringstream out;
+    static const char* const kNames[] = {"Put",     "PutBatch", "GetIterator", "GetRecords",
+                                         "Advance", "Split",    "Merge"};
+    out << kNames[kind] << "(" << a << ", " << b << ", " << c << ", " << d << ", " << hi << ":"
+        << lo << ")";
+    return out.str();
+  }
+};
+
+// Where operations come from: a seeded generator or fuzzer bytes.
+class Source {
+ public:
+  explicit Source(uint64_t seed) : rng_(seed) {}
+  Source(const uint8_t* data, size_t size) : bytes_(data), size_(size) {}
+  uint64_t Next(uint64_t bound) {  // uniform-ish in [0, bound)
+    if (bytes_ == nullptr) return std::uniform_int_distribution<uint64_t>(0, bound - 1)(rng_);
+    uint64_t v = 0;
+    for (int i = 0; i < 8 && at_ < size_; ++i) v = (v << 8) | bytes_[at_++];
+    return v % bound;
+  }
+  bool exhausted() const { return bytes_ != nullptr && at_ >= size_; }
+
+ private:
+  std::mt19937_64 rng_{0};
+  const uint8_t* bytes_ = nullptr;
+  size_t size_ = 0;
+  size_t at_ = 0;
+};
+
+inline Op NextOp(Source& in) {
+  Op op;
+  const uint64_t roll = in.Next(100);
+  op.kind = roll < 30   ? Op::kPut
+            : roll < 40 ? Op::kPutBatch
+            : roll < 55 ? Op::kGetIterator
+            : roll < 80 ? Op::kGetRecords
+            : roll < 90 ? Op::kAdvance
+            : roll < 95 ? Op::kSplit
+                        : Op::kMerge;
+  op.a = static_cast<uint32_t>(in.Next(1 << 16));
+  op.b = static_cast<uint32_t>(in.Next(1 << 16));
+  op.c = static_cast<uint32_t>(in.Next(1 << 16));
+  op.d = static_cast<uint32_t>(in.Next(1 << 16));
+  op.hi = in.Next(UINT64_MAX);
+  op.lo = in.Next(UINT64_MAX);
+  return op;
+}
+
+inline std::vector<Op> Generate(Source& in, size_t max_ops) {
+  std::vector<Op> ops;
+  while (ops.size() < max_ops && !in.exhausted()) ops.push_back(NextOp(in));
+  return ops;
+}
+
+// Runs `ops` on a fresh stream and model; returns the first difference, or
+// nullopt if every result matched.
+class Differential {
+ public:
+  using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
+  static constexpr int kShards = 2;
+  static constexpr int64_t kRetentionMs = 24 * 3600 * 1000;
+  // Test-only: makes the model misplace the third accepted put, so that the
+  // tester's own test can check that it finds and shrinks a difference.
+  static inline bool plant_bug = false;
+  // How often each outcome ("GetRecords TrimmedDataAccessException", ...) was
+  // reached, over every run: the tests check that none is left unexercised.
+  static inline std::map<std::string, uint64_t> outcomes;
+
+  static std::optional<std::string> Run(const std::vector<Op>& ops) {
+    Differential d;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      std::optional<std::string> diff = d.Apply(ops[i]);
+      if (diff) return "op " + std::to_string(i) + " " + ops[i].Describe() + ": " + *diff;
+    }
+    return std::nullopt;
+  }
+
+  // A minimal failing subsequence of a failing `ops` (each remaining op is
+  // needed: removing any one makes the difference go away).
+  static std::vector<Op> Shrink(std::vector<Op> ops) {
+    for (size_t chunk = ops.size() / 2; chunk >= 1; chunk /= 2) {
+      for (size_t at = 0; at + chunk <= ops.size();) {
+        std::vector<Op> fewer(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(at));
+        fewer.insert(fewer.end(), ops.begin() + static_cast<std::ptrdiff_t>(at + chunk), ops.end());
+        if (Run(fewer)) {
+          ops = std::move(fewer);
+        } else {
+          at += chunk;
+        }
+      }
+      if (chunk == 1) break;
+    }
+    return ops;
+  }
+
+ private:
+  Differential() : model_(kShards, kRetentionMs) {
+    kinlet::StreamOptions options;
+    options.name = "differential";
+    options.shard_count = kShards;
+    options.limits = kinlet::ThroughputLimits::Unlimited();
+    options.shard_capacity_records = 4096;   // never full: a sequence puts at most ~3,000
+    options.shard_capacity_bytes = 2 << 20;  // holds the largest record (1 MiB)
+    stream_ = std::move(*TestStream::Create(options, &clock_));
+  }
+
+  int64_t Now() const { return clock_.NowMillis(); }
+
+  // A partition key: mostly from a small set, sometimes invalid.
+  static std::string KeyFor(uint32_t choice) {
+    switch (choice % 64) {
+      case 0:
+        return "";
+      case 1:
+        return std::string(257, 'k');
+      case 2:
+        return "bad\xff";
+      case 3:
+        return std::string(256, 'k');
+      case 4:
+        return "\xc3\xa9t\xc3\xa9";  // UTF-8, 3 characters
+      default:
+        return "key-" + std::to_string(choice % 40);
+    }
+  }
+  static std::string DataFor(uint32_t choice, uint32_t salt) {
+    std::string data(choice % 48, static_cast<char>('a' + salt % 26));
+    if (!data.empty()) data[0] = static_cast<char>(salt >> 8);
+    return data;
+  }
+  std::optional<kinlet::HashKey> ExplicitHash(const Op& op) const {
+    if (op.c % 5 != 0) return std::nullopt;
+    return absl::MakeUint128(op.hi, op.lo);
+  }
+  kinlet::HashKey HashOf(const std::string& key, const std::optional<kinlet::HashKey>& h) const {
+    return h ? *h : kinlet::ManualClockTraits::Hasher::Hash(key);
+  }
+
+  static std::string Code(kinlet::ErrorCode c) {
+    return c == kinlet::ErrorCode::kNone ? "OK" : std::string(kinlet::ErrorName(c));
+  }
+  // Compares the outcome codes of one call and counts the outcome.
+  static std::optional<std::string> Outcome(const std::string& call, kinlet::ErrorCode kinlet,
+                                            kinlet::ErrorCode model) {
+    ++outcomes[call + " " + Code(model)];
+    return Differ(call, Code(kinlet), Code(model));
+  }
+  static void Reached(const std::string& what) { ++outcomes[what]; }
+
+  static std::optional<std::string> Differ(const std::string& what, const std::string& kinlet,
+                                           const std::string& model) {
+    if (kinlet == model) return std::nullopt;
+    return what + ": kinlet " + kinlet + ", model " + model;
+  }
+
+  std::optional<std::string> Apply(const Op& op) {
+    switch (op.kind) {
+      case Op::kPut:
+        return ApplyPut(op);
+      case Op::kPutBatch:
+        return ApplyBatch(op);
+      case Op::kGetIterator:
+        return ApplyGetIterator(op);
+      case Op::kGetRecords:
+        return ApplyGetRecords(op);
+      case Op::kAdvance: {
+        const int64_t ms = op.a % 10 == 0   ? int64_t{25} * 3600 * 1000  // past retention
+                           : op.a % 10 == 1 ? int64_t{301} * 1000        // past iterator TTL
+                                            : op.b % 3000;
+        clock_.Advance(absl::Milliseconds(ms));
+        return std::nullopt;
+      }
+      case Op::kSplit:
+        return ApplySplit(op);
+      case Op::kMerge:
+        return ApplyMerge(op);
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplyPut(const Op& op) {
+    const std::string key = KeyFor(op.a);
+    const std::string data = DataFor(op.b, op.d);
+    const auto hash = ExplicitHash(op);
+    kinlet::PutRecordOptions put_options;
+    put_options.explicit_hash_key = hash;
+    auto got = stream_->PutRecord(key, data, put_options);
+    const PutResult want = model_.Put(key, data, HashOf(key, hash), Now());
+    if (auto d = Outcome("PutRecord", kinlet::ErrorCodeOf(got.status()), want.error)) {
+      return d;
+    }
+    if (!got.ok()) return std::nullopt;
+    return Placed("PutRecord", got->shard_id, got->sequence_number, want);
+  }
+
+  std::optional<std::string> Placed(const std::string& what, std::string_view shard_id,
+                                    kinlet::SequenceNumber seq, PutResult want) {
+    tag_ = seq.stream_tag();
+    if (plant_bug && history_.size() == 2) ++want.position;
+    if (auto d = Differ(what + " shard", std::string(shard_id), model_.shards()[want.shard].id)) {
+      return d;
+    }
+    if (auto d = Differ(what + " position", std::to_string(seq.position()),
+                        std::to_string(want.position))) {
+      return d;
+    }
+    history_.push_back({want.shard, want.position});
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplyBatch(const Op& op) {
+    const size_t n = op.a % 37 == 0 ? 0 : 1 + op.a % 8;
+    std::vector<std::string> keys, data;
+    std::vector<Model::Entry> model_entries;
+    for (size_t i = 0; i < n; ++i) {
+      keys.push_back(KeyFor(op.b % 7 == 0 ? op.c + static_cast<uint32_t>(i)
+                                          : 5 + (op.c + static_cast<uint32_t>(i) * 7) % 59));
+      data.push_back(DataFor(op.d + static_cast<uint32_t>(i), op.b + static_cast<uint32_t>(i)));
+    }
+    std::vector<kinlet::PutRecordsRequestEntry<std::string>> entries;
+    for (size_t i = 0; i < n; ++i) {
+      entries.push_back({keys[i], data[i], {}});
+      model_entries.push_back({keys[i], data[i], HashOf(keys[i], std::nullopt)});
+    }
+    kinlet::PutRecordsResult result;
+    const absl::Status got = stream_->PutRecords(entries, &result);
+    auto [error, placed] = model_.PutBatch(model_entries, Now());
+    if (auto d = Outcome("PutRecords", kinlet::ErrorCodeOf(got), error)) return d;
+    if (!got.ok()) return std::nullopt;
+    if (auto d = Differ("PutRecords failed", std::to_string(result.failed_record_count), "0")) {
+      return d;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const auto& r = result.records[i];
+      if (auto d = Placed("PutRecords entry " + std::to_string(i), r.shard_id, r.sequence_number,
+                          placed[i])) {
+        return d;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplyGetIterator(const Op& op) {
+    const auto& shards = model_.shards();
+    const std::string shard_id =
+        op.a % 17 == 0 ? "shardId-000000999999" : shards[op.a % shards.size()].id;
+    const auto type = static_cast<Model::Type>(op.b % 5);
+    kinlet::IteratorPosition position;
+    bool same_stream = true;
+    size_t seq_shard = 0;
+    uint64_t seq_position = 0;
+    int64_t timestamp_ms = 0;
+    switch (type) {
+      case Model::Type::kTrimHorizon:
+        position = kinlet::IteratorPosition::TrimHorizon();
+        break;
+      case Model::Type::kLatest:
+        position = kinlet::IteratorPosition::Latest();
+        break;
+      case Model::Type::kAtSequence:
+      case Model::Type::kAfterSequence: {
+        if (!history_.empty() && op.c % 6 != 0) {
+          const auto& [s, p] = history_[op.c % history_.size()];
+          seq_shard = s;
+          seq_position = p;
+        } else {  // a number nobody wrote: a future position, or another stream's
+          seq_shard = op.c % shards.size();
+          seq_position = 1000000 + op.d;
+          same_stream = op.c % 12 != 0;
+        }
+        const kinlet::SequenceNumber seq(same_stream ? tag_ : tag_ + 1,
+                                         static_cast<uint32_t>(seq_shard), seq_position);
+        position = type == Model::Type::kAtSequence
+                       ? kinlet::IteratorPosition::AtSequenceNumber(seq)
+                       : kinlet::IteratorPosition::AfterSequenceNumber(seq);
+        break;
+      }
+      case Model::Type::kAtTimestamp:
+        timestamp_ms = Now() - static_cast<int64_t>(op.c % 7000) + (op.d % 9 == 0 ? 5000 : 0);
+        position = kinlet::IteratorPosition::AtTimestamp(absl::FromUnixMillis(timestamp_ms));
+        break;
+    }
+    auto got = stream_->GetShardIterator(shard_id, position);
+    auto [error, it] = model_.GetShardIterator(shard_id, type, same_stream, seq_shard, seq_position,
+                                               timestamp_ms, Now());
+    if (auto d = Outcome("GetShardIterator", kinlet::ErrorCodeOf(got.status()), error)) {
+      return d;
+    }
+    if (!got.ok()) return std::nullopt;
+    if (auto d = Differ("iterator position", std::to_string(got->position()),
+                        std::to_string(it.position))) {
+      return d;
+    }
+    slots_[op.d % kSlots] = Slot{*got, it};
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplyGetRecords(const Op& op) {
+    std::optional<Slot>& slot = slots_[op.a % kSlots];
+    if (!slot) return std::nullopt;
+    const int limit = op.b % 29 == 0 ? 0 : op.b % 31 == 0 ? 10001 : 1 + static_cast<int>(op.c % 12);
+    const std::string& shard_id = model_.shards()[slot->model.shard].id;
+    kinlet::GetRecordsResult<std::string> page;
+    const absl::Status got = stream_->GetRecords(slot->kinlet, limit, &page);
+    const Page want = model_.GetRecords(slot->model, limit, Now());
+    if (auto d = Outcome("GetRecords", kinlet::ErrorCodeOf(got), want.error)) {
+      return *d + " (" + shard_id + ")";
+    }
+    if (!got.ok()) return std::nullopt;
+    if (!want.records.empty()) Reached("GetRecords records");
+    if (!want.children.empty()) Reached("GetRecords shard end");
+    if (auto d = Differ("record count", std::to_string(page.records.size()),
+                        std::to_string(want.records.size()))) {
+      return d;
+    }
+    for (size_t i = 0; i < page.records.size(); ++i) {
+      const auto& r = page.records[i];
+      const Record& m = want.records[i];
+      const std::string at = "record " + std::to_string(i) + " ";
+      if (auto d = Differ(at + "position", std::to_string(r.sequence_number.position()),
+                          std::to_string(m.position))) {
+        return d;
+      }
+      if (auto d = Differ(at + "key", r.partition_key, m.key)) return d;
+      if (auto d = Differ(at + "data", r.data, m.data)) return d;
+      if (auto d = Differ(at + "arrival",
+                          std::to_string(absl::ToUnixMillis(r.approximate_arrival_timestamp)),
+                          std::to_string(m.arrival_ms))) {
+        return d;
+      }
+    }
+    if (auto d = Differ("next iterator", page.next_shard_iterator ? "yes" : "no",
+                        want.next ? "yes" : "no")) {
+      return d;
+    }
+    std::string children;
+    for (const auto& c : page.child_shards) children += c.shard_id + " ";
+    std::string want_children;
+    for (const auto& c : want.children) want_children += c + " ";
+    if (auto d = Differ("child shards", children, want_children)) return d;
+    if (auto d = Differ("millis_behind_latest", std::to_string(page.millis_behind_latest),
+                        std::to_string(want.millis_behind_latest))) {
+      return d;
+    }
+    if (page.next_shard_iterator) {
+      if (auto d = Differ("next position", std::to_string(page.next_shard_iterator->position()),
+                          std::to_string(want.next->position))) {
+        return d;
+      }
+      slot = Slot{*page.next_shard_iterator, *want.next};
+    } else {
+      slot.reset();
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplySplit(const Op& op) {
+    const auto& shards = model_.shards();
+    const Shard& s = shards[op.a % shards.size()];
+    kinlet::HashKey at = s.start + (s.end - s.start) / 2;
+    if (op.b % 4 == 1) at = s.start + 1;                      // invalid: not above start + 1
+    if (op.b % 4 == 2) at = absl::MakeUint128(op.hi, op.lo);  // anywhere
+    const std::string id = s.id;
+    const absl::Status got = stream_->SplitShard(id, at);
+    const ErrorCode want = model_.Split(id, at);
+    if (auto d = Outcome("SplitShard", kinlet::ErrorCodeOf(got), want)) return *d + " (" + id + ")";
+    return CompareOpenShards();
+  }
+
+  std::optional<std::string> ApplyMerge(const Op& op) {
+    const auto& shards = model_.shards();
+    const std::string a = shards[op.a % shards.size()].id;
+    std::string b = shards[op.b % shards.size()].id;
+    if (op.c % 3 != 0) {  // mostly a neighbour: the open shard just above a's range
+      for (const Shard& s : shards) {
+        if (s.open && s.start == shards[op.a % shards.size()].end + 1) b = s.id;
+      }
+    }
+    const absl::Status got = stream_->MergeShards(a, b);
+    const ErrorCode want = model_.Merge(a, b);
+    if (auto d = Outcome("MergeShards", kinlet::ErrorCodeOf(got), want)) {
+      return *d + " (" + a + ", " + b + ")";
+    }
+    return CompareOpenShards();
+  }
+
+  std::optional<std::string> CompareOpenShards() const {
+    std::string got;
+    for (const auto* s : stream_->OpenShards()) {
+      got += s->shard_id() + "[" + kinlet::HashKeyToString(s->hash_key_range().starting_hash_key) +
+             "] ";
+    }
+    std::vector<const Shard*> open;  // in hash key order, as OpenShards()
+    for (const Shard& s : model_.shards()) {
+      if (s.open) open.push_back(&s);
+    }
+    std::sort(open.begin(), open.end(),
+              [](const Shard* x, const Shard* y) { return x->start < y->start; });
+    std::string want;
+    for (const Shard* s : open) want += s->id + "[" + kinlet::HashKeyToString(s->start) + "] ";
+    return Differ("open shards", got, want);
+  }
+
+  struct Slot {
+    kinlet::ShardIterator kinlet;
+    Iterator model;
+  };
+  static constexpr size_t kSlots = 8;
+
+  kinlet::ManualClock clock_;
+  std::unique_ptr<TestStream> stream_;
+  Model model_;
+  uint32_t tag_ = 0;
+  std::vector<std::pair<size_t, uint64_t>> history_;  // (shard, position) of every put
+  std::optional<Slot> slots_[kSlots];
+};
+
+}  // namespace kinlet_model

@@ -1,0 +1,286 @@
+// tests/model/reference_model.hpp: the stream semantics written the plain way,
+// as the differential tests' oracle. Single-threaded, plain vectors, no ring,
+// no atomics, no fast paths: every rule is a line that can be checked against
+// ../shared/reference/kinesis-semantics.md. It never reclaims memory: a record
+// is gone when retention says so, and that is all "trimmed" means here.
+//
+// What it models: PutRecord and PutRecords (validation, routing by hash key,
+// per-shard positions, arrival times), GetShardIterator (all five types and
+// their errors), GetRecords (limit, expiry, trimming, the end of a closed
+// shard, millis_behind_latest), retention under a manual clock, SplitShard
+// and MergeShards (rules, child ids, ranges, lineage). Not modelled: throughput
+// limits, ring capacity, fan-out subscriptions, on-demand scaling.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kinlet/detail/strings.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/hash_key.hpp"
+
+namespace kinlet_model {
+
+using kinlet::ErrorCode;
+using kinlet::HashKey;
+
+struct Record {
+  uint64_t position = 0;
+  int64_t arrival_ms = 0;
+  std::string key;
+  std::string data;
+};
+
+struct Shard {
+  std::string id;
+  HashKey start = 0;
+  HashKey end = 0;
+  std::optional<std::string> parent;
+  std::optional<std::string> adjacent_parent;
+  bool open = true;
+  std::vector<Record> records;
+  std::vector<std::string> children;
+};
+
+struct Iterator {
+  size_t shard = 0;
+  uint64_t position = 0;
+  int64_t issued_ms = 0;
+};
+
+struct PutResult {
+  ErrorCode error = ErrorCode::kNone;
+  size_t shard = 0;
+  uint64_t position = 0;
+};
+
+struct Page {
+  ErrorCode error = ErrorCode::kNone;
+  std::vector<Record> records;
+  std::optional<Iterator> next;
+  std::vector<std::string> children;
+  int64_t millis_behind_latest = 0;
+};
+
+class Model {
+ public:
+  static constexpr int64_t kIteratorTtlMs = 5 * 60 * 1000;
+  static constexpr size_t kMaxRecordBytes = 1 << 20;
+  static constexpr size_t kMaxBatchBytes = 5 << 20;
+  static constexpr int kMaxBatchEntries = 500;
+
+  // `shards` uniform shards over the hash key space, as CreateStream makes them.
+  Model(int shards, int64_t retention_ms) : retention_ms_(retention_ms) {
+    // Shard i starts at i * floor(2^128 / N); 2^128 = (2^128 - 1) + 1.
+    const HashKey n = static_cast<unsigned>(shards);
+    const HashKey step = kinlet::kMaxHashKey / n + (kinlet::kMaxHashKey % n == n - 1 ? 1 : 0);
+    for (int i = 0; i < shards; ++i) {
+      const HashKey start = step * static_cast<unsigned>(i);
+      const HashKey end = i + 1 == shards ? kinlet::kMaxHashKey : start + step - 1;
+      AddShard(start, end, std::nullopt, std::nullopt);
+    }
+  }
+
+  const std::vector<Shard>& shards() const { return shards_; }
+
+  // The error of a record that fails validation, kNone if it is valid.
+  static ErrorCode Validate(std::string_view key, size_t data_size) {
+    const int64_t chars = kinlet::detail::Utf8CodePoints(key);
+    if (chars < 0) return ErrorCode::kInvalidArgument;  // not UTF-8
+    if (chars < 1 || chars > 256) return ErrorCode::kValidation;
+    if (data_size + key.size() > kMaxRecordBytes) return ErrorCode::kValidation;
+    return ErrorCode::kNone;
+  }
+
+  PutResult Put(std::string_view key, std::string_view data, HashKey hash, int64_t now_ms) {
+    if (ErrorCode e = Validate(key, data.size()); e != ErrorCode::kNone) return {e, 0, 0};
+    return Append(key, data, hash, now_ms);
+  }
+
+  // A batch: all entries valid, or the call fails with the first error.
+  struct Entry {
+    std::string key;
+    std::string data;
+    HashKey hash;
+  };
+  std::pair<ErrorCode, std::vector<PutResult>> PutBatch(const std::vector<Entry>& entries,
+                                                        int64_t now_ms) {
+    if (entries.empty() || entries.size() > kMaxBatchEntries) return {ErrorCode::kValidation, {}};
+    size_t total = 0;
+    for (const Entry& e : entries) {
+      if (ErrorCode err = Validate(e.key, e.data.size()); err != ErrorCode::kNone) {
+        return {err, {}};
+      }
+      total += e.key.size() + e.data.size();
+    }
+    if (total > kMaxBatchBytes) return {ErrorCode::kInvalidArgument, {}};
+    std::vector<PutResult> out;
+    for (const Entry& e : entries) out.push_back(Append(e.key, e.data, e.hash, now_ms));
+    return {ErrorCode::kNone, out};
+  }
+
+  // The shard with this id, if any.
+  std::optional<size_t> Find(std::string_view id) const {
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      if (shards_[i].id == id) return i;
+    }
+    return std::nullopt;
+  }
+
+  // The first position whose record has not expired (the end if none).
+  uint64_t TrimHorizon(size_t shard, int64_t now_ms) const {
+    const auto& records = shards_[shard].records;
+    for (const Record& r : records) {
+      if (r.arrival_ms >= now_ms - retention_ms_) return r.position;
+    }
+    return records.size();
+  }
+
+  enum class Type { kTrimHorizon, kLatest, kAtSequence, kAfterSequence, kAtTimestamp };
+
+  // `seq_shard`/`seq_position`: the shard index and position a sequence
+  // number encodes; `seq_from_this_stream` false for a number of another stream.
+  std::pair<ErrorCode, Iterator> GetShardIterator(std::string_view shard_id, Type type,
+                                                  bool seq_from_this_stream, size_t seq_shard,
+                                                  uint64_t seq_position, int64_t timestamp_ms,
+                                                  int64_t now_ms) const {
+    const std::optional<size_t> found = Find(shard_id);
+    if (!found) return {ErrorCode::kResourceNotFound, {}};
+    const Shard& s = shards_[*found];
+    const uint64_t end = s.records.size();
+    uint64_t at = 0;
+    switch (type) {
+      case Type::kTrimHorizon:
+        at = TrimHorizon(*found, now_ms);
+        break;
+      case Type::kLatest:
+        at = end;
+        break;
+      case Type::kAtSequence:
+      case Type::kAfterSequence:
+        if (!seq_from_this_stream || seq_shard != *found || seq_position >= end) {
+          return {ErrorCode::kInvalidArgument, {}};
+        }
+        at = seq_position + (type == Type::kAfterSequence ? 1 : 0);
+        break;
+      case Type::kAtTimestamp: {
+        if (timestamp_ms > now_ms) return {ErrorCode::kInvalidArgument, {}};
+        at = end;
+        for (const Record& r : s.records) {
+          if (r.arrival_ms >= timestamp_ms) {
+            at = r.position;
+            break;
+          }
+        }
+        at = std::max(at, TrimHorizon(*found, now_ms));
+        break;
+      }
+    }
+    return {ErrorCode::kNone, Iterator{*found, at, now_ms}};
+  }
+
+  Page GetRecords(const Iterator& it, int limit, int64_t now_ms) const {
+    Page page;
+    if (limit < 1 || limit > 10000) {
+      page.error = ErrorCode::kValidation;
+      return page;
+    }
+    if (now_ms - it.issued_ms > kIteratorTtlMs) {
+      page.error = ErrorCode::kExpiredIterator;
+      return page;
+    }
+    const Shard& s = shards_[it.shard];
+    const uint64_t end = s.records.size();
+    if (it.position < end && s.records[it.position].arrival_ms < now_ms - retention_ms_) {
+      page.error = ErrorCode::kTrimmedDataAccess;
+      return page;
+    }
+    uint64_t next = it.position;
+    while (next < end && page.records.size() < static_cast<size_t>(limit)) {
+      page.records.push_back(s.records[next++]);
+    }
+    if (!s.open && next >= end) {
+      page.children = s.children;
+    } else {
+      page.next = Iterator{it.shard, next, now_ms};
+    }
+    if (next < end)
+      page.millis_behind_latest = std::max<int64_t>(0, now_ms - s.records[next].arrival_ms);
+    return page;
+  }
+
+  ErrorCode Split(std::string_view shard_id, HashKey new_start) {
+    const std::optional<size_t> found = Find(shard_id);
+    if (!found) return ErrorCode::kResourceNotFound;
+    if (!shards_[*found].open) return ErrorCode::kInvalidArgument;
+    const HashKey start = shards_[*found].start;
+    const HashKey end = shards_[*found].end;
+    if (!(start + 1 < new_start && new_start < end)) return ErrorCode::kInvalidArgument;
+    Close(*found);
+    const std::string parent = shards_[*found].id;
+    AddShard(start, new_start - 1, parent, std::nullopt);
+    AddShard(new_start, end, parent, std::nullopt);
+    shards_[*found].children = {shards_[shards_.size() - 2].id, shards_.back().id};
+    return ErrorCode::kNone;
+  }
+
+  ErrorCode Merge(std::string_view shard_id, std::string_view adjacent_id) {
+    const std::optional<size_t> a = Find(shard_id);
+    const std::optional<size_t> b = Find(adjacent_id);
+    if (!a || !b) return ErrorCode::kResourceNotFound;
+    if (!shards_[*a].open || !shards_[*b].open) return ErrorCode::kInvalidArgument;
+    const Shard& x = shards_[*a];
+    const Shard& y = shards_[*b];
+    const bool adjacent = (x.end != kinlet::kMaxHashKey && x.end + 1 == y.start) ||
+                          (y.end != kinlet::kMaxHashKey && y.end + 1 == x.start);
+    if (!adjacent) return ErrorCode::kInvalidArgument;
+    const HashKey start = std::min(x.start, y.start);
+    const HashKey end = std::max(x.end, y.end);
+    Close(*a);
+    Close(*b);
+    AddShard(start, end, shards_[*a].id, shards_[*b].id);
+    shards_[*a].children = {shards_.back().id};
+    shards_[*b].children = {shards_.back().id};
+    return ErrorCode::kNone;
+  }
+
+ private:
+  static std::string IdFor(size_t index) {
+    std::string digits = std::to_string(index);
+    return "shardId-" + std::string(12 - digits.size(), '0') + digits;
+  }
+
+  void AddShard(HashKey start, HashKey end, std::optional<std::string> parent,
+                std::optional<std::string> adjacent) {
+    Shard s;
+    s.id = IdFor(shards_.size());
+    s.start = start;
+    s.end = end;
+    s.parent = std::move(parent);
+    s.adjacent_parent = std::move(adjacent);
+    shards_.push_back(std::move(s));
+  }
+
+  void Close(size_t shard) { shards_[shard].open = false; }
+
+  PutResult Append(std::string_view key, std::string_view data, HashKey hash, int64_t now_ms) {
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      Shard& s = shards_[i];
+      if (!s.open || hash < s.start || hash > s.end) continue;
+      const int64_t last = s.records.empty() ? now_ms : s.records.back().arrival_ms;
+      s.records.push_back(
+          Record{s.records.size(), std::max(now_ms, last), std::string(key), std::string(data)});
+      return {ErrorCode::kNone, i, s.records.size() - 1};
+    }
+    return {ErrorCode::kInternalFailure, 0, 0};  // unreachable: open shards cover the space
+  }
+
+  int64_t retention_ms_;
+  std::vector<Shard> shards_;
+};
+
+}  // namespace kinlet_model
