@@ -51,14 +51,38 @@ TEST_CASE("kinlet and the reference model agree on random operation sequences", 
   std::string summary;
   for (const auto& [outcome, n] : seen) summary += "  " + outcome + ": " + std::to_string(n) + "\n";
   INFO(sequences << " sequences, " << operations << " operations; outcomes:\n" << summary);
-  for (const char* outcome :
-       {"PutRecord OK", "PutRecord ValidationException", "PutRecord InvalidArgumentException",
-        "PutRecords OK", "PutRecords ValidationException", "GetShardIterator OK",
-        "GetShardIterator InvalidArgumentException", "GetShardIterator ResourceNotFoundException",
-        "GetRecords OK", "GetRecords ValidationException", "GetRecords ExpiredIteratorException",
-        "GetRecords TrimmedDataAccessException", "GetRecords records", "GetRecords shard end",
-        "SplitShard OK", "SplitShard InvalidArgumentException", "MergeShards OK",
-        "MergeShards InvalidArgumentException"}) {
+  for (const char* outcome : {"PutRecord OK",
+                              "PutRecord ValidationException",
+                              "PutRecord InvalidArgumentException",
+                              "PutRecords OK",
+                              "PutRecords ValidationException",
+                              "GetShardIterator OK",
+                              "GetShardIterator InvalidArgumentException",
+                              "GetShardIterator ResourceNotFoundException",
+                              "GetRecords OK",
+                              "GetRecords ValidationException",
+                              "GetRecords ExpiredIteratorException",
+                              "GetRecords TrimmedDataAccessException",
+                              "GetRecords records",
+                              "GetRecords shard end",
+                              "SplitShard OK",
+                              "SplitShard InvalidArgumentException",
+                              "MergeShards OK",
+                              "MergeShards InvalidArgumentException",
+                              "RegisterStreamConsumer OK",
+                              "RegisterStreamConsumer ResourceInUseException",
+                              "DeregisterStreamConsumer OK",
+                              "SubscribeToShard OK",
+                              "SubscribeToShard ResourceInUseException",
+                              "SubscribeToShard ResourceNotFoundException",
+                              "SubscribeToShard InvalidArgumentException",
+                              "SubscribeToShardEvent OK",
+                              "SubscribeToShardEvent records",
+                              "SubscribeToShardEvent shard end",
+                              "SubscribeToShardEvent UnknownError",
+                              "SubscribeToShardEvent ResourceInUseException",
+                              "SubscribeToShardEvent ResourceNotFoundException",
+                              "SubscribeToShardEvent TrimmedDataAccessException"}) {
     CHECK(seen.count(outcome) == 1);
     if (seen.count(outcome) == 0) WARN("never reached: " << outcome);
   }

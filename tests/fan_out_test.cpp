@@ -667,3 +667,37 @@ TEST_CASE("Views of object payloads are the stored objects, trivial payloads are
   CHECK(x == 3);
   CHECK(p->stats().copied_records == 1);
 }
+
+TEST_CASE("A refused subscription leaves nothing behind for deregistration to trip on",
+          "[fan_out][regression]") {
+  // Regression (found by the differential tests): a SubscribeToShard refused for
+  // its position left an empty slot that crashed DeregisterStreamConsumer.
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto put = stream->PutRecord("k", "v");
+  REQUIRE(put.ok());
+  const kinlet::SequenceNumber future(put->sequence_number.stream_tag(), 0, 99);
+  CHECK(kinlet::IsInvalidArgument(
+      stream->SubscribeToShard("c", kShard, IteratorPosition::AtSequenceNumber(future)).status()));
+  CHECK(stream->DeregisterStreamConsumer("c").ok());
+}
+
+TEST_CASE("A subscription past its lifetime ended then, whatever happens later",
+          "[fan_out][regression]") {
+  // Regression (found by the differential tests): a takeover or deregistration
+  // long after a subscription's 5 minutes relabelled its end.
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock);
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  auto first = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  clock.Advance(absl::Minutes(6));
+  auto second = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
+  Event event;
+  CHECK(absl::IsOutOfRange(first->Next(&event, absl::ZeroDuration())));
+  CHECK(first->end() == SubscriptionEnd::kLifetimeElapsed);
+  clock.Advance(absl::Minutes(6));
+  REQUIRE(stream->DeregisterStreamConsumer("c").ok());
+  CHECK(absl::IsOutOfRange(second->Next(&event, absl::ZeroDuration())));
+  CHECK(second->end() == SubscriptionEnd::kLifetimeElapsed);
+}

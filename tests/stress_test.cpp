@@ -887,6 +887,11 @@ TEST_CASE("A recorded history of concurrent puts, reads, subscriptions and resha
   auto stream = *kinlet::Stream<Tagged>::Create(options);
   REQUIRE(stream->RegisterStreamConsumer("subscriber").ok());
   History history;
+  // The resharder does reshard r once (r + 1) / 13 of the puts are in, and the
+  // producers wait for it, so reshards land mid-stream on any machine.
+  constexpr int kReshards = 12;
+  std::atomic<int> reshards{0};
+  std::atomic<uint64_t> puts_done{0};
   std::atomic<int> producing{kProducers};
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
@@ -894,6 +899,12 @@ TEST_CASE("A recorded history of concurrent puts, reads, subscriptions and resha
       std::vector<uint64_t> next(kKeys, 0);
       std::vector<History::Put> mine;
       for (uint64_t i = 0; i < kPerProducer; ++i) {
+        // Wait while more than one reshard behind the puts.
+        while (puts_done.load() > (static_cast<uint64_t>(reshards.load()) + 2) * kProducers *
+                                      kPerProducer / (kReshards + 1) &&
+               reshards.load() < kReshards) {
+          std::this_thread::yield();
+        }
         const uint32_t k = static_cast<uint32_t>((i * 5 + static_cast<uint64_t>(p)) % kKeys);
         History::Put put{static_cast<uint32_t>(p), k, next[k], history.Tick(), 0, false};
         auto result = stream->PutRecord("key-" + std::to_string(k),
@@ -902,17 +913,19 @@ TEST_CASE("A recorded history of concurrent puts, reads, subscriptions and resha
         put.ok = result.ok();
         if (put.ok) ++next[k];
         mine.push_back(put);
+        puts_done.fetch_add(1);
       }
       std::lock_guard<std::mutex> lock(history.mu);
       history.puts.insert(history.puts.end(), mine.begin(), mine.end());
       producing.fetch_sub(1);
     });
   }
-  std::atomic<int> reshards{0};
-  threads.emplace_back([&] {  // the resharder: while the producers run
-    for (uint64_t r = 0; producing.load() > 0 && r < 12; ++r) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      if (ReshardStep(*stream, r).ok()) reshards.fetch_add(1);
+  threads.emplace_back([&] {  // the resharder
+    for (int r = 0; r < kReshards; ++r) {
+      while (puts_done.load() < (r + 1) * kProducers * kPerProducer / (kReshards + 1)) {
+        std::this_thread::yield();
+      }
+      if (ReshardStep(*stream, static_cast<uint64_t>(r)).ok()) reshards.fetch_add(1);
     }
   });
   // Two full readers: a polling Consumer and a fan-out Consumer (subscriptions).
@@ -948,7 +961,7 @@ TEST_CASE("A recorded history of concurrent puts, reads, subscriptions and resha
   size_t acknowledged = 0;
   for (const auto& p : history.puts) acknowledged += p.ok;
   CHECK(acknowledged == kProducers * kPerProducer);
-  CHECK(reshards.load() > 0);
+  CHECK(reshards.load() == kReshards);
   CHECK(CheckHistory(history, {"poller", "subscriber"}) == "");
   // The checker is not vacuous: a history with one observation dropped fails.
   REQUIRE(!history.seen["poller"].empty());

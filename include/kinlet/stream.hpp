@@ -442,8 +442,9 @@ class Stream {
     detail::MutexLock lock(&fanout_mu_);
     for (auto it = consumers_.begin(); it != consumers_.end(); ++it) {
       if (!(*it)->Matches(consumer)) continue;
+      const int64_t now_ms = context_.NowMs();
       for (auto& [index, slot] : (*it)->subscriptions) {
-        if (slot.state->End(SubscriptionEnd::kConsumerDeregistered)) {
+        if (slot.state->End(EndOf(slot, SubscriptionEnd::kConsumerDeregistered, now_ms))) {
           ShardAt(index)->log().NotifyWaiters();
         }
       }
@@ -494,9 +495,14 @@ class Stream {
     }
     if (c == nullptr) return ConsumerNotFound(consumer);
     const int64_t now_ms = context_.NowMs();
-    typename FanOutConsumer::Slot& slot = c->subscriptions[(*shard)->index()];
-    if (slot.state != nullptr && slot.state->ended() == SubscriptionEnd::kNone &&
-        now_ms - slot.subscribed_ms <
+    // The consumer's latest subscription to the shard, if any. (Looked up, not
+    // inserted: a refused subscription must leave no slot behind; an empty
+    // slot crashed DeregisterStreamConsumer. Found by the differential tests.)
+    auto previous = c->subscriptions.find((*shard)->index());
+    const std::shared_ptr<detail::SubscriptionState> old_state =
+        previous == c->subscriptions.end() ? nullptr : previous->second.state;
+    if (old_state != nullptr && old_state->ended() == SubscriptionEnd::kNone &&
+        now_ms - previous->second.subscribed_ms <
             absl::ToInt64Milliseconds(options_.subscription_takeover_after)) {
       return ResourceInUse(absl::StrCat(
           "Another active subscription exists for consumer ", c->description.consumer_arn,
@@ -506,9 +512,11 @@ class Stream {
     absl::StatusOr<uint64_t> position =
         (*shard)->ResolvePosition(start, now_ms, "SubscribeToShard");
     if (!position.ok()) return position.status();
-    if (slot.state != nullptr && slot.state->End(SubscriptionEnd::kTakenOver)) {
+    if (old_state != nullptr &&
+        old_state->End(EndOf(previous->second, SubscriptionEnd::kTakenOver, now_ms))) {
       (*shard)->log().NotifyWaiters();
     }
+    typename FanOutConsumer::Slot& slot = c->subscriptions[(*shard)->index()];
     slot.state = std::make_shared<detail::SubscriptionState>();
     slot.subscribed_ms = now_ms;
     return std::unique_ptr<SubscriptionType>(new SubscriptionType(
@@ -1123,6 +1131,17 @@ class Stream {
       return description.consumer_name == name_or_arn || description.consumer_arn == name_or_arn;
     }
   };
+
+  // Why a subscription ends when `why` happens at `now_ms`: a subscription
+  // whose lifetime had already elapsed ended then, whatever comes later (its
+  // end is only noticed lazily, by its next call). Found by the differential
+  // tests: a takeover 25 hours later reported ResourceInUse.
+  SubscriptionEnd EndOf(const typename FanOutConsumer::Slot& slot, SubscriptionEnd why,
+                        int64_t now_ms) const {
+    return now_ms - slot.subscribed_ms >= absl::ToInt64Milliseconds(options_.subscription_lifetime)
+               ? SubscriptionEnd::kLifetimeElapsed
+               : why;
+  }
 
   absl::Status ConsumerNotFound(std::string_view consumer) const {
     return ResourceNotFound(absl::StrCat("Consumer ", detail::ToAbsl(consumer), " of stream ",

@@ -23,15 +23,28 @@ namespace kinlet_model {
 // the operation runs (shard number i means the i-th shard modulo the count),
 // so any subsequence of a sequence is itself a valid sequence.
 struct Op {
-  enum Kind : uint8_t { kPut, kPutBatch, kGetIterator, kGetRecords, kAdvance, kSplit, kMerge };
+  enum Kind : uint8_t {
+    kPut,
+    kPutBatch,
+    kGetIterator,
+    kGetRecords,
+    kAdvance,
+    kSplit,
+    kMerge,
+    kRegister,
+    kDeregister,
+    kSubscribe,
+    kNextEvent
+  };
   Kind kind = kPut;
   uint32_t a = 0, b = 0, c = 0, d = 0;  // meaning per kind, see Describe()
   uint64_t hi = 0, lo = 0;              // an explicit hash key or a split point
 
   std::string Describe() const {
     std::ostringstream out;
-    static const char* const kNames[] = {"Put",     "PutBatch", "GetIterator", "GetRecords",
-                                         "Advance", "Split",    "Merge"};
+    static const char* const kNames[] = {"Put",        "PutBatch",  "GetIterator", "GetRecords",
+                                         "Advance",    "Split",     "Merge",       "Register",
+                                         "Deregister", "Subscribe", "NextEvent"};
     out << kNames[kind] << "(" << a << ", " << b << ", " << c << ", " << d << ", " << hi << ":"
         << lo << ")";
     return out.str();
@@ -61,13 +74,17 @@ class Source {
 inline Op NextOp(Source& in) {
   Op op;
   const uint64_t roll = in.Next(100);
-  op.kind = roll < 30   ? Op::kPut
-            : roll < 40 ? Op::kPutBatch
-            : roll < 55 ? Op::kGetIterator
-            : roll < 80 ? Op::kGetRecords
-            : roll < 90 ? Op::kAdvance
-            : roll < 95 ? Op::kSplit
-                        : Op::kMerge;
+  op.kind = roll < 25   ? Op::kPut
+            : roll < 33 ? Op::kPutBatch
+            : roll < 44 ? Op::kGetIterator
+            : roll < 62 ? Op::kGetRecords
+            : roll < 71 ? Op::kAdvance
+            : roll < 75 ? Op::kSplit
+            : roll < 79 ? Op::kMerge
+            : roll < 82 ? Op::kRegister
+            : roll < 83 ? Op::kDeregister
+            : roll < 89 ? Op::kSubscribe
+                        : Op::kNextEvent;
   op.a = static_cast<uint32_t>(in.Next(1 << 16));
   op.b = static_cast<uint32_t>(in.Next(1 << 16));
   op.c = static_cast<uint32_t>(in.Next(1 << 16));
@@ -205,6 +222,22 @@ class Differential {
         return ApplySplit(op);
       case Op::kMerge:
         return ApplyMerge(op);
+      case Op::kRegister: {
+        const std::string name = "consumer-" + std::to_string(op.a % 3);
+        return Outcome("RegisterStreamConsumer",
+                       kinlet::ErrorCodeOf(stream_->RegisterStreamConsumer(name).status()),
+                       model_.RegisterConsumer(name));
+      }
+      case Op::kDeregister: {
+        const std::string name = "consumer-" + std::to_string(op.a % 3);
+        return Outcome("DeregisterStreamConsumer",
+                       kinlet::ErrorCodeOf(stream_->DeregisterStreamConsumer(name)),
+                       model_.DeregisterConsumer(name, Now()));
+      }
+      case Op::kSubscribe:
+        return ApplySubscribe(op);
+      case Op::kNextEvent:
+        return ApplyNextEvent(op);
     }
     return std::nullopt;
   }
@@ -271,49 +304,63 @@ class Differential {
     return std::nullopt;
   }
 
-  std::optional<std::string> ApplyGetIterator(const Op& op) {
-    const auto& shards = model_.shards();
-    const std::string shard_id =
-        op.a % 17 == 0 ? "shardId-000000999999" : shards[op.a % shards.size()].id;
-    const auto type = static_cast<Model::Type>(op.b % 5);
+  // A starting position drawn from `op`, in both forms.
+  struct Start {
+    Model::Type type = Model::Type::kTrimHorizon;
     kinlet::IteratorPosition position;
     bool same_stream = true;
     size_t seq_shard = 0;
     uint64_t seq_position = 0;
     int64_t timestamp_ms = 0;
-    switch (type) {
+  };
+  Start StartFor(const Op& op) const {
+    const auto& shards = model_.shards();
+    Start st;
+    st.type = static_cast<Model::Type>(op.b % 5);
+    switch (st.type) {
       case Model::Type::kTrimHorizon:
-        position = kinlet::IteratorPosition::TrimHorizon();
+        st.position = kinlet::IteratorPosition::TrimHorizon();
         break;
       case Model::Type::kLatest:
-        position = kinlet::IteratorPosition::Latest();
+        st.position = kinlet::IteratorPosition::Latest();
         break;
       case Model::Type::kAtSequence:
       case Model::Type::kAfterSequence: {
         if (!history_.empty() && op.c % 6 != 0) {
           const auto& [s, p] = history_[op.c % history_.size()];
-          seq_shard = s;
-          seq_position = p;
+          st.seq_shard = s;
+          st.seq_position = p;
         } else {  // a number nobody wrote: a future position, or another stream's
-          seq_shard = op.c % shards.size();
-          seq_position = 1000000 + op.d;
-          same_stream = op.c % 12 != 0;
+          st.seq_shard = op.c % shards.size();
+          st.seq_position = 1000000 + op.d;
+          st.same_stream = op.c % 12 != 0;
         }
-        const kinlet::SequenceNumber seq(same_stream ? tag_ : tag_ + 1,
-                                         static_cast<uint32_t>(seq_shard), seq_position);
-        position = type == Model::Type::kAtSequence
-                       ? kinlet::IteratorPosition::AtSequenceNumber(seq)
-                       : kinlet::IteratorPosition::AfterSequenceNumber(seq);
+        const kinlet::SequenceNumber seq(st.same_stream ? tag_ : tag_ + 1,
+                                         static_cast<uint32_t>(st.seq_shard), st.seq_position);
+        st.position = st.type == Model::Type::kAtSequence
+                          ? kinlet::IteratorPosition::AtSequenceNumber(seq)
+                          : kinlet::IteratorPosition::AfterSequenceNumber(seq);
         break;
       }
       case Model::Type::kAtTimestamp:
-        timestamp_ms = Now() - static_cast<int64_t>(op.c % 7000) + (op.d % 9 == 0 ? 5000 : 0);
-        position = kinlet::IteratorPosition::AtTimestamp(absl::FromUnixMillis(timestamp_ms));
+        st.timestamp_ms = Now() - static_cast<int64_t>(op.c % 7000) + (op.d % 9 == 0 ? 5000 : 0);
+        st.position = kinlet::IteratorPosition::AtTimestamp(absl::FromUnixMillis(st.timestamp_ms));
         break;
     }
-    auto got = stream_->GetShardIterator(shard_id, position);
-    auto [error, it] = model_.GetShardIterator(shard_id, type, same_stream, seq_shard, seq_position,
-                                               timestamp_ms, Now());
+    return st;
+  }
+
+  std::string ShardIdFor(uint32_t choice) const {
+    const auto& shards = model_.shards();
+    return choice % 17 == 0 ? "shardId-000000999999" : shards[choice % shards.size()].id;
+  }
+
+  std::optional<std::string> ApplyGetIterator(const Op& op) {
+    const std::string shard_id = ShardIdFor(op.a);
+    const Start st = StartFor(op);
+    auto got = stream_->GetShardIterator(shard_id, st.position);
+    auto [error, it] = model_.GetShardIterator(shard_id, st.type, st.same_stream, st.seq_shard,
+                                               st.seq_position, st.timestamp_ms, Now());
     if (auto d = Outcome("GetShardIterator", kinlet::ErrorCodeOf(got.status()), error)) {
       return d;
     }
@@ -324,6 +371,73 @@ class Differential {
     }
     slots_[op.d % kSlots] = Slot{*got, it};
     return std::nullopt;
+  }
+
+  std::optional<std::string> ApplySubscribe(const Op& op) {
+    const std::string consumer = "consumer-" + std::to_string(op.a % 3);
+    const std::string shard_id = ShardIdFor(op.a / 3);
+    const Start st = StartFor(op);
+    auto got = stream_->SubscribeToShard(consumer, shard_id, st.position);
+    auto [error, id] = model_.Subscribe(consumer, shard_id, st.type, st.same_stream, st.seq_shard,
+                                        st.seq_position, st.timestamp_ms, Now());
+    if (auto d = Outcome("SubscribeToShard", kinlet::ErrorCodeOf(got.status()), error)) {
+      return *d + " (" + consumer + ", " + shard_id + ")";
+    }
+    if (!got.ok()) return std::nullopt;
+    SubSlot& slot = subscriptions_[op.d % kSlots];
+    if (slot.kinlet) model_.Cancel(slot.model);  // the handle it replaces is destroyed
+    slot = SubSlot{*std::move(got), id, shard_id};
+    return std::nullopt;
+  }
+
+  std::optional<std::string> ApplyNextEvent(const Op& op) {
+    SubSlot& slot = subscriptions_[op.a % kSlots];
+    if (!slot.kinlet) return std::nullopt;
+    kinlet::SubscribeToShardEvent<std::string> event;
+    const absl::Status got = slot.kinlet->Next(&event, absl::ZeroDuration());
+    const Event want = model_.Next(slot.model, Now());
+    // A normal end (lifetime, shard end) is OutOfRange with no Kinesis name:
+    // ErrorCodeOf gives kUnknown, as the model says.
+    const kinlet::ErrorCode got_code = kinlet::ErrorCodeOf(got);
+    if (auto d = Outcome("SubscribeToShardEvent", got_code, want.error)) {
+      return *d + " (" + slot.shard + ")";
+    }
+    if (!got.ok()) return std::nullopt;
+    if (!want.records.empty()) Reached("SubscribeToShardEvent records");
+    if (want.kind == EventKind::kShardEnd) Reached("SubscribeToShardEvent shard end");
+    if (auto d = Differ("event records", std::to_string(event.records().size()),
+                        std::to_string(want.records.size()))) {
+      return d;
+    }
+    for (size_t i = 0; i < event.records().size(); ++i) {
+      const auto& r = event.records()[i];
+      const Record& m = want.records[i];
+      if (auto d = Differ(
+              "event record " + std::to_string(i),
+              std::to_string(r.sequence_number.position()) + " " + r.partition_key + " " + r.data,
+              std::to_string(m.position) + " " + m.key + " " + m.data)) {
+        return d;
+      }
+    }
+    const std::string continuation =
+        event.continuation_sequence_number
+            ? std::to_string(event.continuation_sequence_number->position())
+            : "none";
+    if (auto d = Differ("continuation", continuation,
+                        want.continuation ? std::to_string(*want.continuation) : "none")) {
+      return d;
+    }
+    if (auto d = Differ("event end_of_shard", event.end_of_shard ? "yes" : "no",
+                        want.kind == EventKind::kShardEnd ? "yes" : "no")) {
+      return d;
+    }
+    std::string children;
+    for (const auto& c : event.child_shards()) children += c.shard_id + " ";
+    std::string want_children;
+    for (const auto& c : want.children) want_children += c + " ";
+    if (auto d = Differ("event child shards", children, want_children)) return d;
+    return Differ("event millis_behind_latest", std::to_string(event.millis_behind_latest),
+                  std::to_string(want.millis_behind_latest));
   }
 
   std::optional<std::string> ApplyGetRecords(const Op& op) {
@@ -437,6 +551,11 @@ class Differential {
     Iterator model;
   };
   static constexpr size_t kSlots = 8;
+  struct SubSlot {
+    std::unique_ptr<kinlet::Subscription<std::string, kinlet::ManualClockTraits>> kinlet;
+    size_t model = 0;
+    std::string shard;
+  };
 
   kinlet::ManualClock clock_;
   std::unique_ptr<TestStream> stream_;
@@ -444,6 +563,7 @@ class Differential {
   uint32_t tag_ = 0;
   std::vector<std::pair<size_t, uint64_t>> history_;  // (shard, position) of every put
   std::optional<Slot> slots_[kSlots];
+  SubSlot subscriptions_[kSlots];  // declared last: destroyed before the stream
 };
 
 }  // namespace kinlet_model

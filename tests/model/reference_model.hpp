@@ -8,8 +8,11 @@
 // per-shard positions, arrival times), GetShardIterator (all five types and
 // their errors), GetRecords (limit, expiry, trimming, the end of a closed
 // shard, millis_behind_latest), retention under a manual clock, SplitShard
-// and MergeShards (rules, child ids, ranges, lineage). Not modelled: throughput
-// limits, ring capacity, fan-out subscriptions, on-demand scaling.
+// and MergeShards (rules, child ids, ranges, lineage), enhanced fan-out
+// (consumer registration and its limit, SubscribeToShard from every position,
+// events with continuation and lag, the final event of a closed shard, the
+// 5-minute lifetime, the 5-second takeover rule, deregistration). Not
+// modelled: throughput limits, ring capacity, on-demand scaling.
 #pragma once
 
 #include <algorithm>
@@ -66,8 +69,23 @@ struct Page {
   int64_t millis_behind_latest = 0;
 };
 
+// How a subscription's pull ends or what it returns.
+enum class EventKind { kRecords, kHeartbeat, kShardEnd, kEnded };
+
+struct Event {
+  ErrorCode error = ErrorCode::kNone;  // when ended: why (kUnknown: a normal end, OutOfRange)
+  EventKind kind = EventKind::kHeartbeat;
+  std::vector<Record> records;
+  std::optional<uint64_t> continuation;  // position of the last record delivered (or before start)
+  int64_t millis_behind_latest = 0;
+  std::vector<std::string> children;
+};
+
 class Model {
  public:
+  static constexpr int64_t kSubscriptionLifetimeMs = 5 * 60 * 1000;
+  static constexpr int64_t kTakeoverAfterMs = 5 * 1000;
+  static constexpr size_t kMaxConsumers = 20;
   static constexpr int64_t kIteratorTtlMs = 5 * 60 * 1000;
   static constexpr size_t kMaxRecordBytes = 1 << 20;
   static constexpr size_t kMaxBatchBytes = 5 << 20;
@@ -248,7 +266,126 @@ class Model {
     return ErrorCode::kNone;
   }
 
+  // ---- Enhanced fan-out ----------------------------------------------------
+
+  ErrorCode RegisterConsumer(const std::string& name) {
+    for (const std::string& c : consumers_) {
+      if (c == name) return ErrorCode::kResourceInUse;
+    }
+    if (consumers_.size() >= kMaxConsumers) return ErrorCode::kLimitExceeded;
+    consumers_.push_back(name);
+    return ErrorCode::kNone;
+  }
+
+  // Ends the consumer's subscriptions (those whose lifetime is not over).
+  ErrorCode DeregisterConsumer(const std::string& name, int64_t now_ms) {
+    auto it = std::find(consumers_.begin(), consumers_.end(), name);
+    if (it == consumers_.end()) return ErrorCode::kResourceNotFound;
+    consumers_.erase(it);
+    for (Subscription& sub : subscriptions_) {
+      if (sub.consumer == name && !Over(sub, now_ms)) End(sub, ErrorCode::kResourceNotFound);
+    }
+    return ErrorCode::kNone;
+  }
+
+  // A new subscription's id, or the error. Positions resolve as for iterators.
+  std::pair<ErrorCode, size_t> Subscribe(const std::string& consumer, std::string_view shard_id,
+                                         Type type, bool seq_from_this_stream, size_t seq_shard,
+                                         uint64_t seq_position, int64_t timestamp_ms,
+                                         int64_t now_ms) {
+    const std::optional<size_t> shard = Find(shard_id);
+    if (!shard) return {ErrorCode::kResourceNotFound, 0};
+    if (std::find(consumers_.begin(), consumers_.end(), consumer) == consumers_.end()) {
+      return {ErrorCode::kResourceNotFound, 0};
+    }
+    Subscription* previous = nullptr;
+    for (Subscription& sub : subscriptions_) {
+      if (sub.consumer == consumer && sub.shard == *shard && sub.current) previous = &sub;
+    }
+    if (previous != nullptr && !Over(*previous, now_ms) &&
+        now_ms - previous->started_ms < kTakeoverAfterMs) {
+      return {ErrorCode::kResourceInUse, 0};
+    }
+    auto [error, it] = GetShardIterator(shard_id, type, seq_from_this_stream, seq_shard,
+                                        seq_position, timestamp_ms, now_ms);
+    if (error != ErrorCode::kNone) return {error, 0};
+    if (previous != nullptr) {
+      previous->current = false;
+      if (!Over(*previous, now_ms)) End(*previous, ErrorCode::kResourceInUse);  // taken over
+    }
+    subscriptions_.push_back(Subscription{consumer, *shard, it.position, now_ms});
+    return {ErrorCode::kNone, subscriptions_.size() - 1};
+  }
+
+  // The caller dropped subscription `id` (kinlet: destroying the handle).
+  void Cancel(size_t id) {
+    if (!subscriptions_[id].ended) End(subscriptions_[id], ErrorCode::kUnknown);
+  }
+
+  // The next event of subscription `id` without waiting.
+  Event Next(size_t id, int64_t now_ms) {
+    Subscription& sub = subscriptions_[id];
+    Event event;
+    if (!sub.ended && now_ms - sub.started_ms >= kSubscriptionLifetimeMs) {
+      End(sub, ErrorCode::kUnknown);
+    }
+    if (sub.ended) {
+      event.kind = EventKind::kEnded;
+      event.error = sub.why;
+      return event;
+    }
+    const Shard& s = shards_[sub.shard];
+    const uint64_t end = s.records.size();
+    if (sub.position < end) {
+      if (s.records[sub.position].arrival_ms < now_ms - retention_ms_) {
+        End(sub, ErrorCode::kTrimmedDataAccess);
+        event.kind = EventKind::kEnded;
+        event.error = sub.why;
+        return event;
+      }
+      event.kind = EventKind::kRecords;
+      while (sub.position < end && event.records.size() < 10000) {
+        event.records.push_back(s.records[sub.position++]);
+      }
+      event.continuation = sub.position - 1;
+      if (sub.position < end) {
+        event.millis_behind_latest =
+            std::max<int64_t>(0, now_ms - s.records[sub.position].arrival_ms);
+      }
+      return event;
+    }
+    if (!s.open) {
+      event.kind = EventKind::kShardEnd;
+      event.children = s.children;
+      End(sub, ErrorCode::kUnknown);
+      return event;
+    }
+    if (sub.position > 0) event.continuation = sub.position - 1;
+    return event;  // a heartbeat
+  }
+
  private:
+  struct Subscription {
+    std::string consumer;
+    size_t shard = 0;
+    uint64_t position = 0;  // the next record to deliver
+    int64_t started_ms = 0;
+    bool current = true;  // the consumer's latest subscription to the shard
+    bool ended = false;
+    ErrorCode why = ErrorCode::kNone;
+  };
+
+  static void End(Subscription& sub, ErrorCode why) {
+    sub.ended = true;
+    sub.why = why;
+  }
+  bool Over(const Subscription& sub, int64_t now_ms) const {
+    return sub.ended || now_ms - sub.started_ms >= kSubscriptionLifetimeMs;
+  }
+
+  std::vector<std::string> consumers_;
+  std::vector<Subscription> subscriptions_;
+
   static std::string IdFor(size_t index) {
     std::string digits = std::to_string(index);
     return "shardId-" + std::string(12 - digits.size(), '0') + digits;
