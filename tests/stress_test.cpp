@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -51,6 +52,20 @@ std::string ProduceTagged(StreamT& stream, uint32_t p, uint64_t count,
     acknowledged.fetch_add(1, std::memory_order_relaxed);
   }
   return "";
+}
+
+// A stream of Tagged records for the stress tests whose shards hold all they
+// are given (nothing trimmed, nothing refused): limits off, 1 KiB records.
+std::unique_ptr<kinlet::Stream<Tagged>> MakeTaggedStream(const std::string& name, int shards) {
+  kinlet::StreamOptions options;
+  options.name = name;
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = shards;
+  options.shard_capacity_records = 1 << 17;
+  options.shard_capacity_bytes = 8 << 20;
+  options.max_record_size_bytes = 1024;
+  options.max_shard_count_updates_per_day = 1 << 30;
+  return std::move(*kinlet::Stream<Tagged>::Create(options));
 }
 
 // Reshard number `r` of a stress test: for even r (or one open shard) split
@@ -465,15 +480,7 @@ TEST_CASE("Sixteen fan-out consumers see every record of a resharding stream onc
   constexpr uint64_t kTotal = kProducers * kPerProducer;
   constexpr uint64_t kReshards = 40;
   constexpr uint64_t kStep = kTotal / (kReshards + 10);
-  kinlet::StreamOptions options;
-  options.name = "fan-out-stress";
-  options.limits = kinlet::ThroughputLimits::Unlimited();
-  options.shard_count = 8;
-  options.shard_capacity_records = 1 << 17;  // every shard holds all it is given
-  options.shard_capacity_bytes = 8 << 20;
-  options.max_record_size_bytes = 1024;
-  options.max_shard_count_updates_per_day = 1 << 30;
-  auto stream = *kinlet::Stream<Tagged>::Create(options);
+  auto stream = MakeTaggedStream("fan-out-stress", 8);
   for (int c = 0; c < kConsumerThreads * kConsumersPerThread; ++c) {
     REQUIRE(stream->RegisterStreamConsumer("consumer-" + std::to_string(c)).ok());
   }
@@ -716,14 +723,7 @@ TEST_CASE("Three consumer-group workers on their own threads share a resharding 
   constexpr int kProducers = 2;
   constexpr uint32_t kKeys = 32;
   constexpr uint64_t kReshards = 20;
-  kinlet::StreamOptions options;
-  options.name = "group-stress";
-  options.limits = kinlet::ThroughputLimits::Unlimited();
-  options.shard_count = 4;
-  options.shard_capacity_records = 1 << 17;
-  options.shard_capacity_bytes = 8 << 20;
-  options.max_record_size_bytes = 1024;
-  auto stream = *kinlet::Stream<Tagged>::Create(options);
+  auto stream = MakeTaggedStream("group-stress", 4);
   kinlet::InMemoryCheckpointStore store;
   GroupLedger ledger;
   std::vector<std::unique_ptr<kinlet::ConsumerGroup<Tagged>>> workers;
@@ -877,14 +877,7 @@ TEST_CASE("A recorded history of concurrent puts, reads, subscriptions and resha
 #endif
   constexpr int kProducers = 2;
   constexpr uint32_t kKeys = 16;
-  kinlet::StreamOptions options;
-  options.name = "history";
-  options.limits = kinlet::ThroughputLimits::Unlimited();
-  options.shard_count = 3;
-  options.shard_capacity_records = 1 << 17;
-  options.shard_capacity_bytes = 8 << 20;
-  options.max_record_size_bytes = 1024;
-  auto stream = *kinlet::Stream<Tagged>::Create(options);
+  auto stream = MakeTaggedStream("history", 3);
   REQUIRE(stream->RegisterStreamConsumer("subscriber").ok());
   History history;
   // The resharder does reshard r once (r + 1) / 13 of the puts are in, and the
