@@ -69,10 +69,22 @@ void ReportEndToEnd(benchmark::State& state, uint64_t n, size_t size, double wri
 
 using Clock = std::chrono::steady_clock;
 
-// kBlockingReaders: a caught-up reader parks in WaitForRecords instead of
-// yielding, leaving the cores to the writer (the pattern for more readers than
-// cores).
-template <typename Traits, bool kBlockingReaders = false>
+// How a reader waits when a read returns few or no records.
+enum class ReaderIdle {
+  kYield,     // yield only when a page is empty (a naive poller)
+  kBlocking,  // park in WaitForRecords when a page is empty (woken by the put)
+  kBackoff,   // kinlet::BackoffIdle, parking in WaitForRecords (the recommended loop)
+};
+
+// The BackoffIdle preset a user would pick: Throughput() while every reader
+// has a core of its own (the writer keeps one), SharedCores() beyond that.
+kinlet::BackoffIdleOptions IdleFor(int readers) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return readers + 1 <= cores ? kinlet::BackoffIdleOptions::Throughput()
+                              : kinlet::BackoffIdleOptions::SharedCores();
+}
+
+template <typename Traits, ReaderIdle kIdle = ReaderIdle::kBackoff>
 void EndToEndKinlet(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int readers = static_cast<int>(state.range(1));
@@ -91,13 +103,17 @@ void EndToEndKinlet(benchmark::State& state) {
       threads.emplace_back([&, r] {
         auto& page = pages[static_cast<size_t>(r)];
         auto it = start;
+        kinlet::BackoffIdle idle(IdleFor(readers));
         ready.fetch_add(1);
         for (uint64_t got = 0; got < n;) {
           if (!shard->GetRecords(it, 1000, &page).ok()) std::abort();
           got += page.records.size();
           it = *page.next_shard_iterator;
-          if (page.records.empty()) {
-            if constexpr (kBlockingReaders) {
+          if constexpr (kIdle == ReaderIdle::kBackoff) {
+            idle.Idle(page.records.size(),
+                      [&](absl::Duration d) { shard->WaitForRecords(it, d); });
+          } else if (page.records.empty()) {
+            if constexpr (kIdle == ReaderIdle::kBlocking) {
               shard->WaitForRecords(it, absl::Milliseconds(10));
             } else {
               std::this_thread::yield();
@@ -158,7 +174,13 @@ void BM_EndToEnd_Kinlet(benchmark::State& state) {
 }
 void BM_EndToEnd_KinletFast(benchmark::State& state) { EndToEndKinlet<bench::FastTraits>(state); }
 void BM_EndToEnd_KinletBlockingReaders(benchmark::State& state) {
-  EndToEndKinlet<kinlet::DefaultStreamTraits, true>(state);
+  EndToEndKinlet<kinlet::DefaultStreamTraits, ReaderIdle::kBlocking>(state);
+}
+void BM_EndToEnd_KinletYieldingReaders(benchmark::State& state) {
+  EndToEndKinlet<kinlet::DefaultStreamTraits, ReaderIdle::kYield>(state);
+}
+void BM_EndToEnd_KinletFastYieldingReaders(benchmark::State& state) {
+  EndToEndKinlet<bench::FastTraits, ReaderIdle::kYield>(state);
 }
 
 void BM_EndToEnd_MutexDeque(benchmark::State& state) {
@@ -177,10 +199,11 @@ void BM_EndToEnd_MutexDeque(benchmark::State& state) {
     for (int r = 0; r < readers; ++r) {
       threads.emplace_back([&, r] {
         auto& page = pages[static_cast<size_t>(r)];
+        kinlet::BackoffIdle idle(IdleFor(readers));  // the same waiting as kinlet's readers
         ready.fetch_add(1);
         for (uint64_t next = start; next < start + n;) {
           const uint64_t after = log.Read(next, 1000, &page);
-          if (after == next) std::this_thread::yield();
+          idle.Idle(after - next);
           next = after;
         }
       });
@@ -213,10 +236,11 @@ void BM_EndToEnd_Moodycamel(benchmark::State& state) {
     std::thread reader([&] {
       moodycamel::ConsumerToken token(queue);
       std::vector<QueueItem> out(1000);
+      kinlet::BackoffIdle idle(IdleFor(1));  // the same waiting as kinlet's readers
       for (uint64_t got = 0; got < n;) {
         const size_t k = queue.try_dequeue_bulk(token, out.begin(), out.size());
         got += k;
-        if (k == 0) std::this_thread::yield();
+        idle.Idle(k);
       }
     });
     moodycamel::ProducerToken token(queue);
@@ -269,6 +293,10 @@ KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletYieldingReaders, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletFastYieldingReaders, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletYieldingReaders, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletFastYieldingReaders, 64, 4);
 KINLET_E2E(BM_EndToEnd_Kinlet, 65536, 1);
 KINLET_E2E(BM_EndToEnd_MutexDeque, 65536, 1);
 KINLET_E2E(BM_EndToEnd_Kinlet, 1 << 20, 1);

@@ -12,6 +12,7 @@
 #include "kinlet/faults.hpp"
 #include "kinlet/hash_key.hpp"
 #include "kinlet/hasher.hpp"
+#include "kinlet/idle.hpp"
 #include "kinlet/limits.hpp"
 #include "kinlet/metrics.hpp"
 #include "kinlet/on_demand.hpp"
