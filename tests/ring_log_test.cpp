@@ -162,3 +162,25 @@ TEST_CASE("RingLog readers racing an overwriting writer see whole records or tri
   CHECK(torn == 0);
   CHECK(log.End() == 20000);
 }
+
+namespace kinlet::detail {
+namespace {
+
+// CopyBytes inlines small copies as overlapping moves: every size copies
+// exactly its bytes, none before or after.
+TEST_CASE("CopyBytes copies exactly n bytes for every size around its chunk boundaries",
+          "[ring_log]") {
+  std::string src(300, '\0');
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>('a' + i % 26);
+  for (size_t n = 0; n <= 260; ++n) {
+    std::string dst(n + 32, '#');
+    CopyBytes(dst.data() + 16, src.data() + 3, n);
+    INFO("n = " << n);
+    REQUIRE(dst.substr(0, 16) == std::string(16, '#'));
+    REQUIRE(dst.substr(16, n) == src.substr(3, n));
+    REQUIRE(dst.substr(16 + n) == std::string(16, '#'));
+  }
+}
+
+}  // namespace
+}  // namespace kinlet::detail

@@ -61,6 +61,7 @@
 #include <memory>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/attributes.h"
@@ -106,9 +107,41 @@ inline void SeqReaderFence() {
 // Copies n bytes between a caller buffer and the ring's words, starting `at`
 // bytes into `words` (a record's key and payload are packed back to back, so
 // the payload need not start on a word). See KINLET_ATOMIC_COPY in config.hpp.
-inline void StoreBytes(uint64_t* words, size_t at, const char* src, size_t n) {
+// Copies n bytes between buffers that do not overlap. Small copies (the
+// common record) are inlined as a few overlapping vector moves instead of a
+// call to memcpy, whose call and size dispatch cost more than the copy.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyBytes(char* dst, const char* src, size_t n) {
+  auto move = [&]<size_t kChunk>(std::integral_constant<size_t, kChunk>) {
+    // Two chunks, the second ending at n (they overlap when n < 2 * kChunk).
+    char head[kChunk];
+    char tail[kChunk];
+    std::memcpy(head, src, kChunk);
+    std::memcpy(tail, src + n - kChunk, kChunk);
+    std::memcpy(dst, head, kChunk);
+    std::memcpy(dst + n - kChunk, tail, kChunk);
+  };
+  if (n > 128) {
+    std::memcpy(dst, src, n);
+  } else if (n > 64) {
+    move(std::integral_constant<size_t, 32>{});
+    std::memcpy(dst + 32, src + 32, 32);  // n > 64: the middle
+    if (n > 96) std::memcpy(dst + 64, src + 64, 32);
+  } else if (n > 32) {
+    move(std::integral_constant<size_t, 32>{});
+  } else if (n > 16) {
+    move(std::integral_constant<size_t, 16>{});
+  } else if (n >= 8) {
+    move(std::integral_constant<size_t, 8>{});
+  } else if (n >= 4) {
+    move(std::integral_constant<size_t, 4>{});
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreBytes(uint64_t* words, size_t at, const char* src, size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
-    std::memcpy(reinterpret_cast<char*>(words) + at, src, n);
+    CopyBytes(reinterpret_cast<char*>(words) + at, src, n);
     return;
   }
   size_t w = at / 8;
@@ -129,9 +162,9 @@ inline void StoreBytes(uint64_t* words, size_t at, const char* src, size_t n) {
   }
 }
 
-inline void LoadBytes(uint64_t* words, size_t at, char* dst, size_t n) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoadBytes(uint64_t* words, size_t at, char* dst, size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
-    std::memcpy(dst, reinterpret_cast<const char*>(words) + at, n);
+    CopyBytes(dst, reinterpret_cast<const char*>(words) + at, n);
     return;
   }
   size_t w = at / 8;
@@ -218,7 +251,8 @@ class RingLog {
   // With `publish` false the record is written but readers do not see it
   // until the next Publish() (or published Append): a batch pays for one
   // release store and one wake-up check instead of one per record.
-  AppendStatus Append(std::string_view key, View data, int64_t arrival_ms, int64_t expire_before_ms,
+  ABSL_ATTRIBUTE_ALWAYS_INLINE AppendStatus Append(std::string_view key, View data,
+                                                 int64_t arrival_ms, int64_t expire_before_ms,
                       bool overwrite, uint64_t* position, bool publish = true) {
     const size_t data_len = DataLength(data);
     const size_t need = detail::WordsFor(key.size() + (kObjectSlots ? 0 : data_len));

@@ -491,7 +491,8 @@ class Shard {
   // record is in: a refused write leaves no trace but its metric.
   // kPutRecords appends are not visible to readers until PublishLocked(),
   // which the batch calls once per shard before it releases the lock.
-  AppendOutcome AppendLocked(std::string_view key, View data, int64_t now_ms,
+  ABSL_ATTRIBUTE_ALWAYS_INLINE AppendOutcome AppendLocked(std::string_view key, View data,
+                                                        int64_t now_ms,
                              SequenceNumber* sequence, WriteApi api = WriteApi::kPutRecord)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     if (KINLET_UNLIKELY(closed_.load(std::memory_order_relaxed))) return AppendOutcome::kClosed;

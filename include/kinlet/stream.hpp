@@ -195,13 +195,10 @@ class Stream {
         return s;
       }
     }
-    const HashKey hash = options.explicit_hash_key.has_value()
-                             ? *options.explicit_hash_key
-                             : Traits::Hasher::Hash(partition_key);
     const int64_t now_ms = context_.NowMs();
     MaybeScaleOnDemand(now_ms);
     for (;;) {
-      ShardType* shard = Route(hash);
+      ShardType* shard = RouteKey(partition_key, options.explicit_hash_key);
       SequenceNumber sequence;
       typename ShardType::AppendOutcome outcome;
       {
@@ -270,13 +267,19 @@ class Stream {
     std::vector<uint32_t>& route = result->route_;
     constexpr uint32_t kDone = UINT32_MAX;
     auto route_pending = [&] {
+      const RoutingTable* table = routing_.load(std::memory_order_acquire);
+      if (table->shards.size() == 1) {  // every key maps to it: nothing to hash
+        const uint32_t only = table->shards[0]->index();
+        for (uint32_t& r : route) r = r == kDone ? kDone : only;
+        return;
+      }
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
         const Entry& e = entries[i];
-        const HashKey hash = e.explicit_hash_key.has_value()
-                                 ? *e.explicit_hash_key
-                                 : Traits::Hasher::Hash(e.partition_key);
-        route[i] = Route(hash)->index();
+        route[i] = table
+                       ->Find(e.explicit_hash_key.has_value() ? *e.explicit_hash_key
+                                                              : Traits::Hasher::Hash(e.partition_key))
+                       ->index();
       }
     };
     std::fill(route.begin(), route.end(), 0u);
@@ -1087,6 +1090,15 @@ class Stream {
 
   ShardType* Route(HashKey hash) const {
     return routing_.load(std::memory_order_acquire)->Find(hash);
+  }
+  // The open shard for a record. With one open shard every key maps to it, so
+  // the key is not hashed (the hash is used for nothing else).
+  ShardType* RouteKey(std::string_view partition_key,
+                      const std::optional<HashKey>& explicit_hash_key) const {
+    const RoutingTable* table = routing_.load(std::memory_order_acquire);
+    if (table->shards.size() == 1) return table->shards[0];
+    return table->Find(explicit_hash_key.has_value() ? *explicit_hash_key
+                                                     : Traits::Hasher::Hash(partition_key));
   }
   ShardType* ShardAt(uint64_t index) const {
     return shard_slots_[index].load(std::memory_order_acquire);

@@ -27,7 +27,16 @@ inline bool IsAscii(std::string_view s) {
     std::memcpy(&word, s.data() + i, 8);
     high |= word;
   }
-  for (; i < s.size(); ++i) high |= static_cast<unsigned char>(s[i]);
+  const size_t rest = s.size() - i;
+  if (rest >= 4) {  // the last 4..7 bytes as two overlapping words
+    uint32_t a;
+    uint32_t b;
+    std::memcpy(&a, s.data() + i, 4);
+    std::memcpy(&b, s.data() + s.size() - 4, 4);
+    high |= a | b;
+  } else {
+    for (; i < s.size(); ++i) high |= static_cast<unsigned char>(s[i]);
+  }
   return (high & 0x8080808080808080ull) == 0;
 }
 
