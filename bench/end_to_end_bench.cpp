@@ -110,8 +110,7 @@ void EndToEndKinlet(benchmark::State& state) {
           got += page.records.size();
           it = *page.next_shard_iterator;
           if constexpr (kIdle == ReaderIdle::kBackoff) {
-            idle.Idle(page.records.size(),
-                      [&](absl::Duration d) { shard->WaitForRecords(it, d); });
+            idle.Idle(page.records.size(), [&](absl::Duration d) { shard->WaitForRecords(it, d); });
           } else if (page.records.empty()) {
             if constexpr (kIdle == ReaderIdle::kBlocking) {
               shard->WaitForRecords(it, absl::Milliseconds(10));

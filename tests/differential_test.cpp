@@ -3,8 +3,11 @@
 // result and error must match. A difference is shrunk to a minimal failing
 // sequence and printed with its seed.
 //
-// KINLET_DIFF_SEQUENCES (default 400) and KINLET_DIFF_SEED (default 1) run
-// more, or other, sequences on demand:
+// Each sequence runs in three stream profiles (kinlet_model::Profile): no
+// limits, small limits with 8-record shards that refuse when full, and the same
+// with shards that overwrite. KINLET_DIFF_SEQUENCES (default 400 plain, half
+// as many per limited profile) and KINLET_DIFF_SEED (default 1) run more, or
+// other, sequences on demand:
 //   KINLET_DIFF_SEQUENCES=100000 build/dev/tests/kinlet_tests "[differential]"
 #include "model/differential.hpp"
 
@@ -33,56 +36,54 @@ TEST_CASE("kinlet and the reference model agree on random operation sequences", 
   const uint64_t sequences = EnvOr("KINLET_DIFF_SEQUENCES", 400);
   const uint64_t first_seed = EnvOr("KINLET_DIFF_SEED", 1);
   uint64_t operations = 0;
-  for (uint64_t seed = first_seed; seed < first_seed + sequences; ++seed) {
-    kinlet_model::Source in(seed);
-    const std::vector<kinlet_model::Op> ops = kinlet_model::Generate(in, 250);
-    operations += ops.size();
-    if (std::optional<std::string> diff = kinlet_model::Differential::Run(ops)) {
-      const auto minimal = kinlet_model::Differential::Shrink(ops);
-      FAIL("seed " << seed << ": " << *diff << "\nminimal sequence (" << minimal.size()
-                   << " ops):\n"
-                   << Listing(minimal)
-                   << "its difference: " << kinlet_model::Differential::Run(minimal).value_or("?"));
+  uint64_t runs = 0;
+  for (kinlet_model::Profile profile : kinlet_model::kProfiles) {
+    const uint64_t count =
+        profile == kinlet_model::Profile::kPlain ? sequences : std::max<uint64_t>(1, sequences / 2);
+    for (uint64_t seed = first_seed; seed < first_seed + count; ++seed) {
+      kinlet_model::Source in(seed);
+      const std::vector<kinlet_model::Op> ops = kinlet_model::Generate(in, 250);
+      operations += ops.size();
+      ++runs;
+      if (std::optional<std::string> diff = kinlet_model::Differential::Run(ops, profile)) {
+        const auto minimal = kinlet_model::Differential::Shrink(ops, profile);
+        FAIL("profile " << kinlet_model::ProfileName(profile) << ", seed " << seed << ": " << *diff
+                        << "\nminimal sequence (" << minimal.size() << " ops):\n"
+                        << Listing(minimal) << "its difference: "
+                        << kinlet_model::Differential::Run(minimal, profile).value_or("?"));
+      }
     }
   }
-  CHECK(operations >= sequences * 250);
+  CHECK(operations >= runs * 250);
   // Not vacuous: the sequences reached every outcome worth comparing.
   const auto& seen = kinlet_model::Differential::outcomes;
   std::string summary;
   for (const auto& [outcome, n] : seen) summary += "  " + outcome + ": " + std::to_string(n) + "\n";
-  INFO(sequences << " sequences, " << operations << " operations; outcomes:\n" << summary);
-  for (const char* outcome : {"PutRecord OK",
-                              "PutRecord ValidationException",
-                              "PutRecord InvalidArgumentException",
-                              "PutRecords OK",
-                              "PutRecords ValidationException",
-                              "GetShardIterator OK",
-                              "GetShardIterator InvalidArgumentException",
-                              "GetShardIterator ResourceNotFoundException",
-                              "GetRecords OK",
-                              "GetRecords ValidationException",
-                              "GetRecords ExpiredIteratorException",
-                              "GetRecords TrimmedDataAccessException",
-                              "GetRecords records",
-                              "GetRecords shard end",
-                              "SplitShard OK",
-                              "SplitShard InvalidArgumentException",
-                              "MergeShards OK",
-                              "MergeShards InvalidArgumentException",
-                              "RegisterStreamConsumer OK",
-                              "RegisterStreamConsumer ResourceInUseException",
-                              "DeregisterStreamConsumer OK",
-                              "SubscribeToShard OK",
-                              "SubscribeToShard ResourceInUseException",
-                              "SubscribeToShard ResourceNotFoundException",
-                              "SubscribeToShard InvalidArgumentException",
-                              "SubscribeToShardEvent OK",
-                              "SubscribeToShardEvent records",
-                              "SubscribeToShardEvent shard end",
-                              "SubscribeToShardEvent UnknownError",
-                              "SubscribeToShardEvent ResourceInUseException",
-                              "SubscribeToShardEvent ResourceNotFoundException",
-                              "SubscribeToShardEvent TrimmedDataAccessException"}) {
+  INFO(runs << " sequences, " << operations << " operations; outcomes:\n" << summary);
+  for (const char* outcome :
+       {"PutRecord OK", "PutRecord ValidationException", "PutRecord InvalidArgumentException",
+        "PutRecords OK", "PutRecords ValidationException", "GetShardIterator OK",
+        "GetShardIterator InvalidArgumentException", "GetShardIterator ResourceNotFoundException",
+        "GetRecords OK", "GetRecords ValidationException", "GetRecords ExpiredIteratorException",
+        "GetRecords TrimmedDataAccessException", "GetRecords records", "GetRecords shard end",
+        "SplitShard OK", "SplitShard InvalidArgumentException", "MergeShards OK",
+        "MergeShards InvalidArgumentException", "RegisterStreamConsumer OK",
+        "RegisterStreamConsumer ResourceInUseException", "DeregisterStreamConsumer OK",
+        "SubscribeToShard OK", "SubscribeToShard ResourceInUseException",
+        "SubscribeToShard ResourceNotFoundException", "SubscribeToShard InvalidArgumentException",
+        "SubscribeToShardEvent OK", "SubscribeToShardEvent records",
+        "SubscribeToShardEvent shard end", "SubscribeToShardEvent UnknownError",
+        "SubscribeToShardEvent ResourceInUseException",
+        "SubscribeToShardEvent ResourceNotFoundException",
+        "SubscribeToShardEvent TrimmedDataAccessException",
+        // Limits and capacity (the limited profiles):
+        "PutRecord ProvisionedThroughputExceededException", "PutRecord ShardFullException",
+        "PutRecords entry OK", "PutRecords entry ProvisionedThroughputExceededException",
+        "PutRecords entry ShardFullException",
+        "GetShardIterator ProvisionedThroughputExceededException",
+        "GetRecords ProvisionedThroughputExceededException",
+        "GetRecords TrimmedDataAccessException (overwritten)",
+        "SubscribeToShardEvent TrimmedDataAccessException (overwritten)"}) {
     CHECK(seen.count(outcome) == 1);
     if (seen.count(outcome) == 0) WARN("never reached: " << outcome);
   }

@@ -39,10 +39,10 @@ TEST_CASE("BackoffIdle backs off on empty reads: spins, then yields, then parks 
   std::vector<Step> steps;
   for (int i = 0; i < 8; ++i) steps.push_back(idle.Next(0));
   const std::vector<Step> want = {
-      {Kind::kPause, absl::Microseconds(3)},   {Kind::kPause, absl::Microseconds(3)},
-      {Kind::kYield, absl::ZeroDuration()},    {Kind::kYield, absl::ZeroDuration()},
-      {Kind::kPark, absl::Microseconds(100)},  {Kind::kPark, absl::Microseconds(200)},
-      {Kind::kPark, absl::Microseconds(350)},  {Kind::kPark, absl::Microseconds(350)},
+      {Kind::kPause, absl::Microseconds(3)},  {Kind::kPause, absl::Microseconds(3)},
+      {Kind::kYield, absl::ZeroDuration()},   {Kind::kYield, absl::ZeroDuration()},
+      {Kind::kPark, absl::Microseconds(100)}, {Kind::kPark, absl::Microseconds(200)},
+      {Kind::kPark, absl::Microseconds(350)}, {Kind::kPark, absl::Microseconds(350)},
   };
   CHECK(steps == want);
 
@@ -65,7 +65,8 @@ TEST_CASE("BackoffIdle presets: shared cores sleep instead of spinning, low late
 
   BackoffIdle latency(BackoffIdleOptions::LowLatency());
   CHECK(latency.Next(1) == Step{});
-  for (int i = 0; i < 1000; ++i) REQUIRE(latency.Next(0) == Step{Kind::kPause, absl::ZeroDuration()});
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(latency.Next(0) == Step{Kind::kPause, absl::ZeroDuration()});
 }
 
 TEST_CASE("BackoffIdle parks through the caller's function and pauses for at least its duration",

@@ -29,12 +29,12 @@ TEST_CASE("IsAscii sees a non-ASCII byte at every position of every short length
 TEST_CASE("Utf8CodePoints counts characters and refuses invalid UTF-8", "[strings]") {
   CHECK(Utf8CodePoints("") == 0);
   CHECK(Utf8CodePoints("abc") == 3);
-  CHECK(Utf8CodePoints("\xC3\xA9t\xC3\xA9") == 3);           // été
-  CHECK(Utf8CodePoints("\xF0\x9F\x98\x80") == 1);            // U+1F600
-  CHECK(Utf8CodePoints("\xC3") == -1);                       // truncated
-  CHECK(Utf8CodePoints("\xC0\xAF") == -1);                   // overlong
-  CHECK(Utf8CodePoints("\xED\xA0\x80") == -1);               // surrogate
-  CHECK(Utf8CodePoints("\xF4\x90\x80\x80") == -1);           // above U+10FFFF
+  CHECK(Utf8CodePoints("\xC3\xA9t\xC3\xA9") == 3);  // été
+  CHECK(Utf8CodePoints("\xF0\x9F\x98\x80") == 1);   // U+1F600
+  CHECK(Utf8CodePoints("\xC3") == -1);              // truncated
+  CHECK(Utf8CodePoints("\xC0\xAF") == -1);          // overlong
+  CHECK(Utf8CodePoints("\xED\xA0\x80") == -1);      // surrogate
+  CHECK(Utf8CodePoints("\xF4\x90\x80\x80") == -1);  // above U+10FFFF
 }
 
 }  // namespace

@@ -139,7 +139,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyBytes(char* dst, const char* src, s
   }
 }
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreBytes(uint64_t* words, size_t at, const char* src, size_t n) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreBytes(uint64_t* words, size_t at, const char* src,
+                                                    size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
     CopyBytes(reinterpret_cast<char*>(words) + at, src, n);
     return;
@@ -162,7 +163,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreBytes(uint64_t* words, size_t at, 
   }
 }
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoadBytes(uint64_t* words, size_t at, char* dst, size_t n) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoadBytes(uint64_t* words, size_t at, char* dst,
+                                                   size_t n) {
   if constexpr (!KINLET_ATOMIC_COPY) {
     CopyBytes(dst, reinterpret_cast<const char*>(words) + at, n);
     return;
@@ -252,8 +254,9 @@ class RingLog {
   // until the next Publish() (or published Append): a batch pays for one
   // release store and one wake-up check instead of one per record.
   ABSL_ATTRIBUTE_ALWAYS_INLINE AppendStatus Append(std::string_view key, View data,
-                                                 int64_t arrival_ms, int64_t expire_before_ms,
-                      bool overwrite, uint64_t* position, bool publish = true) {
+                                                   int64_t arrival_ms, int64_t expire_before_ms,
+                                                   bool overwrite, uint64_t* position,
+                                                   bool publish = true) {
     const size_t data_len = DataLength(data);
     const size_t need = detail::WordsFor(key.size() + (kObjectSlots ? 0 : data_len));
     KINLET_ASSERT(need <= word_capacity_, "record larger than the ring");

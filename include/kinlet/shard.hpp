@@ -492,8 +492,8 @@ class Shard {
   // kPutRecords appends are not visible to readers until PublishLocked(),
   // which the batch calls once per shard before it releases the lock.
   ABSL_ATTRIBUTE_ALWAYS_INLINE AppendOutcome AppendLocked(std::string_view key, View data,
-                                                        int64_t now_ms,
-                             SequenceNumber* sequence, WriteApi api = WriteApi::kPutRecord)
+                                                          int64_t now_ms, SequenceNumber* sequence,
+                                                          WriteApi api = WriteApi::kPutRecord)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     if (KINLET_UNLIKELY(closed_.load(std::memory_order_relaxed))) return AppendOutcome::kClosed;
     const int64_t bytes = static_cast<int64_t>(key.size() + PayloadTraits<Payload>::Size(data));

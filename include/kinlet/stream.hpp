@@ -276,10 +276,11 @@ class Stream {
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
         const Entry& e = entries[i];
-        route[i] = table
-                       ->Find(e.explicit_hash_key.has_value() ? *e.explicit_hash_key
-                                                              : Traits::Hasher::Hash(e.partition_key))
-                       ->index();
+        route[i] =
+            table
+                ->Find(e.explicit_hash_key.has_value() ? *e.explicit_hash_key
+                                                       : Traits::Hasher::Hash(e.partition_key))
+                ->index();
       }
     };
     std::fill(route.begin(), route.end(), 0u);

@@ -100,6 +100,17 @@ inline std::vector<Op> Generate(Source& in, size_t max_ops) {
   return ops;
 }
 
+// The stream configuration a sequence runs against.
+enum class Profile {
+  kPlain,      // no limits, shards never full: the semantics alone
+  kLimited,    // small per-shard limits and 8-record shards that refuse when full
+  kOverwrite,  // small limits and 8-record shards that drop their oldest record
+};
+inline constexpr Profile kProfiles[] = {Profile::kPlain, Profile::kLimited, Profile::kOverwrite};
+inline const char* ProfileName(Profile p) {
+  return p == Profile::kPlain ? "plain" : p == Profile::kLimited ? "limited" : "overwrite";
+}
+
 // Runs `ops` on a fresh stream and model; returns the first difference, or
 // nullopt if every result matched.
 class Differential {
@@ -114,8 +125,9 @@ class Differential {
   // reached, over every run: the tests check that none is left unexercised.
   static inline std::map<std::string, uint64_t> outcomes;
 
-  static std::optional<std::string> Run(const std::vector<Op>& ops) {
-    Differential d;
+  static std::optional<std::string> Run(const std::vector<Op>& ops,
+                                        Profile profile = Profile::kPlain) {
+    Differential d(profile);
     for (size_t i = 0; i < ops.size(); ++i) {
       std::optional<std::string> diff = d.Apply(ops[i]);
       if (diff) return "op " + std::to_string(i) + " " + ops[i].Describe() + ": " + *diff;
@@ -125,12 +137,12 @@ class Differential {
 
   // A minimal failing subsequence of a failing `ops` (each remaining op is
   // needed: removing any one makes the difference go away).
-  static std::vector<Op> Shrink(std::vector<Op> ops) {
+  static std::vector<Op> Shrink(std::vector<Op> ops, Profile profile = Profile::kPlain) {
     for (size_t chunk = ops.size() / 2; chunk >= 1; chunk /= 2) {
       for (size_t at = 0; at + chunk <= ops.size();) {
         std::vector<Op> fewer(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(at));
         fewer.insert(fewer.end(), ops.begin() + static_cast<std::ptrdiff_t>(at + chunk), ops.end());
-        if (Run(fewer)) {
+        if (Run(fewer, profile)) {
           ops = std::move(fewer);
         } else {
           at += chunk;
@@ -142,13 +154,40 @@ class Differential {
   }
 
  private:
-  Differential() : model_(kShards, kRetentionMs) {
+  // Limits small enough that a sequence meets them every few operations (its
+  // clock moves by up to 3 s at a time); records are up to 257 + 47 bytes.
+  static constexpr Limits kSmallLimits{/*write_records=*/4, /*write_bytes=*/300,
+                                       /*read_calls=*/3, /*read_bytes=*/400,
+                                       /*iterator_calls=*/3};
+  static constexpr size_t kSmallCapacity = 8;
+
+  static Config ModelConfig(Profile profile) {
+    Config c = Model::MakeConfig(kShards, kRetentionMs);
+    if (profile != Profile::kPlain) {
+      c.limits = kSmallLimits;
+      c.capacity_records = kSmallCapacity;
+      c.overwrite = profile == Profile::kOverwrite;
+    }
+    return c;
+  }
+
+  explicit Differential(Profile profile) : model_(ModelConfig(profile)) {
     kinlet::StreamOptions options;
     options.name = "differential";
     options.shard_count = kShards;
     options.limits = kinlet::ThroughputLimits::Unlimited();
     options.shard_capacity_records = 4096;   // never full: a sequence puts at most ~3,000
     options.shard_capacity_bytes = 2 << 20;  // holds the largest record (1 MiB)
+    if (profile != Profile::kPlain) {
+      options.limits.write_records_per_second = kSmallLimits.write_records;
+      options.limits.write_bytes_per_second = kSmallLimits.write_bytes;
+      options.limits.read_calls_per_second = kSmallLimits.read_calls;
+      options.limits.read_bytes_per_second = kSmallLimits.read_bytes;
+      options.limits.get_shard_iterator_calls_per_second = kSmallLimits.iterator_calls;
+      options.shard_capacity_records = kSmallCapacity;
+      options.full_policy = profile == Profile::kOverwrite ? kinlet::FullPolicy::kOverwrite
+                                                           : kinlet::FullPolicy::kReject;
+    }
     stream_ = std::move(*TestStream::Create(options, &clock_));
   }
 
@@ -291,17 +330,21 @@ class Differential {
     auto [error, placed] = model_.PutBatch(model_entries, Now());
     if (auto d = Outcome("PutRecords", kinlet::ErrorCodeOf(got), error)) return d;
     if (!got.ok()) return std::nullopt;
-    if (auto d = Differ("PutRecords failed", std::to_string(result.failed_record_count), "0")) {
-      return d;
-    }
+    int failed = 0;
     for (size_t i = 0; i < n; ++i) {
       const auto& r = result.records[i];
-      if (auto d = Placed("PutRecords entry " + std::to_string(i), r.shard_id, r.sequence_number,
-                          placed[i])) {
-        return d;
+      const std::string what = "PutRecords entry " + std::to_string(i);
+      if (auto d = Outcome("PutRecords entry", r.error_code, placed[i].error)) {
+        return what + ": " + *d;
       }
+      if (!r.ok()) {
+        ++failed;
+        continue;
+      }
+      if (auto d = Placed(what, r.shard_id, r.sequence_number, placed[i])) return d;
     }
-    return std::nullopt;
+    return Differ("PutRecords failed_record_count", std::to_string(result.failed_record_count),
+                  std::to_string(failed));
   }
 
   // A starting position drawn from `op`, in both forms.
@@ -395,7 +438,12 @@ class Differential {
     if (!slot.kinlet) return std::nullopt;
     kinlet::SubscribeToShardEvent<std::string> event;
     const absl::Status got = slot.kinlet->Next(&event, absl::ZeroDuration());
+    const uint64_t dropped = model_.shards()[*model_.Find(slot.shard)].dropped;
+    const bool behind = model_.Position(slot.model) < dropped;
     const Event want = model_.Next(slot.model, Now());
+    if (want.error == ErrorCode::kTrimmedDataAccess && behind) {
+      Reached("SubscribeToShardEvent TrimmedDataAccessException (overwritten)");
+    }
     // A normal end (lifetime, shard end) is OutOfRange with no Kinesis name:
     // ErrorCodeOf gives kUnknown, as the model says.
     const kinlet::ErrorCode got_code = kinlet::ErrorCodeOf(got);
@@ -450,6 +498,10 @@ class Differential {
     const Page want = model_.GetRecords(slot->model, limit, Now());
     if (auto d = Outcome("GetRecords", kinlet::ErrorCodeOf(got), want.error)) {
       return *d + " (" + shard_id + ")";
+    }
+    if (want.error == ErrorCode::kTrimmedDataAccess &&
+        slot->model.position < model_.shards()[slot->model.shard].dropped) {
+      Reached("GetRecords TrimmedDataAccessException (overwritten)");
     }
     if (!got.ok()) return std::nullopt;
     if (!want.records.empty()) Reached("GetRecords records");

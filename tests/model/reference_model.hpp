@@ -11,8 +11,14 @@
 // and MergeShards (rules, child ids, ranges, lineage), enhanced fan-out
 // (consumer registration and its limit, SubscribeToShard from every position,
 // events with continuation and lag, the final event of a closed shard, the
-// 5-minute lifetime, the 5-second takeover rule, deregistration). Not
-// modelled: throughput limits, ring capacity, on-demand scaling.
+// 5-minute lifetime, the 5-second takeover rule, deregistration), the
+// per-shard throughput limits (writes: records and bytes per second, a record
+// larger than a second's bytes passing a full bucket into debt; reads: calls
+// per second and bytes per second with debt; GetShardIterator calls per
+// second) and a shard's record capacity (a full shard refuses with
+// ShardFullException, or drops its oldest record when overwriting; expired
+// records make room first). Not modelled: on-demand scaling, the enhanced
+// fan-out read budget, capacity in bytes.
 #pragma once
 
 #include <algorithm>
@@ -38,6 +44,54 @@ struct Record {
   std::string data;
 };
 
+// A per-second allowance that holds at most one second's worth, starts full
+// and refills continuously by the millisecond. Levels are in thousandths of a
+// unit so that the refill is exact; a level below zero is a debt. Rate 0:
+// unlimited.
+struct Allowance {
+  int64_t rate = 0;
+  int64_t level = 0;  // thousandths
+  int64_t at_ms = 0;
+
+  void Catch(int64_t now_ms) {
+    if (now_ms <= at_ms) return;
+    level = std::min(rate * 1000, level + (now_ms - at_ms) * rate);
+    at_ms = now_ms;
+  }
+  bool Has(int64_t n, int64_t now_ms) {
+    if (rate == 0) return true;
+    Catch(now_ms);
+    return level >= n * 1000;
+  }
+  bool InCredit(int64_t now_ms) {
+    if (rate == 0) return true;
+    Catch(now_ms);
+    return level > 0;
+  }
+  void Use(int64_t n, int64_t now_ms) {
+    if (rate == 0) return;
+    Catch(now_ms);
+    level -= n * 1000;
+  }
+};
+
+// Per shard, per second; 0 is unlimited.
+struct Limits {
+  int64_t write_records = 0;
+  int64_t write_bytes = 0;
+  int64_t read_calls = 0;
+  int64_t read_bytes = 0;
+  int64_t iterator_calls = 0;
+};
+
+struct Config {
+  int shards = 2;
+  int64_t retention_ms = 24 * 3600 * 1000;
+  Limits limits;
+  size_t capacity_records = 0;  // 0: unbounded
+  bool overwrite = false;       // a full shard drops its oldest record instead of refusing
+};
+
 struct Shard {
   std::string id;
   HashKey start = 0;
@@ -47,6 +101,8 @@ struct Shard {
   bool open = true;
   std::vector<Record> records;
   std::vector<std::string> children;
+  uint64_t dropped = 0;  // records [0, dropped) were dropped for capacity
+  Allowance write_records, write_bytes, read_calls, read_bytes, iterator_calls;
 };
 
 struct Iterator {
@@ -92,7 +148,16 @@ class Model {
   static constexpr int kMaxBatchEntries = 500;
 
   // `shards` uniform shards over the hash key space, as CreateStream makes them.
-  Model(int shards, int64_t retention_ms) : retention_ms_(retention_ms) {
+  Model(int shards, int64_t retention_ms) : Model(MakeConfig(shards, retention_ms)) {}
+  static Config MakeConfig(int shards, int64_t retention_ms) {
+    Config c;
+    c.shards = shards;
+    c.retention_ms = retention_ms;
+    return c;
+  }
+  explicit Model(const Config& config)
+      : retention_ms_(config.retention_ms), limits_(config.limits), config_(config) {
+    const int shards = config.shards;
     // Shard i starts at i * floor(2^128 / N); 2^128 = (2^128 - 1) + 1.
     const HashKey n = static_cast<unsigned>(shards);
     const HashKey step = kinlet::kMaxHashKey / n + (kinlet::kMaxHashKey % n == n - 1 ? 1 : 0);
@@ -125,6 +190,7 @@ class Model {
     std::string data;
     HashKey hash;
   };
+  // Entries fail one by one (throttled, shard full) without failing the call.
   std::pair<ErrorCode, std::vector<PutResult>> PutBatch(const std::vector<Entry>& entries,
                                                         int64_t now_ms) {
     if (entries.empty() || entries.size() > kMaxBatchEntries) return {ErrorCode::kValidation, {}};
@@ -149,23 +215,44 @@ class Model {
     return std::nullopt;
   }
 
-  // The first position whose record has not expired (the end if none).
+  // The first position whose record is still there: neither dropped for
+  // capacity nor expired (the end if none).
   uint64_t TrimHorizon(size_t shard, int64_t now_ms) const {
-    const auto& records = shards_[shard].records;
-    for (const Record& r : records) {
-      if (r.arrival_ms >= now_ms - retention_ms_) return r.position;
+    const Shard& s = shards_[shard];
+    for (uint64_t p = s.dropped; p < s.records.size(); ++p) {
+      if (!Gone(s, p, now_ms)) return p;
     }
-    return records.size();
+    return s.records.size();
+  }
+
+  // True if the stored record at `position` has been dropped or has expired.
+  bool Gone(const Shard& s, uint64_t position, int64_t now_ms) const {
+    return position < s.dropped || s.records[position].arrival_ms < now_ms - retention_ms_;
   }
 
   enum class Type { kTrimHorizon, kLatest, kAtSequence, kAfterSequence, kAtTimestamp };
 
   // `seq_shard`/`seq_position`: the shard index and position a sequence
   // number encodes; `seq_from_this_stream` false for a number of another stream.
+  // GetShardIterator: takes one of the shard's iterator calls first.
   std::pair<ErrorCode, Iterator> GetShardIterator(std::string_view shard_id, Type type,
                                                   bool seq_from_this_stream, size_t seq_shard,
                                                   uint64_t seq_position, int64_t timestamp_ms,
-                                                  int64_t now_ms) const {
+                                                  int64_t now_ms) {
+    const std::optional<size_t> found = Find(shard_id);
+    if (!found) return {ErrorCode::kResourceNotFound, {}};
+    Allowance& calls = shards_[*found].iterator_calls;
+    if (!calls.Has(1, now_ms)) return {ErrorCode::kProvisionedThroughputExceeded, {}};
+    calls.Use(1, now_ms);
+    return Resolve(shard_id, type, seq_from_this_stream, seq_shard, seq_position, timestamp_ms,
+                   now_ms);
+  }
+
+  // Where a starting position points (GetShardIterator's rules and errors).
+  std::pair<ErrorCode, Iterator> Resolve(std::string_view shard_id, Type type,
+                                         bool seq_from_this_stream, size_t seq_shard,
+                                         uint64_t seq_position, int64_t timestamp_ms,
+                                         int64_t now_ms) const {
     const std::optional<size_t> found = Find(shard_id);
     if (!found) return {ErrorCode::kResourceNotFound, {}};
     const Shard& s = shards_[*found];
@@ -201,7 +288,9 @@ class Model {
     return {ErrorCode::kNone, Iterator{*found, at, now_ms}};
   }
 
-  Page GetRecords(const Iterator& it, int limit, int64_t now_ms) const {
+  // Reads take one of the shard's read calls, if its read bytes are not in
+  // debt, and are charged the bytes they return afterwards (into debt).
+  Page GetRecords(const Iterator& it, int limit, int64_t now_ms) {
     Page page;
     if (limit < 1 || limit > 10000) {
       page.error = ErrorCode::kValidation;
@@ -211,16 +300,25 @@ class Model {
       page.error = ErrorCode::kExpiredIterator;
       return page;
     }
-    const Shard& s = shards_[it.shard];
+    Shard& s = shards_[it.shard];
+    if (!s.read_bytes.InCredit(now_ms) || !s.read_calls.Has(1, now_ms)) {
+      page.error = ErrorCode::kProvisionedThroughputExceeded;
+      return page;
+    }
+    s.read_calls.Use(1, now_ms);
     const uint64_t end = s.records.size();
-    if (it.position < end && s.records[it.position].arrival_ms < now_ms - retention_ms_) {
+    if (it.position < end && Gone(s, it.position, now_ms)) {
       page.error = ErrorCode::kTrimmedDataAccess;
       return page;
     }
     uint64_t next = it.position;
+    int64_t bytes = 0;
     while (next < end && page.records.size() < static_cast<size_t>(limit)) {
-      page.records.push_back(s.records[next++]);
+      const Record& r = s.records[next++];
+      bytes += static_cast<int64_t>(r.key.size() + r.data.size());
+      page.records.push_back(r);
     }
+    if (bytes > 0) s.read_bytes.Use(bytes, now_ms);
     if (!s.open && next >= end) {
       page.children = s.children;
     } else {
@@ -306,8 +404,8 @@ class Model {
         now_ms - previous->started_ms < kTakeoverAfterMs) {
       return {ErrorCode::kResourceInUse, 0};
     }
-    auto [error, it] = GetShardIterator(shard_id, type, seq_from_this_stream, seq_shard,
-                                        seq_position, timestamp_ms, now_ms);
+    auto [error, it] = Resolve(shard_id, type, seq_from_this_stream, seq_shard, seq_position,
+                               timestamp_ms, now_ms);
     if (error != ErrorCode::kNone) return {error, 0};
     if (previous != nullptr) {
       previous->current = false;
@@ -316,6 +414,9 @@ class Model {
     subscriptions_.push_back(Subscription{consumer, *shard, it.position, now_ms});
     return {ErrorCode::kNone, subscriptions_.size() - 1};
   }
+
+  // The next position subscription `id` delivers.
+  uint64_t Position(size_t id) const { return subscriptions_[id].position; }
 
   // The caller dropped subscription `id` (kinlet: destroying the handle).
   void Cancel(size_t id) {
@@ -337,7 +438,7 @@ class Model {
     const Shard& s = shards_[sub.shard];
     const uint64_t end = s.records.size();
     if (sub.position < end) {
-      if (s.records[sub.position].arrival_ms < now_ms - retention_ms_) {
+      if (Gone(s, sub.position, now_ms)) {
         End(sub, ErrorCode::kTrimmedDataAccess);
         event.kind = EventKind::kEnded;
         event.error = sub.why;
@@ -394,6 +495,16 @@ class Model {
   void AddShard(HashKey start, HashKey end, std::optional<std::string> parent,
                 std::optional<std::string> adjacent) {
     Shard s;
+    // Allowances start full (the time they start at does not matter: full
+    // is as full as they get).
+    for (auto [a, rate] : {std::pair{&s.write_records, limits_.write_records},
+                           std::pair{&s.write_bytes, limits_.write_bytes},
+                           std::pair{&s.read_calls, limits_.read_calls},
+                           std::pair{&s.read_bytes, limits_.read_bytes},
+                           std::pair{&s.iterator_calls, limits_.iterator_calls}}) {
+      a->rate = rate;
+      a->level = rate * 1000;
+    }
     s.id = IdFor(shards_.size());
     s.start = start;
     s.end = end;
@@ -408,6 +519,21 @@ class Model {
     for (size_t i = 0; i < shards_.size(); ++i) {
       Shard& s = shards_[i];
       if (!s.open || hash < s.start || hash > s.end) continue;
+      const PutResult refused{ErrorCode::kProvisionedThroughputExceeded, i, 0};
+      const int64_t bytes = static_cast<int64_t>(key.size() + data.size());
+      if (!s.write_records.Has(1, now_ms)) return refused;
+      // A record larger than a second's bytes needs a full allowance.
+      if (!s.write_bytes.Has(std::min(bytes, s.write_bytes.rate), now_ms)) return refused;
+      if (config_.capacity_records > 0) {
+        // Make room: expired records first, then (overwriting) the oldest.
+        while (s.records.size() - s.dropped >= config_.capacity_records) {
+          const bool expired = s.records[s.dropped].arrival_ms < now_ms - retention_ms_;
+          if (!expired && !config_.overwrite) return {ErrorCode::kShardFull, i, 0};
+          ++s.dropped;
+        }
+      }
+      s.write_records.Use(1, now_ms);
+      s.write_bytes.Use(bytes, now_ms);
       const int64_t last = s.records.empty() ? now_ms : s.records.back().arrival_ms;
       s.records.push_back(
           Record{s.records.size(), std::max(now_ms, last), std::string(key), std::string(data)});
@@ -417,6 +543,8 @@ class Model {
   }
 
   int64_t retention_ms_;
+  Limits limits_;
+  Config config_;
   std::vector<Shard> shards_;
 };
 
