@@ -225,7 +225,8 @@ struct QueueItem {
   char data[64];
 };
 
-void BM_EndToEnd_Moodycamel(benchmark::State& state) {
+template <ReaderIdle kIdle>
+void EndToEndMoodycamel(benchmark::State& state) {
   const uint64_t n = RecordsPerRun(64);
   moodycamel::ConcurrentQueue<QueueItem> queue(1 << 16);
   QueueItem item{};
@@ -239,7 +240,11 @@ void BM_EndToEnd_Moodycamel(benchmark::State& state) {
       for (uint64_t got = 0; got < n;) {
         const size_t k = queue.try_dequeue_bulk(token, out.begin(), out.size());
         got += k;
-        idle.Idle(k);
+        if constexpr (kIdle == ReaderIdle::kBackoff) {
+          idle.Idle(k);
+        } else if (k == 0) {
+          std::this_thread::yield();
+        }
       }
     });
     moodycamel::ProducerToken token(queue);
@@ -251,6 +256,12 @@ void BM_EndToEnd_Moodycamel(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * 64));
+}
+void BM_EndToEnd_Moodycamel(benchmark::State& state) {
+  EndToEndMoodycamel<ReaderIdle::kBackoff>(state);
+}
+void BM_EndToEnd_MoodycamelYielding(benchmark::State& state) {
+  EndToEndMoodycamel<ReaderIdle::kYield>(state);
 }
 #endif
 
@@ -294,6 +305,9 @@ KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletBlockingReaders, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletYieldingReaders, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletFastYieldingReaders, 64, 1);
+#ifdef KINLET_HAVE_MOODYCAMEL
+KINLET_E2E(BM_EndToEnd_MoodycamelYielding, 64, 1);
+#endif
 KINLET_E2E(BM_EndToEnd_KinletYieldingReaders, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletFastYieldingReaders, 64, 4);
 KINLET_E2E(BM_EndToEnd_Kinlet, 65536, 1);

@@ -36,7 +36,11 @@ void Report(benchmark::State& state, std::vector<int64_t>& samples) {
 // The producer stamps each payload with the time its put returned... as near
 // as it can: the stamp is taken just before the put, and the put's own cost is
 // measured separately and subtracted (put_ns counter).
-template <bool kBlocking>
+// How the reader learns of a record: spinning on GetRecords, spinning on the
+// one-load HasRecords and then reading, or blocked in WaitForRecords.
+enum class Wait { kSpinGetRecords, kSpinHasRecords, kBlocking };
+
+template <Wait kWait>
 void KinletLatency(benchmark::State& state) {
   kinlet::StreamOptions options;
   options.name = "latency";
@@ -55,7 +59,11 @@ void KinletLatency(benchmark::State& state) {
       auto it = start;
       reader_ready.store(true);
       for (int got = 0; got < kSamples;) {
-        if (kBlocking) shard->WaitForRecords(it, absl::Seconds(1));
+        if constexpr (kWait == Wait::kBlocking) shard->WaitForRecords(it, absl::Seconds(1));
+        if constexpr (kWait == Wait::kSpinHasRecords) {
+          while (!shard->HasRecords(it)) {
+          }
+        }
         if (!shard->GetRecords(it, 100, &page).ok()) std::abort();
         const int64_t now = NowNs();
         for (const auto& r : page.records) {
@@ -76,8 +84,13 @@ void KinletLatency(benchmark::State& state) {
   Report(state, samples);
 }
 
-void BM_Latency_KinletSpinning(benchmark::State& state) { KinletLatency<false>(state); }
-void BM_Latency_KinletBlocking(benchmark::State& state) { KinletLatency<true>(state); }
+void BM_Latency_KinletSpinning(benchmark::State& state) {
+  KinletLatency<Wait::kSpinGetRecords>(state);
+}
+void BM_Latency_KinletSpinningHasRecords(benchmark::State& state) {
+  KinletLatency<Wait::kSpinHasRecords>(state);
+}
+void BM_Latency_KinletBlocking(benchmark::State& state) { KinletLatency<Wait::kBlocking>(state); }
 
 void BM_Latency_MutexDequeSpinning(benchmark::State& state) {
   bench::MutexDequeLog log(1 << 16);
@@ -114,6 +127,10 @@ void BM_Latency_CondVarBlocking(benchmark::State& state) { bench::CondVarLatency
 }  // namespace
 
 BENCHMARK(BM_Latency_KinletSpinning)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Latency_KinletSpinningHasRecords)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Latency_MutexDequeSpinning)
     ->Iterations(1)
     ->UseRealTime()

@@ -17,12 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "test_env.hpp"
+
 namespace {
 
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::strtoull(v, nullptr, 10) : fallback;
-}
+using kinlet_test::EnvOr;
 
 std::string Listing(const std::vector<kinlet_model::Op>& ops) {
   std::string out;

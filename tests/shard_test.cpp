@@ -94,6 +94,38 @@ TEST_CASE("WaitForRecords blocks until a put publishes, and times out otherwise"
   }
 }
 
+TEST_CASE("HasRecords says whether GetRecords has something new: records, a shard end", "[shard]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions options;
+  options.name = "has-records";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  auto stream = std::move(*TestStream::Create(options, &clock));
+  auto* shard = stream->OpenShards()[0];
+  auto it = *shard->GetShardIterator(kinlet::IteratorPosition::Latest());
+  CHECK_FALSE(shard->HasRecords(it));
+  CHECK_FALSE(stream->HasRecords(it));
+  REQUIRE(stream->PutRecord("k", "v").ok());
+  CHECK(shard->HasRecords(it));
+  CHECK(stream->HasRecords(it));
+  auto page = *stream->GetRecords(it, 10);
+  REQUIRE(page.records.size() == 1);
+  it = *page.next_shard_iterator;
+  CHECK_FALSE(shard->HasRecords(it));  // caught up again
+
+  SECTION("a closed shard has its end to report") {
+    REQUIRE(stream->SplitShard(shard->shard_id(), kinlet::kMaxHashKey / 2).ok());
+    CHECK(shard->HasRecords(it));
+    CHECK(stream->GetRecords(it, 10)->child_shards.size() == 2);
+  }
+  SECTION("an iterator of another stream has nothing here") {
+    auto other = std::move(*TestStream::Create(options, &clock));
+    auto foreign = *other->OpenShards()[0]->GetShardIterator(kinlet::IteratorPosition::Latest());
+    REQUIRE(other->PutRecord("k", "v").ok());
+    CHECK_FALSE(stream->HasRecords(foreign));
+    CHECK(other->HasRecords(foreign));
+  }
+}
+
 namespace {
 struct Lean : kinlet::SingleWriterTraits {
   static constexpr bool kMetrics = false;

@@ -29,16 +29,14 @@
 #include "kinlet/checkpoint_store.hpp"
 #include "kinlet/consumer_group.hpp"
 #include "kinlet/stream.hpp"
+#include "test_env.hpp"
 
 namespace {
 
 using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
 using Group = kinlet::ConsumerGroup<std::string, kinlet::ManualClockTraits>;
 
-uint64_t EnvOr(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::strtoull(v, nullptr, 10) : fallback;
-}
+using kinlet_test::EnvOr;
 
 // The state of one simulation: what was put, what each processor instance got.
 struct World {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "kinlet/kinlet.hpp"
+#include "test_env.hpp"
 
 namespace {
 
@@ -27,8 +28,7 @@ long MaxResidentKiB() {
 }  // namespace
 
 TEST_CASE("Soak: retention keeps memory flat and every record is accounted for", "[.soak]") {
-  const char* env = std::getenv("KINLET_SOAK_SECONDS");
-  const double seconds = env != nullptr ? std::atof(env) : 10.0;
+  const double seconds = static_cast<double>(kinlet_test::EnvOr("KINLET_SOAK_SECONDS", 10));
   kinlet::ManualClock clock;
   kinlet::StreamOptions options;
   options.name = "soak";

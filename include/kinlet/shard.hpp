@@ -363,13 +363,19 @@ class Shard {
   // between GetRecords calls instead of spinning or sleeping.
   // Thread-safe; any number of waiters.
   bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
-    const uint64_t position = iterator.position();
-    return log_.WaitUntil(
-        [&] {
-          return log_.End() > position || closed_.load(std::memory_order_acquire) ||
-                 context_->deleted.load(std::memory_order_acquire);
-        },
-        absl::ToChronoNanoseconds(timeout));
+    return log_.WaitUntil([&] { return HasRecords(iterator); }, absl::ToChronoNanoseconds(timeout));
+  }
+
+  // True if GetRecords(iterator) has something new to say: a record is
+  // published at or after the iterator's position, or the shard is closed (its
+  // end and children), or the stream deleted. Costs one acquire load while the
+  // answer is no (it reads only the line the writer publishes on), so a reader
+  // that must see records the moment they land spins on this and calls
+  // GetRecords only when it is true. Does not check the iterator (GetRecords
+  // does). Thread-safe; lock-free.
+  bool HasRecords(const ShardIterator& iterator) const {
+    return log_.End() > iterator.position() || closed_.load(std::memory_order_acquire) ||
+           context_->deleted.load(std::memory_order_acquire);
   }
 
   // As above, into a new page.

@@ -645,6 +645,14 @@ class Stream {
     }
     return ShardAt(iterator.shard_index())->GetRecords(iterator, limit, page);
   }
+  // See Shard::HasRecords. False for an iterator of another stream.
+  bool HasRecords(const ShardIterator& iterator) const {
+    if (iterator.stream_tag() != context_.tag ||
+        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
+      return false;
+    }
+    return ShardAt(iterator.shard_index())->HasRecords(iterator);
+  }
   // See Shard::WaitForRecords. False for an iterator of another stream.
   bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
     if (iterator.stream_tag() != context_.tag ||
