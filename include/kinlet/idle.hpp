@@ -42,7 +42,7 @@ struct BackoffIdleOptions {
   // that the next read takes a batch. 1 turns the batching pause off.
   size_t batch_records = 64;
   // How long a pause spins (busy: the reader keeps its CPU).
-  absl::Duration batch_pause = absl::Microseconds(2);
+  absl::Duration batch_pause = absl::Microseconds(5);
   // Empty reads answered by a pause before the reader starts yielding.
   int max_spins = 50;
   // Empty reads answered by a yield before the reader starts parking.
