@@ -268,19 +268,9 @@ class Stream {
     constexpr uint32_t kDone = UINT32_MAX;
     auto route_pending = [&] {
       const RoutingTable* table = routing_.load(std::memory_order_acquire);
-      if (table->shards.size() == 1) {  // every key maps to it: nothing to hash
-        const uint32_t only = table->shards[0]->index();
-        for (uint32_t& r : route) r = r == kDone ? kDone : only;
-        return;
-      }
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
-        const Entry& e = entries[i];
-        route[i] =
-            table
-                ->Find(e.explicit_hash_key.has_value() ? *e.explicit_hash_key
-                                                       : Traits::Hasher::Hash(e.partition_key))
-                ->index();
+        route[i] = RouteIn(table, entries[i].partition_key, entries[i].explicit_hash_key)->index();
       }
     };
     std::fill(route.begin(), route.end(), 0u);
@@ -1104,7 +1094,10 @@ class Stream {
   // the key is not hashed (the hash is used for nothing else).
   ShardType* RouteKey(std::string_view partition_key,
                       const std::optional<HashKey>& explicit_hash_key) const {
-    const RoutingTable* table = routing_.load(std::memory_order_acquire);
+    return RouteIn(routing_.load(std::memory_order_acquire), partition_key, explicit_hash_key);
+  }
+  static ShardType* RouteIn(const RoutingTable* table, std::string_view partition_key,
+                            const std::optional<HashKey>& explicit_hash_key) {
     if (table->shards.size() == 1) return table->shards[0];
     return table->Find(explicit_hash_key.has_value() ? *explicit_hash_key
                                                      : Traits::Hasher::Hash(partition_key));
