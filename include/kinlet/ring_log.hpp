@@ -107,33 +107,36 @@ inline void SeqReaderFence() {
 // Copies n bytes between a caller buffer and the ring's words, starting `at`
 // bytes into `words` (a record's key and payload are packed back to back, so
 // the payload need not start on a word). See KINLET_ATOMIC_COPY in config.hpp.
+// Copies the first and the last kChunk bytes of n (kChunk <= n <= 2 kChunk:
+// the two chunks overlap or meet, so all n bytes are copied).
+template <size_t kChunk>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyEnds(char* dst, const char* src, size_t n) {
+  char head[kChunk];
+  char tail[kChunk];
+  std::memcpy(head, src, kChunk);
+  std::memcpy(tail, src + n - kChunk, kChunk);
+  std::memcpy(dst, head, kChunk);
+  std::memcpy(dst + n - kChunk, tail, kChunk);
+}
+
 // Copies n bytes between buffers that do not overlap. Small copies (the
 // common record) are inlined as a few overlapping vector moves instead of a
 // call to memcpy, whose call and size dispatch cost more than the copy.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyBytes(char* dst, const char* src, size_t n) {
-  auto move = [&]<size_t kChunk>(std::integral_constant<size_t, kChunk>) {
-    // Two chunks, the second ending at n (they overlap when n < 2 * kChunk).
-    char head[kChunk];
-    char tail[kChunk];
-    std::memcpy(head, src, kChunk);
-    std::memcpy(tail, src + n - kChunk, kChunk);
-    std::memcpy(dst, head, kChunk);
-    std::memcpy(dst + n - kChunk, tail, kChunk);
-  };
   if (n > 128) {
     std::memcpy(dst, src, n);
   } else if (n > 64) {
-    move(std::integral_constant<size_t, 32>{});
+    CopyEnds<32>(dst, src, n);
     std::memcpy(dst + 32, src + 32, 32);  // n > 64: the middle
     if (n > 96) std::memcpy(dst + 64, src + 64, 32);
   } else if (n > 32) {
-    move(std::integral_constant<size_t, 32>{});
+    CopyEnds<32>(dst, src, n);
   } else if (n > 16) {
-    move(std::integral_constant<size_t, 16>{});
+    CopyEnds<16>(dst, src, n);
   } else if (n >= 8) {
-    move(std::integral_constant<size_t, 8>{});
+    CopyEnds<8>(dst, src, n);
   } else if (n >= 4) {
-    move(std::integral_constant<size_t, 4>{});
+    CopyEnds<4>(dst, src, n);
   } else {
     for (size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
