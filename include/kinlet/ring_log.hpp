@@ -111,12 +111,8 @@ inline void SeqReaderFence() {
 // the two chunks overlap or meet, so all n bytes are copied).
 template <size_t kChunk>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyEnds(char* dst, const char* src, size_t n) {
-  char head[kChunk];
-  char tail[kChunk];
-  std::memcpy(head, src, kChunk);
-  std::memcpy(tail, src + n - kChunk, kChunk);
-  std::memcpy(dst, head, kChunk);
-  std::memcpy(dst + n - kChunk, tail, kChunk);
+  std::memcpy(dst, src, kChunk);
+  std::memcpy(dst + n - kChunk, src + n - kChunk, kChunk);
 }
 
 // Copies n bytes between buffers that do not overlap. Small copies (the
