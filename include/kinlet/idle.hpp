@@ -20,9 +20,10 @@
 // Throughput() (the defaults: a reader with a core of its own), SharedCores()
 // (more readers than free cores: batch by sleeping, never spin) and
 // LowLatency() (poll without pausing while records flow: lowest put-to-read
-// latency, a core kept busy). The policy (Next) is
-// separate from the waiting (Idle), so it can be tested and reused with any
-// wait. The pattern is Aeron's BackoffIdleStrategy plus the batching pause.
+// latency, a core kept busy; spin on Shard::HasRecords, one load, rather than
+// on GetRecords). The policy (Next) is separate from the waiting (Idle), so it
+// can be tested and reused with any wait. The pattern is Aeron's
+// BackoffIdleStrategy plus the batching pause.
 //
 // Thread safety: one object per reader thread; not thread-safe.
 #pragma once
@@ -41,7 +42,8 @@ struct BackoffIdleOptions {
   // Reads returning fewer records than this are light: the reader pauses so
   // that the next read takes a batch. 1 turns the batching pause off.
   size_t batch_records = 64;
-  // How long a pause spins (busy: the reader keeps its CPU).
+  // How long the batching pause lasts (spinning: the reader keeps its CPU,
+  // unless sleep_batch_pause). Also the length of each empty-read spin.
   absl::Duration batch_pause = absl::Microseconds(5);
   // Empty reads answered by a pause before the reader starts yielding.
   int max_spins = 50;
