@@ -129,74 +129,59 @@ void EndToEndKinlet(benchmark::State& state) {
 }
 
 // Enhanced fan-out: each reader is a registered consumer with a pull
-// subscription (its own read budget; off here, as all limits), waiting in
-// Next() for the put's wake-up when caught up.
-void BM_EndToEnd_KinletFanOut(benchmark::State& state) {
+// subscription (its own read budget; off here, as all limits), on its own
+// thread; `read(subscription, n, readers)` reads n records from it.
+template <typename Traits, typename ReadAll>
+void EndToEndFanOut(benchmark::State& state, ReadAll read) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int readers = static_cast<int>(state.range(1));
   const uint64_t n = RecordsPerRun(size);
-  auto stream = MakeStream<kinlet::DefaultStreamTraits>(size);
+  auto stream = MakeStream<Traits>(size);
   const std::string payload(size, 'x');
   PutAll(*stream, 4 * n, payload);
   for (int r = 0; r < readers; ++r) {
     if (!stream->RegisterStreamConsumer("reader-" + std::to_string(r)).ok()) std::abort();
   }
-  std::vector<kinlet::SubscribeToShardEvent<std::string>> events(static_cast<size_t>(readers));
   double writer_seconds = 0;
   for (auto _ : state) {
-    std::vector<std::unique_ptr<kinlet::Subscription<std::string>>> subs;
+    std::vector<std::unique_ptr<kinlet::Subscription<std::string, Traits>>> subs;
     for (int r = 0; r < readers; ++r) {
       subs.push_back(*stream->SubscribeToShard("reader-" + std::to_string(r),
                                                "shardId-000000000000",
                                                kinlet::IteratorPosition::Latest()));
     }
     std::vector<std::thread> threads;
-    for (int r = 0; r < readers; ++r) {
-      threads.emplace_back([&, r] {
-        auto& event = events[static_cast<size_t>(r)];
-        for (uint64_t got = 0; got < n;) {
-          if (!subs[static_cast<size_t>(r)]->Next(&event, absl::Milliseconds(10)).ok()) {
-            std::abort();
-          }
-          got += event.records().size();
-        }
-      });
-    }
+    for (auto& sub : subs) threads.emplace_back([&] { read(*sub, n, readers); });
     writer_seconds += TimedPuts(*stream, n, payload);
     for (auto& t : threads) t.join();
   }
   ReportEndToEnd(state, n, size, writer_seconds);
 }
 
-// Enhanced fan-out with zero-copy events: each reader is lent the stored
-// records (NextView) and touches each one's first byte, idling with
-// BackoffIdle between polls (NextView does not wait), as the polling readers.
+// Copying events, waiting in Next() for the put's wake-up when caught up.
+void BM_EndToEnd_KinletFanOut(benchmark::State& state) {
+  EndToEndFanOut<kinlet::DefaultStreamTraits>(
+      state, [](kinlet::Subscription<std::string>& sub, uint64_t n, int) {
+        kinlet::SubscribeToShardEvent<std::string> event;
+        for (uint64_t got = 0; got < n;) {
+          if (!sub.Next(&event, absl::Milliseconds(10)).ok()) std::abort();
+          got += event.records().size();
+        }
+      });
+}
+
+// Zero-copy events: each reader is lent the stored records (NextView) and
+// touches each one's first byte, idling with BackoffIdle between polls
+// (NextView does not wait), as the polling readers; fast configuration.
 void BM_EndToEnd_KinletFanOutViews(benchmark::State& state) {
-  const size_t size = static_cast<size_t>(state.range(0));
-  const int readers = static_cast<int>(state.range(1));
-  const uint64_t n = RecordsPerRun(size);
-  auto stream = MakeStream<bench::FastTraits>(size);
-  const std::string payload(size, 'x');
-  PutAll(*stream, 4 * n, payload);
-  for (int r = 0; r < readers; ++r) {
-    if (!stream->RegisterStreamConsumer("reader-" + std::to_string(r)).ok()) std::abort();
-  }
-  double writer_seconds = 0;
-  for (auto _ : state) {
-    std::vector<std::unique_ptr<kinlet::Subscription<std::string, bench::FastTraits>>> subs;
-    for (int r = 0; r < readers; ++r) {
-      subs.push_back(*stream->SubscribeToShard("reader-" + std::to_string(r),
-                                               "shardId-000000000000",
-                                               kinlet::IteratorPosition::Latest()));
-    }
-    std::vector<std::thread> threads;
-    for (int r = 0; r < readers; ++r) {
-      threads.emplace_back([&, r] {
+  EndToEndFanOut<bench::FastTraits>(
+      state,
+      [](kinlet::Subscription<std::string, bench::FastTraits>& sub, uint64_t n, int readers) {
         kinlet::BackoffIdle idle(IdleFor(readers));
         uint64_t touched = 0;
         for (uint64_t got = 0; got < n;) {
           size_t k = 0;
-          const absl::Status s = subs[static_cast<size_t>(r)]->NextView(
+          const absl::Status s = sub.NextView(
               [&](const kinlet::SubscribeToShardEventView<std::string>& e) {
                 k = e.records.size();
                 for (const auto& record : e.records) touched += record.data[0];
@@ -208,11 +193,6 @@ void BM_EndToEnd_KinletFanOutViews(benchmark::State& state) {
         }
         benchmark::DoNotOptimize(touched);
       });
-    }
-    writer_seconds += TimedPuts(*stream, n, payload);
-    for (auto& t : threads) t.join();
-  }
-  ReportEndToEnd(state, n, size, writer_seconds);
 }
 
 void BM_EndToEnd_Kinlet(benchmark::State& state) {
