@@ -626,30 +626,24 @@ class Stream {
   // another stream. Thread-safe; lock-free; allocates nothing when `page` is
   // reused (and its buffers have grown to the records' sizes).
   absl::Status GetRecords(const ShardIterator& iterator, int limit, Page* page) const {
-    if (iterator.stream_tag() != context_.tag ||
-        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
+    const ShardType* shard = ShardOf(iterator);
+    if (shard == nullptr) {
       detail::RecordBuffer<Payload>(page).Finish();  // leaves the page empty
       page->next_shard_iterator.reset();
       if (deleted()) return context_.NotFound();
       return InvalidArgument("Invalid ShardIterator.");
     }
-    return ShardAt(iterator.shard_index())->GetRecords(iterator, limit, page);
+    return shard->GetRecords(iterator, limit, page);
   }
   // See Shard::HasRecords. False for an iterator of another stream.
   bool HasRecords(const ShardIterator& iterator) const {
-    if (iterator.stream_tag() != context_.tag ||
-        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
-      return false;
-    }
-    return ShardAt(iterator.shard_index())->HasRecords(iterator);
+    const ShardType* shard = ShardOf(iterator);
+    return shard != nullptr && shard->HasRecords(iterator);
   }
   // See Shard::WaitForRecords. False for an iterator of another stream.
   bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
-    if (iterator.stream_tag() != context_.tag ||
-        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
-      return false;
-    }
-    return ShardAt(iterator.shard_index())->WaitForRecords(iterator, timeout);
+    const ShardType* shard = ShardOf(iterator);
+    return shard != nullptr && shard->WaitForRecords(iterator, timeout);
   }
 
   absl::StatusOr<Page> GetRecords(const ShardIterator& iterator, int limit = 10000) const {
@@ -1101,6 +1095,14 @@ class Stream {
     if (table->shards.size() == 1) return table->shards[0];
     return table->Find(explicit_hash_key.has_value() ? *explicit_hash_key
                                                      : Traits::Hasher::Hash(partition_key));
+  }
+  // The shard an iterator of this stream names; nullptr for another stream's.
+  const ShardType* ShardOf(const ShardIterator& iterator) const {
+    if (iterator.stream_tag() != context_.tag ||
+        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
+      return nullptr;
+    }
+    return ShardAt(iterator.shard_index());
   }
   ShardType* ShardAt(uint64_t index) const {
     return shard_slots_[index].load(std::memory_order_acquire);
