@@ -137,6 +137,9 @@ template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
 class Stream {
  public:
   using ShardType = Shard<Payload, Traits>;
+  // What GetShard, OpenShards and AllShards hand out. Hold shards through this
+  // type (it is becoming an owning handle: issue 14).
+  using ShardHandle = ShardType*;
   using View = typename PayloadTraits<Payload>::View;
   using Entry = PutRecordsRequestEntry<Payload>;
   using Page = GetRecordsResult<Payload>;
@@ -602,7 +605,7 @@ class Stream {
   // The shard with this id. Accepts Kinesis's loose forms ("shardId-7", "7").
   // ResourceNotFoundException if there is no such shard or the stream was
   // deleted. Thread-safe; lock-free. The shard lives as long as the stream.
-  absl::StatusOr<ShardType*> GetShard(std::string_view shard_id) const {
+  absl::StatusOr<ShardHandle> GetShard(std::string_view shard_id) const {
     if (deleted()) return context_.NotFound();
     const std::optional<int64_t> index = ShardIndexOf(shard_id);
     if (index && *index < shard_count_.load(std::memory_order_acquire)) {
@@ -662,13 +665,13 @@ class Stream {
   // ---- Shards and description ----------------------------------------------
 
   // The open shards, in hash key order. Thread-safe; lock-free.
-  std::vector<ShardType*> OpenShards() const {
+  std::vector<ShardHandle> OpenShards() const {
     const RoutingTable* table = routing_.load(std::memory_order_acquire);
     return table->shards;
   }
   // Every shard ever created (open and closed), in creation order.
-  std::vector<ShardType*> AllShards() const {
-    std::vector<ShardType*> out;
+  std::vector<ShardHandle> AllShards() const {
+    std::vector<ShardHandle> out;
     const uint32_t count = shard_count_.load(std::memory_order_acquire);
     for (uint32_t i = 0; i < count; ++i) out.push_back(ShardAt(i));
     return out;
