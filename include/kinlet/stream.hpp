@@ -134,7 +134,7 @@ inline uint32_t NextStreamTag() {
 }  // namespace detail
 
 template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
-class Stream {
+class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
  public:
   using ShardType = Shard<Payload, Traits>;
   // What GetShard, OpenShards and AllShards hand out. Hold shards through this
