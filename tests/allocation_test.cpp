@@ -101,7 +101,7 @@ TEST_CASE("PutRecord and GetRecords into a reused page allocate nothing", "[allo
   const std::string key = "user-with-a-long-partition-key-0123456789";  // beyond SSO
   kinlet::GetRecordsResult<std::string> page;
   std::vector<kinlet::ShardIterator> its;
-  for (auto* shard : stream->OpenShards()) {
+  for (const auto& shard : stream->OpenShards()) {
     its.push_back(*shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon()));
   }
   size_t read = 0;

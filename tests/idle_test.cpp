@@ -97,7 +97,7 @@ TEST_CASE("A reader idling with BackoffIdle reads every record of a concurrent w
   options.name = "idle";
   options.limits = ThroughputLimits::Unlimited();
   auto stream = std::move(*Stream<std::string>::Create(options));
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   auto it = *shard->GetShardIterator(IteratorPosition::TrimHorizon());
   constexpr int kRecords = 20000;
   std::atomic<int> put_errors{0};  // Catch2 assertions are for the test's own thread

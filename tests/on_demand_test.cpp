@@ -259,7 +259,7 @@ TEST_CASE("An on-demand stream grows with its load, stops at a hot key, shrinks 
   CHECK(merges >= 1);
   // Every reshard kept the hash key space covered by exactly the open shards.
   kinlet::HashKey next = 0;
-  for (auto* shard : stream.OpenShards()) {
+  for (const auto& shard : stream.OpenShards()) {
     CHECK(shard->hash_key_range().starting_hash_key == next);
     next = shard->hash_key_range().ending_hash_key + 1;
   }

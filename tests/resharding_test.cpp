@@ -51,7 +51,7 @@ std::vector<std::string> Listed(TestStream& stream, ShardFilter filter) {
 
 std::vector<kinlet::HashKeyRange> OpenRanges(TestStream& stream) {
   std::vector<kinlet::HashKeyRange> ranges;
-  for (auto* shard : stream.OpenShards()) ranges.push_back(shard->hash_key_range());
+  for (const auto& shard : stream.OpenShards()) ranges.push_back(shard->hash_key_range());
   return ranges;
 }
 
@@ -177,7 +177,7 @@ TEST_CASE("UpdateShardCount reaches exactly the uniform ranges of the target", "
   }
   SECTION("every record put in between is readable in exactly one shard, following lineage") {
     std::set<std::string> seen;
-    for (auto* shard : stream->AllShards()) {
+    for (const auto& shard : stream->AllShards()) {
       auto it = shard->GetShardIterator(IteratorPosition::TrimHorizon());
       REQUIRE(it.ok());
       auto page = shard->GetRecords(*it, 100);
@@ -187,7 +187,7 @@ TEST_CASE("UpdateShardCount reaches exactly the uniform ranges of the target", "
     for (int i = 0; i < 50; ++i) {
       REQUIRE(stream->PutRecord("key-" + std::to_string(i), std::to_string(i)).ok());
     }
-    for (auto* shard : stream->OpenShards()) {
+    for (const auto& shard : stream->OpenShards()) {
       auto page = shard->GetRecords(*shard->GetShardIterator(IteratorPosition::TrimHorizon()), 100);
       for (const auto& r : page->records) CHECK(seen.insert(r.data).second);
     }

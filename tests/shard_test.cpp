@@ -21,7 +21,7 @@ TEST_CASE("A shard read directly has the stream's iterator semantics", "[shard]"
   auto stream = *TestStream::Create(options, &clock);
   auto shards = stream->OpenShards();
   REQUIRE(shards.size() == 2);
-  kinlet::Shard<std::string, kinlet::ManualClockTraits>* shard = shards[1];
+  auto shard = shards[1];
   CHECK(shard->shard_id() == "shardId-000000000001");
   CHECK(shard->index() == 1);
   CHECK(shard->is_open());
@@ -73,7 +73,7 @@ TEST_CASE("WaitForRecords blocks until a put publishes, and times out otherwise"
   options.name = "waiting";
   options.limits = kinlet::ThroughputLimits::Unlimited();
   auto stream = *kinlet::Stream<std::string>::Create(options);
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   auto it = *shard->GetShardIterator(kinlet::IteratorPosition::Latest());
   CHECK_FALSE(shard->WaitForRecords(it, absl::Milliseconds(1)));
   SECTION("a put from another thread wakes the waiter") {
@@ -100,7 +100,7 @@ TEST_CASE("HasRecords says whether GetRecords has something new: records, a shar
   options.name = "has-records";
   options.limits = kinlet::ThroughputLimits::Unlimited();
   auto stream = std::move(*TestStream::Create(options, &clock));
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   auto it = *shard->GetShardIterator(kinlet::IteratorPosition::Latest());
   CHECK_FALSE(shard->HasRecords(it));
   CHECK_FALSE(stream->HasRecords(it));
@@ -140,7 +140,7 @@ TEST_CASE("Single-writer and no-metrics traits keep the stream's semantics", "[s
   auto stream = *kinlet::Stream<std::string, Lean>::Create(options);
   for (int i = 0; i < 100; ++i) REQUIRE(stream->PutRecord("k" + std::to_string(i), "v").ok());
   size_t read = 0;
-  for (auto* shard : stream->OpenShards()) {
+  for (const auto& shard : stream->OpenShards()) {
     auto page =
         shard->GetRecords(*shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon()));
     REQUIRE(page.ok());

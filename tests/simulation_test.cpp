@@ -215,7 +215,7 @@ class Simulation {
     const auto open = stream_->OpenShards();
     absl::Status s;
     if (open.size() < 5 && (open.size() < 2 || world_.Roll(60))) {
-      const auto* shard = open[world_.rng() % open.size()];
+      const auto shard = open[world_.rng() % open.size()];
       const auto r = shard->hash_key_range();
       Note("Split " + shard->shard_id());
       s = stream_->SplitShard(shard->shard_id(),

@@ -137,9 +137,10 @@ TEST_CASE("Shard count must be between 1 and max_shard_count", "[stream_options]
     o.shard_count = 8;
     CHECK(kinlet::ValidateStreamOptions(o).ok());
   }
-  SECTION("the default max_shard_count is Kinesis's 10,000") {
+  SECTION("the default open shard limit is Kinesis's 10,000; held shards 100,000") {
     StreamOptions d = Valid();
-    CHECK(d.max_shard_count == 10000);
+    CHECK(d.max_open_shard_count == 10000);
+    CHECK(d.max_shard_count == 100000);
     d.shard_count = 10001;
     CHECK(kinlet::IsInvalidArgument(kinlet::ValidateStreamOptions(d)));
   }

@@ -346,7 +346,7 @@ TEST_CASE("PutRecords request-level errors fail the whole call", "[stream]") {
   });
   auto total = [&] {
     uint64_t n = 0;
-    for (auto* s : stream->AllShards()) n += s->stats().end_position;
+    for (const auto& s : stream->AllShards()) n += s->stats().end_position;
     return n;
   };
   std::vector<kinlet::PutRecordsRequestEntry<std::string>> none;

@@ -195,7 +195,7 @@ TEST_CASE("Readers racing an overwriting writer never see torn records", "[.stre
   options.max_record_size_bytes = 4096;
   options.full_policy = kinlet::FullPolicy::kOverwrite;
   auto stream = *kinlet::Stream<std::string>::Create(options);
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   std::atomic<bool> done{false};
   std::atomic<int> put_failures{0};
 #if defined(__SANITIZE_THREAD__)
@@ -415,7 +415,7 @@ TEST_CASE(
       absl::Status s;
       switch (rng() % 3) {
         case 0: {  // split a random shard at its middle
-          auto* shard = open[rng() % open.size()];
+          auto shard = open[rng() % open.size()];
           const auto r = shard->hash_key_range();
           if (r.ending_hash_key - r.starting_hash_key < 4 || n >= 12) continue;
           s = stream->SplitShard(
@@ -459,7 +459,7 @@ TEST_CASE(
   WARN("reshards: " << reshards.load() << ", shards created: " << stream->AllShards().size());
   // The open shards still cover the hash key space exactly.
   kinlet::HashKey next = 0;
-  for (auto* shard : stream->OpenShards()) {
+  for (const auto& shard : stream->OpenShards()) {
     CHECK(shard->hash_key_range().starting_hash_key == next);
     next = shard->hash_key_range().ending_hash_key + 1;
   }

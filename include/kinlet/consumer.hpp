@@ -104,7 +104,7 @@ class Consumer {
       return InvalidArgument("batch_limit must be between 1 and 10000");
     }
     std::unique_ptr<Consumer> consumer(new Consumer(stream, std::move(options)));
-    std::vector<ShardType*> start;
+    std::vector<typename StreamType::ShardHandle> start;
     if (consumer->options_.shard_ids.empty()) {
       absl::StatusOr<std::vector<ShardDescription>> shards =
           StartingShards(stream, consumer->options_.start);
@@ -112,12 +112,12 @@ class Consumer {
       for (const ShardDescription& d : *shards) start.push_back(*stream->GetShard(d.shard_id));
     } else {
       for (const std::string& id : consumer->options_.shard_ids) {
-        absl::StatusOr<ShardType*> shard = stream->GetShard(id);
+        absl::StatusOr<typename StreamType::ShardHandle> shard = stream->GetShard(id);
         if (!shard.ok()) return shard.status();
         start.push_back(*shard);
       }
     }
-    for (ShardType* shard : start) {
+    for (const auto& shard : start) {
       absl::Status s = consumer->Follow(shard);
       if (!s.ok()) return s;
     }
@@ -218,7 +218,7 @@ class Consumer {
 
  private:
   struct ShardState {
-    ShardType* shard;
+    typename StreamType::ShardHandle shard;
     ShardIterator iterator;
     bool finished = false;
     // Fan-out mode: the live subscription and the next position it delivers.
@@ -229,7 +229,7 @@ class Consumer {
   Consumer(StreamType* stream, ConsumerOptions options)
       : stream_(stream), options_(std::move(options)) {}
 
-  absl::Status Follow(ShardType* shard) {
+  absl::Status Follow(typename StreamType::ShardHandle shard) {
     IteratorPosition position = options_.start;
     if (auto it = options_.resume_after.find(shard->shard_id());
         it != options_.resume_after.end()) {
@@ -370,13 +370,13 @@ class Consumer {
   // Drops a shard read to its end and starts its children whose parents are
   // all finished (both parents of a merge before the child).
   void FinishShard(size_t at) {
-    ShardType* done = active_[at].shard;
+    typename StreamType::ShardHandle done = active_[at].shard;
     finished_.insert(done->shard_id());
     active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(at));
     if (!options_.follow_lineage) return;
     // Children come from the stream's shard list, so lineage is followed even
     // for shards created after this consumer.
-    for (ShardType* child : stream_->AllShards()) {
+    for (const auto& child : stream_->AllShards()) {
       const auto& p = child->parent_shard_id();
       const auto& a = child->adjacent_parent_shard_id();
       const bool is_child = (p && *p == done->shard_id()) || (a && *a == done->shard_id());

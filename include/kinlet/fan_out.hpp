@@ -31,7 +31,8 @@
 //
 // Thread safety: a Subscription's Next is called by one thread at a time (or
 // by its delivery thread in callback mode); Cancel, end() and stats() from any
-// thread. Subscriptions must not outlive their stream.
+// thread. A subscription holds its shard: it may outlive the stream (its
+// calls then end with ResourceNotFoundException); the clock must outlive it.
 #pragma once
 
 #include <atomic>
@@ -365,12 +366,12 @@ class Subscription {
   };
   using View = typename PayloadTraits<Payload>::View;
 
-  Subscription(ShardType* shard, const Context* context,
+  Subscription(std::shared_ptr<ShardType> shard, std::shared_ptr<const Context> context,
                std::shared_ptr<detail::SubscriptionState> state, std::string consumer_arn,
                uint64_t position, int64_t now_ms, int64_t lifetime_ms, int64_t bytes_per_second,
                size_t max_event_bytes)
-      : shard_(shard),
-        context_(context),
+      : shard_(std::move(shard)),
+        context_(std::move(context)),
         state_(std::move(state)),
         consumer_arn_(std::move(consumer_arn)),
         position_(position),
@@ -396,9 +397,15 @@ class Subscription {
     const RingLog<Payload>& log = shard_->log_;
     for (;;) {
       *now_ms = context_->NowMs();
-      if (context_->deleted.load(std::memory_order_acquire))
+      // Whichever happened first ends it: the stream's deletion, the shard's
+      // (closed and past retention), or the subscription's lifetime.
+      const bool lifetime_over = *now_ms - started_ms_ >= lifetime_ms_;
+      if (context_->deleted.load(std::memory_order_acquire) ||
+          (shard_->GoneAt(*now_ms) &&
+           !(lifetime_over && started_ms_ + lifetime_ms_ < shard_->DeletedAtMs()))) {
         state_->End(SubscriptionEnd::kStreamDeleted);
-      if (*now_ms - started_ms_ >= lifetime_ms_) state_->End(SubscriptionEnd::kLifetimeElapsed);
+      }
+      if (lifetime_over) state_->End(SubscriptionEnd::kLifetimeElapsed);
       if (state_->ended() != SubscriptionEnd::kNone) return Found::kEnded;
       int64_t budget_wait_ms = 0;
       if (!budget_.unlimited() && !budget_.Positive(*now_ms)) {
@@ -422,7 +429,8 @@ class Subscription {
           [&] {
             return budget_wait_ms == 0 && (log.End() > at || !shard_->is_open() ||
                                            state_->ended() != SubscriptionEnd::kNone ||
-                                           context_->deleted.load(std::memory_order_acquire));
+                                           context_->deleted.load(std::memory_order_acquire) ||
+                                           shard_->reclaimed_.load(std::memory_order_acquire));
           },
           std::chrono::duration_cast<std::chrono::nanoseconds>(wait));
     }
@@ -538,8 +546,12 @@ class Subscription {
 
   static constexpr size_t kMaxEventRecords = 10000;
 
-  ShardType* const shard_;
-  const Context* const context_;
+  // Owning: a subscription keeps its shard and the stream's shared context
+  // alive, so deleting or destroying the stream (or the stream deleting the
+  // shard) never leaves it dangling; its calls then end with
+  // ResourceNotFoundException (kStreamDeleted).
+  const std::shared_ptr<ShardType> shard_;
+  const std::shared_ptr<const Context> context_;
   const std::shared_ptr<detail::SubscriptionState> state_;
   const std::string consumer_arn_;
   uint64_t position_;  // next position to deliver (the Next caller's only)

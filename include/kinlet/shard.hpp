@@ -12,9 +12,12 @@
 // are ordered by the order in which their puts took that lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "kinlet/detail/epoch.hpp"
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/faults.hpp"
@@ -72,12 +76,22 @@ struct StreamContext {
   // Written by Increase/DecreaseStreamRetentionPeriod (relaxed); read by every
   // put and read (relaxed): a stale value for one call is harmless.
   std::atomic<int64_t> retention_ms{0};
-  // Set once by DeleteStream (release); read by every call (acquire).
+  // Records that arrived before it are gone for good, whatever the retention
+  // period becomes: IncreaseStreamRetentionPeriod never brings back what had
+  // already expired (as AWS). Written by retention changes (relaxed, under
+  // the stream's control lock); read with retention_ms.
+  std::atomic<int64_t> expired_floor_ms{std::numeric_limits<int64_t>::min()};
+  // What a read of trimmed data does (StreamOptions::trimmed_reads).
+  TrimmedReads trimmed_reads = TrimmedReads::kReport;
+  // Set once by DeleteStream or the stream's destruction (release); read by
+  // every call (acquire). Shard and subscription handles share this context,
+  // so it outlives the stream while any of them is held.
   std::atomic<bool> deleted{false};
 
   int64_t NowMs() const { return NowMillis(*clock); }
   int64_t ExpireBeforeMs(int64_t now_ms) const {
-    return now_ms - retention_ms.load(std::memory_order_relaxed);
+    return std::max(now_ms - retention_ms.load(std::memory_order_relaxed),
+                    expired_floor_ms.load(std::memory_order_relaxed));
   }
   absl::Status NotFound() const {
     return ResourceNotFound(
@@ -90,6 +104,15 @@ struct StreamContext {
                                                       account_id, "."));
   }
   FaultState* Faults() const { return faults.load(std::memory_order_acquire); }
+  // GetRecords's limit check (ValidationException).
+  absl::Status ValidateLimit(int limit) const {
+    if (limit >= 1 && limit <= max_get_records_limit) return absl::OkStatus();
+    return ValidationError(
+        absl::StrCat("1 validation error detected: Value '", limit,
+                     "' at 'limit' failed to satisfy constraint: Member must have value ",
+                     limit < 1 ? "greater than or equal to 1"
+                               : absl::StrCat("less than or equal to ", max_get_records_limit)));
+  }
 };
 
 }  // namespace detail
@@ -108,7 +131,7 @@ struct ShardStats {
 };
 
 template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
-class Shard {
+class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
  public:
   using View = typename PayloadTraits<Payload>::View;
   using Clock = typename Traits::Clock;
@@ -126,10 +149,27 @@ class Shard {
   // Open shards take writes; a closed shard (after a reshard) stays readable.
   bool is_open() const { return !closed_.load(std::memory_order_acquire); }
   SequenceNumber starting_sequence_number() const { return Sequence(0); }
-  // The last sequence number of a closed shard; empty while open.
+  // The last sequence number of a closed shard (its last record's; for a
+  // shard closed without records, its starting sequence number, which
+  // AT_/AFTER_SEQUENCE_NUMBER accept); empty while open.
   std::optional<SequenceNumber> ending_sequence_number() const {
     if (is_open()) return std::nullopt;
     return Sequence(end_position_ == 0 ? 0 : end_position_ - 1);
+  }
+  // True once the shard is deleted: it was closed and every record in it is
+  // past retention (as AWS deletes such shards; the stream frees it lazily,
+  // but it is gone from that instant on). Every call then fails with
+  // ResourceNotFoundException; a held handle stays valid.
+  bool deleted() const { return GoneAt(context_->NowMs()); }
+  // When a closed shard is deleted at the current retention period.
+  // REQUIRES: closed.
+  int64_t DeletedAtMs() const {
+    return closed_ms_ + context_->retention_ms.load(std::memory_order_relaxed) + 1;
+  }
+  bool GoneAt(int64_t now_ms) const {
+    if (reclaimed_.load(std::memory_order_acquire)) return true;
+    // closed_ms_ is published by the release store of closed_.
+    return closed_.load(std::memory_order_acquire) && closed_ms_ < context_->ExpireBeforeMs(now_ms);
   }
   // When the shard was created, and when a reshard closed it (empty while open).
   absl::Time created_at() const { return absl::FromUnixMillis(created_ms_); }
@@ -166,6 +206,7 @@ class Shard {
   absl::StatusOr<ShardIterator> GetShardIterator(const IteratorPosition& position) const {
     if (context_->deleted.load(std::memory_order_acquire)) return context_->NotFound();
     const int64_t now_ms = context_->NowMs();
+    if (GoneAt(now_ms)) return DeletedError();
     if (context_->limits.get_shard_iterator_calls_per_second > 0) {
       detail::SpinLockGuard lock(&read_mu_);
       if (!iterator_calls_.TryTake(1, now_ms)) return context_->RateExceeded(shard_id_);
@@ -208,7 +249,11 @@ class Shard {
               "Invalid StartingSequenceNumber. It encodes ", ShardIdFor(s.shard_index()),
               ", while it was used in a call to a shard with ", shard_id_));
         }
-        if (s.position() >= log_.End()) {
+        // A shard's starting sequence number (and a closed shard's ending
+        // one) is valid at any time, even before any record is written.
+        const bool boundary =
+            s.position() == 0 || (!is_open() && s.position() == end_position_ - 1);
+        if (s.position() >= log_.End() && !boundary) {
           return InvalidArgument(
               absl::StrCat("StartingSequenceNumber ", s.ToString(), " used in ",
                            detail::ToAbsl(operation), " on shard ", shard_id_, " in stream ",
@@ -216,6 +261,7 @@ class Shard {
                            " is invalid: no record with this sequence number has been written."));
         }
         at = s.position() + (position.type == ShardIteratorType::kAfterSequenceNumber ? 1 : 0);
+        at = std::min(at, log_.End());
         break;
       }
       case ShardIteratorType::kAtTimestamp: {
@@ -246,7 +292,9 @@ class Shard {
   // shard; ExpiredIteratorException after the iterator TTL;
   // TrimmedDataAccessException if the iterator points at records that
   // retention or ring capacity removed (before or during the read: never
-  // torn or skipped data); ResourceNotFoundException if the stream was
+  // torn or skipped data) and the stream's trimmed_reads is kReport (with
+  // kContinueFromTrimHorizon the read continues from the trim horizon, as
+  // Kinesis); ResourceNotFoundException if the stream or the shard was
   // deleted; ProvisionedThroughputExceededException (and no data) over the
   // shard's read limits, which all polling readers share.
   // Thread-safe; never blocks a writer; lock-free unless read limits are on
@@ -271,22 +319,18 @@ class Shard {
  private:
   absl::Status ReadPage(const ShardIterator& iterator, int limit,
                         GetRecordsResult<Payload>* page) const {
+    detail::ReadSection section;  // for the fault configuration
     page->next_shard_iterator.reset();
     page->child_shards.clear();
     page->millis_behind_latest = 0;
-    if (limit < 1 || limit > context_->max_get_records_limit) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '", limit,
-          "' at 'limit' failed to satisfy constraint: Member must have value ",
-          limit < 1 ? "greater than or equal to 1"
-                    : absl::StrCat("less than or equal to ", context_->max_get_records_limit)));
-    }
+    if (absl::Status s = context_->ValidateLimit(limit); !s.ok()) return s;
     if (context_->deleted.load(std::memory_order_acquire)) return context_->NotFound();
     if (!iterator.IsAuthentic() || iterator.stream_tag() != context_->tag ||
         iterator.shard_index() != index_ || iterator.position() > log_.End()) {
       return InvalidArgument("Invalid ShardIterator.");
     }
     const int64_t now_ms = context_->NowMs();
+    if (GoneAt(now_ms)) return DeletedError();
     const int64_t issued_ms = absl::ToUnixMillis(iterator.issued_at());
     if (now_ms - issued_ms > context_->iterator_ttl_ms) {
       return ExpiredIterator(
@@ -322,8 +366,13 @@ class Shard {
         return context_->RateExceeded(shard_id_);
       }
     }
-    const uint64_t from = iterator.position();
-    const auto read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
+    uint64_t from = iterator.position();
+    auto read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
+    while (read.trimmed && context_->trimmed_reads == TrimmedReads::kContinueFromTrimHorizon) {
+      // As Kinesis: continue from the oldest record still stored.
+      from = std::max(from, TrimHorizon(now_ms));
+      read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
+    }
     if (read_limited && read.bytes > 0) {
       detail::SpinLockGuard lock(&read_mu_);
       read_bytes_.Charge(static_cast<int64_t>(read.bytes), now_ms);  // may go into debt
@@ -375,7 +424,8 @@ class Shard {
   // does). Thread-safe; lock-free.
   bool HasRecords(const ShardIterator& iterator) const {
     return log_.End() > iterator.position() || closed_.load(std::memory_order_acquire) ||
-           context_->deleted.load(std::memory_order_acquire);
+           context_->deleted.load(std::memory_order_acquire) ||
+           reclaimed_.load(std::memory_order_acquire);
   }
 
   // As above, into a new page.
@@ -446,10 +496,10 @@ class Shard {
   // Which API a write came from, for the metrics.
   enum class WriteApi { kPutRecord, kPutRecords };
 
-  Shard(detail::StreamContext<Clock>* context, uint32_t index, HashKeyRange range,
+  Shard(std::shared_ptr<detail::StreamContext<Clock>> context, uint32_t index, HashKeyRange range,
         std::optional<std::string> parent, std::optional<std::string> adjacent_parent,
         size_t capacity_records, size_t capacity_bytes, int64_t created_ms)
-      : context_(context),
+      : context_(std::move(context)),
         index_(index),
         shard_id_(ShardIdFor(index)),
         range_(range),
@@ -568,6 +618,19 @@ class Shard {
     log_.NotifyWaiters();
   }
 
+  // Deletes the shard (the stream's reclamation of an expired closed shard):
+  // every later call fails, blocked readers wake.
+  void MarkDeleted() {
+    reclaimed_.store(true, std::memory_order_release);
+    log_.NotifyWaiters();
+  }
+  absl::Status DeletedError() const {
+    return ResourceNotFound(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
+                                         " under account ", context_->account_id,
+                                         " does not exist: it was closed and all its records "
+                                         "are past the retention period."));
+  }
+
   absl::Status FullError() const {
     return ShardFull(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
                                   " is full: its ring of ", log_.capacity_records(), " records / ",
@@ -575,7 +638,9 @@ class Shard {
                                   " bytes holds only unexpired records (FullPolicy::kReject)."));
   }
 
-  detail::StreamContext<Clock>* const context_;
+  // Shared with the stream and its other shards and subscriptions: a held
+  // shard handle keeps it (and so the deleted flag) alive.
+  const std::shared_ptr<detail::StreamContext<Clock>> context_;
   const uint32_t index_;
   const std::string shard_id_;
   const HashKeyRange range_;
@@ -607,6 +672,7 @@ class Shard {
   uint64_t end_position_ = 0;
   int64_t closed_ms_ = 0;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> reclaimed_{false};  // set once by MarkDeleted (release)
 };
 
 }  // namespace kinlet

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -42,6 +43,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -49,7 +51,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "kinlet/detail/epoch.hpp"
 #include "kinlet/detail/mutex.hpp"
+#include "kinlet/detail/shard_table.hpp"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
@@ -137,9 +141,12 @@ template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
 class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
  public:
   using ShardType = Shard<Payload, Traits>;
-  // What GetShard, OpenShards and AllShards hand out. Hold shards through this
-  // type (it is becoming an owning handle: issue 14).
-  using ShardHandle = ShardType*;
+  // What GetShard, OpenShards and AllShards hand out: an owning handle. The
+  // shard it names stays valid while it is held, even after the stream
+  // deletes the shard (closed, every record past retention) or is itself
+  // deleted or destroyed: every call then fails with
+  // ResourceNotFoundException. (The stream's clock must outlive it.)
+  using ShardHandle = std::shared_ptr<ShardType>;
   using View = typename PayloadTraits<Payload>::View;
   using Entry = PutRecordsRequestEntry<Payload>;
   using Page = GetRecordsResult<Payload>;
@@ -161,6 +168,14 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
+
+  // Marks the stream deleted for every handle still held (shards,
+  // subscriptions): their calls fail with ResourceNotFoundException.
+  ~Stream() {
+    context_.deleted.store(true, std::memory_order_release);
+    detail::MutexLock lock(&control_mu_);
+    for (auto& [index, shard] : live_) shard->log().NotifyWaiters();
+  }
 
   const std::string& name() const { return context_.name; }
   const std::string& arn() const { return arn_; }
@@ -200,6 +215,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     }
     const int64_t now_ms = context_.NowMs();
     MaybeScaleOnDemand(now_ms);
+    MaybeReclaim(now_ms);
+    detail::ReadSection section;  // the routing table and shard stay alive
     for (;;) {
       ShardType* shard = RouteKey(partition_key, options.explicit_hash_key);
       SequenceNumber sequence;
@@ -267,6 +284,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     result->route_.resize(n);
     const int64_t now_ms = context_.NowMs();
     MaybeScaleOnDemand(now_ms);
+    MaybeReclaim(now_ms);
+    detail::ReadSection section;  // routing tables and shards stay alive
     std::vector<uint32_t>& route = result->route_;
     constexpr uint32_t kDone = UINT32_MAX;
     auto route_pending = [&] {
@@ -440,9 +459,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     for (auto it = consumers_.begin(); it != consumers_.end(); ++it) {
       if (!(*it)->Matches(consumer)) continue;
       const int64_t now_ms = context_.NowMs();
+      detail::ReadSection section;
       for (auto& [index, slot] : (*it)->subscriptions) {
         if (slot.state->End(EndOf(slot, SubscriptionEnd::kConsumerDeregistered, now_ms))) {
-          ShardAt(index)->log().NotifyWaiters();
+          if (ShardType* shard = ShardAt(index)) shard->log().NotifyWaiters();
         }
       }
       consumers_.erase(it);
@@ -483,7 +503,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // InvalidArgumentException for a bad start. Thread-safe.
   absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeToShard(
       std::string_view consumer, std::string_view shard_id, const IteratorPosition& start) {
-    absl::StatusOr<ShardType*> shard = GetShard(shard_id);
+    absl::StatusOr<ShardHandle> shard = GetShard(shard_id);
     if (!shard.ok()) return shard.status();
     detail::MutexLock lock(&fanout_mu_);
     FanOutConsumer* c = nullptr;
@@ -517,7 +537,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     slot.state = std::make_shared<detail::SubscriptionState>();
     slot.subscribed_ms = now_ms;
     return std::unique_ptr<SubscriptionType>(new SubscriptionType(
-        *shard, &context_, slot.state, c->description.consumer_arn, *position, now_ms,
+        *shard, context_owner_, slot.state, c->description.consumer_arn, *position, now_ms,
         absl::ToInt64Milliseconds(options_.subscription_lifetime),
         options_.limits.subscribe_bytes_per_second, options_.max_get_records_bytes));
   }
@@ -572,7 +592,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     StreamMetrics m;
     m.stream_name = context_.name;
     m.taken_at = context_.clock->Now();
-    for (ShardType* shard : AllShards()) {
+    for (const ShardHandle& shard : AllShards()) {
       m.shards.push_back(shard->Metrics());
       m.totals.Accumulate(m.shards.back());
     }
@@ -591,12 +611,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     check.faults = faults;
     if (absl::Status s = ValidateStreamOptions(check); !s.ok()) return s;
     detail::MutexLock lock(&control_mu_);
-    if (!faults.enabled()) {
-      context_.faults.store(nullptr, std::memory_order_release);
-      return absl::OkStatus();
-    }
-    fault_history_.push_back(std::make_unique<detail::FaultState>(faults));
-    context_.faults.store(fault_history_.back().get(), std::memory_order_release);
+    // The configuration in force is retired, not freed: a call may still hold
+    // it (inside a ReadSection) until the next grace period.
+    std::unique_ptr<detail::FaultState> next =
+        faults.enabled() ? std::make_unique<detail::FaultState>(faults) : nullptr;
+    context_.faults.store(next.get(), std::memory_order_release);
+    if (faults_ != nullptr)
+      retired_.push_back(std::shared_ptr<detail::FaultState>(faults_.release()));
+    faults_ = std::move(next);
+    ReclaimLocked(context_.NowMs());
     return absl::OkStatus();
   }
 
@@ -604,12 +627,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   // The shard with this id. Accepts Kinesis's loose forms ("shardId-7", "7").
   // ResourceNotFoundException if there is no such shard or the stream was
-  // deleted. Thread-safe; lock-free. The shard lives as long as the stream.
+  // deleted, or the shard was deleted (closed and past retention).
+  // Thread-safe; lock-free. The handle keeps the shard alive (see ShardHandle).
   absl::StatusOr<ShardHandle> GetShard(std::string_view shard_id) const {
     if (deleted()) return context_.NotFound();
     const std::optional<int64_t> index = ShardIndexOf(shard_id);
     if (index && *index < shard_count_.load(std::memory_order_acquire)) {
-      return ShardAt(static_cast<uint64_t>(*index));
+      detail::ReadSection section;
+      ShardType* shard = ShardAt(static_cast<uint64_t>(*index));
+      if (shard != nullptr && !shard->GoneAt(context_.NowMs())) return shard->shared_from_this();
     }
     return ResourceNotFound(absl::StrCat("Shard ", detail::ToAbsl(shard_id), " in stream ",
                                          context_.name, " under account ", context_.account_id,
@@ -620,7 +646,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // unknown shard. Thread-safe; lock-free.
   absl::StatusOr<ShardIterator> GetShardIterator(std::string_view shard_id,
                                                  const IteratorPosition& position) const {
-    absl::StatusOr<ShardType*> shard = GetShard(shard_id);
+    absl::StatusOr<ShardHandle> shard = GetShard(shard_id);
     if (!shard.ok()) return shard.status();
     return (*shard)->GetShardIterator(position);
   }
@@ -629,24 +655,40 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // another stream. Thread-safe; lock-free; allocates nothing when `page` is
   // reused (and its buffers have grown to the records' sizes).
   absl::Status GetRecords(const ShardIterator& iterator, int limit, Page* page) const {
+    detail::ReadSection section;
     const ShardType* shard = ShardOf(iterator);
     if (shard == nullptr) {
       detail::RecordBuffer<Payload>(page).Finish();  // leaves the page empty
       page->next_shard_iterator.reset();
+      page->child_shards.clear();
+      if (absl::Status s = context_.ValidateLimit(limit); !s.ok()) return s;
       if (deleted()) return context_.NotFound();
+      if (IsOurs(iterator)) {
+        return ResourceNotFound(absl::StrCat("Shard ", ShardIdFor(iterator.shard_index()),
+                                             " in stream ", context_.name, " under account ",
+                                             context_.account_id, " does not exist"));
+      }
       return InvalidArgument("Invalid ShardIterator.");
     }
     return shard->GetRecords(iterator, limit, page);
   }
-  // See Shard::HasRecords. False for an iterator of another stream.
+  // See Shard::HasRecords. False for an iterator of another stream; true for
+  // one of a deleted shard (GetRecords then says so).
   bool HasRecords(const ShardIterator& iterator) const {
+    detail::ReadSection section;
     const ShardType* shard = ShardOf(iterator);
-    return shard != nullptr && shard->HasRecords(iterator);
+    return shard != nullptr ? shard->HasRecords(iterator) : IsOurs(iterator);
   }
   // See Shard::WaitForRecords. False for an iterator of another stream.
   bool WaitForRecords(const ShardIterator& iterator, absl::Duration timeout) const {
-    const ShardType* shard = ShardOf(iterator);
-    return shard != nullptr && shard->WaitForRecords(iterator, timeout);
+    ShardHandle shard;  // held across the wait (never wait inside a ReadSection)
+    {
+      detail::ReadSection section;
+      ShardType* raw = const_cast<ShardType*>(ShardOf(iterator));
+      if (raw == nullptr) return IsOurs(iterator);
+      shard = raw->shared_from_this();
+    }
+    return shard->WaitForRecords(iterator, timeout);
   }
 
   absl::StatusOr<Page> GetRecords(const ShardIterator& iterator, int limit = 10000) const {
@@ -666,18 +708,31 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   // The open shards, in hash key order. Thread-safe; lock-free.
   std::vector<ShardHandle> OpenShards() const {
-    const RoutingTable* table = routing_.load(std::memory_order_acquire);
-    return table->shards;
-  }
-  // Every shard ever created (open and closed), in creation order.
-  std::vector<ShardHandle> AllShards() const {
+    detail::ReadSection section;
     std::vector<ShardHandle> out;
-    const uint32_t count = shard_count_.load(std::memory_order_acquire);
-    for (uint32_t i = 0; i < count; ++i) out.push_back(ShardAt(i));
+    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
+      out.push_back(shard->shared_from_this());
+    }
+    return out;
+  }
+  // Every shard the stream holds (open, and closed ones not yet deleted for
+  // being past retention), in creation order. Thread-safe; lock-free.
+  std::vector<ShardHandle> AllShards() const {
+    detail::ReadSection section;
+    std::vector<ShardHandle> out;
+    for (ShardType* shard : *held_.load(std::memory_order_acquire)) {
+      out.push_back(shard->shared_from_this());
+    }
     return out;
   }
   int open_shard_count() const {
+    detail::ReadSection section;
     return static_cast<int>(routing_.load(std::memory_order_acquire)->shards.size());
+  }
+  // Shards the stream holds now (open and closed within retention).
+  int held_shard_count() const {
+    detail::ReadSection section;
+    return static_cast<int>(held_.load(std::memory_order_acquire)->size());
   }
 
   // ListShards without paging: every shard within retention (open, or closed
@@ -802,9 +857,9 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // the stream is UPDATING (update_duration); ValidationException in
   // on-demand mode. Thread-safe; serialised with other control calls.
   absl::Status SplitShard(std::string_view shard_to_split, HashKey new_starting_hash_key) {
-    absl::StatusOr<ShardType*> found = GetShard(shard_to_split);
+    absl::StatusOr<ShardHandle> found = GetShard(shard_to_split);
     if (!found.ok()) return found.status();
-    ShardType* parent = *found;
+    ShardType* parent = found->get();
     detail::MutexLock lock(&control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (absl::Status s = CheckReshardableLocked("SplitShard", now_ms); !s.ok()) return s;
@@ -826,6 +881,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     }
     SplitLocked(parent, k, now_ms, ScalingEvent{});
     MarkUpdatedLocked(now_ms);
+    ReclaimLocked(now_ms);
     return absl::OkStatus();
   }
 
@@ -841,10 +897,14 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // serialised with other control calls.
   absl::Status MergeShards(std::string_view shard_to_merge,
                            std::string_view adjacent_shard_to_merge) {
-    absl::StatusOr<ShardType*> first = GetShard(shard_to_merge);
-    if (!first.ok()) return first.status();
-    absl::StatusOr<ShardType*> second = GetShard(adjacent_shard_to_merge);
-    if (!second.ok()) return second.status();
+    absl::StatusOr<ShardHandle> first_handle = GetShard(shard_to_merge);
+    if (!first_handle.ok()) return first_handle.status();
+    absl::StatusOr<ShardHandle> second_handle = GetShard(adjacent_shard_to_merge);
+    if (!second_handle.ok()) return second_handle.status();
+    ShardType* const first_shard = first_handle->get();
+    ShardType* const second_shard = second_handle->get();
+    ShardType* const* first = &first_shard;
+    ShardType* const* second = &second_shard;
     detail::MutexLock lock(&control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (absl::Status s = CheckReshardableLocked("MergeShards", now_ms); !s.ok()) return s;
@@ -867,6 +927,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (absl::Status s = CheckShardLimitsLocked(/*created=*/1, /*open_after=*/0); !s.ok()) return s;
     MergeLocked(*first, *second, now_ms, ScalingEvent{});
     MarkUpdatedLocked(now_ms);
+    ReclaimLocked(now_ms);
     return absl::OkStatus();
   }
 
@@ -947,6 +1008,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       }
     }
     MarkUpdatedLocked(now_ms);
+    ReclaimLocked(now_ms);
     return UpdateShardCountResult{context_.name, arn_, current, target_shard_count};
   }
 
@@ -1001,6 +1063,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       EvaluateOnDemandLocked(now_ms);
       next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
     }
+    ReclaimLocked(now_ms);
     return absl::OkStatus();
   }
 
@@ -1013,14 +1076,19 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
 
   // Reclaims ring space of expired records on every shard now (puts do it
-  // lazily). Returns the number of records dropped. Thread-safe.
+  // lazily), and deletes closed shards whose records are all past retention
+  // (puts and control calls do that when one is due). Returns the number of
+  // records dropped from the rings. Thread-safe.
   size_t TrimExpired() {
-    const int64_t expire_before = context_.ExpireBeforeMs(context_.NowMs());
+    const int64_t now_ms = context_.NowMs();
+    const int64_t expire_before = context_.ExpireBeforeMs(now_ms);
     size_t dropped = 0;
-    for (ShardType* shard : AllShards()) {
+    for (const ShardHandle& shard : AllShards()) {
       typename ShardType::WriterGuard lock(&shard->write_mu_);
       dropped += shard->log_.TrimExpired(expire_before);
     }
+    detail::MutexLock lock(&control_mu_);
+    ReclaimLocked(now_ms);
     return dropped;
   }
 
@@ -1031,7 +1099,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   void MarkDeleted() {
     context_.deleted.store(true, std::memory_order_release);
     next_scaling_ms_.store(kNever, std::memory_order_relaxed);
-    for (ShardType* shard : AllShards()) shard->log().NotifyWaiters();  // wake blocked readers
+    for (const ShardHandle& shard : AllShards()) shard->log().NotifyWaiters();  // wake readers
   }
 
  private:
@@ -1048,7 +1116,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   Stream(StreamOptions options, Clock* clock)
       : options_(std::move(options)),
-        shard_slots_(new std::atomic<ShardType*>[static_cast<size_t>(options_.max_shard_count)]) {
+        context_owner_(std::make_shared<detail::StreamContext<Clock>>()),
+        context_(*context_owner_) {
     context_.name = options_.name;
     context_.account_id = options_.account_id;
     context_.tag = detail::NextStreamTag();
@@ -1059,6 +1128,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     context_.full_policy = options_.full_policy;
     context_.limits = options_.limits;
     context_.measure_latency = options_.measure_get_records_latency;
+    context_.trimmed_reads = options_.trimmed_reads;
     context_.retention_ms.store(absl::ToInt64Milliseconds(options_.retention_period),
                                 std::memory_order_relaxed);
     arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
@@ -1072,8 +1142,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       shard_count = std::max(shard_count, options_.on_demand.min_shard_count);
     }
     if (options_.faults.enabled()) {
-      fault_history_.push_back(std::make_unique<detail::FaultState>(options_.faults));
-      context_.faults.store(fault_history_.back().get(), std::memory_order_release);
+      faults_ = std::make_unique<detail::FaultState>(options_.faults);
+      context_.faults.store(faults_.get(), std::memory_order_release);
     }
     for (const HashKeyRange& range : InitialHashKeyRanges(shard_count)) {
       ShardType* shard = AddShardLocked(range, std::nullopt, std::nullopt, created_ms_);
@@ -1099,41 +1169,124 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     return table->Find(explicit_hash_key.has_value() ? *explicit_hash_key
                                                      : Traits::Hasher::Hash(partition_key));
   }
-  // The shard an iterator of this stream names; nullptr for another stream's.
+  // The shard an iterator of this stream names; nullptr for another stream's
+  // or a deleted shard. REQUIRES: inside a ReadSection.
   const ShardType* ShardOf(const ShardIterator& iterator) const {
-    if (iterator.stream_tag() != context_.tag ||
-        iterator.shard_index() >= shard_count_.load(std::memory_order_acquire)) {
-      return nullptr;
-    }
+    if (!IsOurs(iterator)) return nullptr;
     return ShardAt(iterator.shard_index());
   }
-  ShardType* ShardAt(uint64_t index) const {
-    return shard_slots_[index].load(std::memory_order_acquire);
+  // True if the iterator names a shard this stream created (held or deleted).
+  bool IsOurs(const ShardIterator& iterator) const {
+    return iterator.stream_tag() == context_.tag &&
+           iterator.shard_index() < shard_count_.load(std::memory_order_acquire);
   }
+  // The shard at `index`, or nullptr if deleted. REQUIRES: inside a
+  // ReadSection, or control_mu_ held (only the control plane frees shards).
+  ShardType* ShardAt(uint64_t index) const { return table_.Get(index); }
 
   // `now_ms`: the shard's creation time (the stream's for the first shards,
   // the reshard's for children: a child starts when its parent closes).
   ShardType* AddShardLocked(HashKeyRange range, std::optional<std::string> parent,
                             std::optional<std::string> adjacent, int64_t now_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const uint32_t index = static_cast<uint32_t>(shards_.size());
-    shards_.push_back(std::unique_ptr<ShardType>(new ShardType(
-        &context_, index, range, std::move(parent), std::move(adjacent),
-        options_.shard_capacity_records, options_.EffectiveShardCapacityBytes(), now_ms)));
+    const uint32_t index = shard_count_.load(std::memory_order_relaxed);
+    std::shared_ptr<ShardType> shard(new ShardType(
+        context_owner_, index, range, std::move(parent), std::move(adjacent),
+        options_.shard_capacity_records, options_.EffectiveShardCapacityBytes(), now_ms));
     LoadSnapshot snap;
     snap.at_ms = now_ms;
-    loads_.push_back(snap);
+    loads_[index] = snap;
     // Publish the shard before the count that makes it visible.
-    shard_slots_[index].store(shards_.back().get(), std::memory_order_release);
+    table_.Set(index, shard.get());
     shard_count_.store(index + 1, std::memory_order_release);
-    return shards_.back().get();
+    live_.emplace(index, std::move(shard));
+    RepublishHeldLocked();
+    return table_.Get(index);
   }
 
   void PublishRoutingLocked(std::unique_ptr<RoutingTable> table)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    // Old tables stay alive (a writer may still be routing with one).
+    // The old table is retired, not freed: a writer may still be routing with
+    // it (inside a ReadSection) until the next grace period (ReclaimLocked).
     routing_.store(table.get(), std::memory_order_release);
-    routing_history_.push_back(std::move(table));
+    if (routing_owner_ != nullptr) {
+      retired_.push_back(std::shared_ptr<RoutingTable>(routing_owner_.release()));
+    }
+    routing_owner_ = std::move(table);
+  }
+
+  // Publishes the list of held shards (AllShards) after a shard is added or
+  // deleted; the old list is retired like a routing table.
+  void RepublishHeldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    auto list = std::make_unique<std::vector<ShardType*>>();
+    list->reserve(live_.size());
+    for (const auto& [index, shard] : live_) list->push_back(shard.get());
+    held_.store(list.get(), std::memory_order_release);
+    if (held_owner_ != nullptr) {
+      retired_.push_back(std::shared_ptr<std::vector<ShardType*>>(held_owner_.release()));
+    }
+    held_owner_ = std::move(list);
+  }
+
+  // ---- Deleting expired shards and freeing retired objects -------------------
+  //
+  // A closed shard whose every record is past retention is deleted, as AWS
+  // deletes it: it leaves the shard table and the held list (new lookups no
+  // longer find it: ResourceNotFoundException), its on-demand and fan-out
+  // bookkeeping goes, and the stream's reference to it is retired. Retired
+  // objects (shards, routing tables, held lists, fault configurations, shard
+  // table chunks) are freed after a grace period (detail::EpochDomain): no
+  // call that reached them through a raw pointer is still running. A shard
+  // is then freed with its ring unless a user still holds a handle to it.
+  // Runs at the end of every control call and from the first put after
+  // next_reclaim_ms_. Never under a shard's writer lock, never in a section.
+  void ReclaimLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    const int64_t horizon = context_.ExpireBeforeMs(now_ms);
+    int64_t next_due = kNever;
+    std::vector<uint32_t> deleted;
+    for (auto it = live_.begin(); it != live_.end();) {
+      ShardType* shard = it->second.get();
+      if (shard->is_open()) {
+        ++it;
+        continue;
+      }
+      if (shard->closed_ms_ >= horizon) {
+        // Due when its newest possible record (closed_ms_) leaves retention.
+        const int64_t due = shard->closed_ms_ + (now_ms - horizon) + 1;
+        next_due = std::min(next_due, due);
+        ++it;
+        continue;
+      }
+      table_.Clear(it->first, shard_count_.load(std::memory_order_relaxed), &retired_);
+      loads_.erase(it->first);
+      deleted_incoming_bytes_ +=
+          shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
+      shard->MarkDeleted();
+      deleted.push_back(it->first);
+      retired_.push_back(std::move(it->second));
+      it = live_.erase(it);
+    }
+    next_reclaim_ms_.store(next_due, std::memory_order_relaxed);
+    if (!deleted.empty()) {
+      RepublishHeldLocked();
+      detail::MutexLock lock(&fanout_mu_);
+      for (auto& consumer : consumers_) {
+        for (uint32_t index : deleted) consumer->subscriptions.erase(index);
+      }
+    }
+    if (!retired_.empty() && detail::EpochDomain::Global().Synchronize()) retired_.clear();
+  }
+
+  // The hot path's check (one relaxed load and a compare): the first put at
+  // or after the due time deletes the expired shards.
+  void MaybeReclaim(int64_t now_ms) {
+    if (KINLET_LIKELY(now_ms < next_reclaim_ms_.load(std::memory_order_relaxed))) return;
+    ReclaimSlow(now_ms);
+  }
+  ABSL_ATTRIBUTE_NOINLINE void ReclaimSlow(int64_t now_ms) {
+    if (!control_mu_.TryLock()) return;  // a control call is running: it reclaims
+    ReclaimLocked(now_ms);
+    control_mu_.Unlock();
   }
 
   // ---- Fan-out internals ------------------------------------------------------
@@ -1219,10 +1372,16 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // `created`: shards the operation adds; `open_after`: open shards after it.
   absl::Status CheckShardLimitsLocked(int64_t created, int64_t open_after) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    if (static_cast<int64_t>(shards_.size()) + created > options_.max_shard_count) {
-      return LimitExceeded(absl::StrCat("This request would exceed the shard limit of ",
-                                        options_.max_shard_count, " for stream ", context_.name,
-                                        " (shards ever created, open or closed)."));
+    if (static_cast<int64_t>(live_.size()) + created > options_.max_shard_count) {
+      return LimitExceeded(absl::StrCat(
+          "This request would exceed the shard limit of ", options_.max_shard_count, " for stream ",
+          context_.name,
+          " (shards held: open, and closed ones until their records pass retention)."));
+    }
+    if (static_cast<uint64_t>(shard_count_.load(std::memory_order_relaxed)) + created >
+        detail::ShardTable<ShardType>::kMaxIndices) {
+      return LimitExceeded(absl::StrCat("Stream ", context_.name, " has used every shard id (",
+                                        detail::ShardTable<ShardType>::kMaxIndices, ")."));
     }
     if (open_after > options_.max_open_shard_count) {
       return LimitExceeded(absl::StrCat("This request would exceed the open shard limit of ",
@@ -1371,9 +1530,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     snap.at_ms = now_ms;
   }
 
-  uint64_t TotalIncomingBytes() const {
-    uint64_t total = 0;
-    for (ShardType* shard : AllShards()) {
+  // Bytes ever written to the stream (held shards, and deleted ones).
+  uint64_t TotalIncomingBytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    uint64_t total = deleted_incoming_bytes_;
+    for (const ShardHandle& shard : AllShards()) {
       total += shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
     }
     return total;
@@ -1394,6 +1554,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     detail::MutexLock lock(&control_mu_);
     if (stream_mode() != StreamMode::kOnDemand || deleted()) return;
     EvaluateOnDemandLocked(now_ms);
+    ReclaimLocked(now_ms);
   }
 
   template <typename P>
@@ -1489,7 +1650,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     OnDemandOptions bounded = o;
     bounded.max_shard_count = std::min(o.max_shard_count, options_.max_open_shard_count);
     const detail::OnDemandPlan plan = detail::PlanOnDemand(
-        bounded, loads, peak, options_.max_shard_count - static_cast<int64_t>(shards_.size()));
+        bounded, loads, peak, options_.max_shard_count - static_cast<int64_t>(live_.size()));
     for (size_t i : plan.hot_keys) {
       LoadSnapshot& snap = loads_[open[i]->index()];
       if (snap.hot_key_reported) continue;
@@ -1561,10 +1722,9 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       return absl::ToUnixMillis(s->created_at()) <= t && (!closed || *closed >= t);
     };
     std::vector<ShardDescription> out;
-    const uint32_t count = shard_count_.load(std::memory_order_acquire);
-    for (uint32_t i = after < 0 ? 0 : static_cast<uint32_t>(std::min<int64_t>(after + 1, count));
-         i < count; ++i) {
-      const ShardType* s = ShardAt(i);
+    detail::ReadSection section;
+    for (const ShardType* s : *held_.load(std::memory_order_acquire)) {
+      if (static_cast<int64_t>(s->index()) <= after) continue;
       std::optional<int64_t> closed;
       if (std::optional<absl::Time> at = s->closed_at()) closed = absl::ToUnixMillis(*at);
       if (closed && *closed < horizon) continue;  // expired: every record is past retention
@@ -1671,9 +1831,12 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
 
   absl::Status ValidateOrdering(SequenceNumber s) const {
-    const bool ours = s.stream_tag() == context_.tag &&
-                      s.shard_index() < shard_count_.load(std::memory_order_acquire) &&
-                      s.position() < ShardAt(s.shard_index())->log_.End();
+    detail::ReadSection section;
+    const ShardType* shard = s.stream_tag() == context_.tag &&
+                                     s.shard_index() < shard_count_.load(std::memory_order_acquire)
+                                 ? ShardAt(s.shard_index())
+                                 : nullptr;
+    const bool ours = shard != nullptr && s.position() < shard->log_.End();
     if (ours) return absl::OkStatus();
     return InvalidArgument(absl::StrCat("ExclusiveMinimumSequenceNumber ", s.ToString(),
                                         " used in PutRecord on stream ", context_.name,
@@ -1702,27 +1865,44 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
           absl::FormatDuration(absl::Milliseconds(current)),
           "). Use IncreaseStreamRetentionPeriod API."));
     }
+    if (increase) {
+      // What has expired stays expired (AWS never resurrects it).
+      const int64_t now_ms = context_.NowMs();
+      context_.expired_floor_ms.store(context_.ExpireBeforeMs(now_ms), std::memory_order_relaxed);
+    }
     context_.retention_ms.store(wanted, std::memory_order_relaxed);
+    ReclaimLocked(context_.NowMs());
     return absl::OkStatus();
   }
 
   const StreamOptions options_;
-  detail::StreamContext<Clock> context_;
+  // Shared with every shard and subscription (handles may outlive the stream).
+  const std::shared_ptr<detail::StreamContext<Clock>> context_owner_;
+  detail::StreamContext<Clock>& context_;
   std::string arn_;
   absl::Time created_at_;
 
-  // shard_slots_[i] is written once (release) before shard_count_ grows past i
-  // (release); readers load shard_count_ (acquire), then the slot.
-  const std::unique_ptr<std::atomic<ShardType*>[]> shard_slots_;
-  std::atomic<uint32_t> shard_count_{0};
+  // The shards by index: a slot is set (release) before shard_count_ grows
+  // past it (release); readers load shard_count_ (acquire), then the slot,
+  // inside a ReadSection. Written by the control plane only.
+  detail::ShardTable<ShardType> table_;
+  std::atomic<uint32_t> shard_count_{0};  // indices taken so far (ids are never reused)
+  // The routing table and the held-shard list in force: published by the
+  // control plane (release), loaded by puts and reads (acquire) inside a
+  // ReadSection; replaced ones are retired and freed after a grace period.
   std::atomic<const RoutingTable*> routing_{nullptr};
+  std::atomic<const std::vector<ShardType*>*> held_{nullptr};
 
-  // Control plane: creation, resharding, retention changes.
+  // Control plane: creation, resharding, retention changes, deletion.
   mutable detail::Mutex control_mu_;
-  std::vector<std::unique_ptr<ShardType>> shards_ ABSL_GUARDED_BY(control_mu_);
-  std::vector<std::unique_ptr<RoutingTable>> routing_history_ ABSL_GUARDED_BY(control_mu_);
-  // Every fault configuration ever published (calls may still hold one).
-  std::vector<std::unique_ptr<detail::FaultState>> fault_history_ ABSL_GUARDED_BY(control_mu_);
+  // The shards held, by index: the stream's own references.
+  std::map<uint32_t, std::shared_ptr<ShardType>> live_ ABSL_GUARDED_BY(control_mu_);
+  std::unique_ptr<RoutingTable> routing_owner_ ABSL_GUARDED_BY(control_mu_);
+  std::unique_ptr<std::vector<ShardType*>> held_owner_ ABSL_GUARDED_BY(control_mu_);
+  // The fault configuration in force (calls hold it inside a ReadSection).
+  std::unique_ptr<detail::FaultState> faults_ ABSL_GUARDED_BY(control_mu_);
+  // Unpublished objects awaiting a grace period (see ReclaimLocked).
+  std::vector<std::shared_ptr<void>> retired_ ABSL_GUARDED_BY(control_mu_);
 
   int64_t created_ms_ = 0;
   // Written under control_mu_ (relaxed); read without it (relaxed): a stale
@@ -1732,10 +1912,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // When the next on-demand evaluation is due (kNever in provisioned mode).
   // Loaded relaxed by every put; claimed by CAS (see MaybeScaleOnDemand).
   std::atomic<int64_t> next_scaling_ms_{kNever};
+  // When the next closed shard passes retention (kNever: none closed). Loaded
+  // relaxed by every put; written under control_mu_ (see ReclaimLocked).
+  std::atomic<int64_t> next_reclaim_ms_{kNever};
   // On-demand measurements and the rolling windows of the 24-hour limits.
-  std::vector<LoadSnapshot> loads_ ABSL_GUARDED_BY(control_mu_);  // by shard index
+  // By shard index; node-based: references stay valid while shards are added.
+  absl::node_hash_map<uint32_t, LoadSnapshot> loads_ ABSL_GUARDED_BY(control_mu_);
   std::deque<std::pair<int64_t, double>> peaks_ ABSL_GUARDED_BY(control_mu_);
   uint64_t last_total_bytes_ ABSL_GUARDED_BY(control_mu_) = 0;
+  uint64_t deleted_incoming_bytes_ ABSL_GUARDED_BY(control_mu_) = 0;
   int64_t last_evaluation_ms_ ABSL_GUARDED_BY(control_mu_) = 0;
   std::deque<int64_t> shard_count_updates_ ABSL_GUARDED_BY(control_mu_);
   std::deque<int64_t> mode_updates_ ABSL_GUARDED_BY(control_mu_);

@@ -27,6 +27,19 @@ namespace kinlet {
 
 inline constexpr size_t kMiB = size_t{1} << 20;
 
+// What a read of records that retention or ring capacity removed does.
+enum class TrimmedReads {
+  // kinlet's loud default: GetRecords fails with TrimmedDataAccessException
+  // and a fan-out subscription ends with kDataTrimmed, so that a reader
+  // learns that it lost records (Consumer's TrimmedPolicy decides what next).
+  kReport,
+  // Exactly as Kinesis: GetRecords and SubscribeToShard continue from the
+  // trim horizon, silently (Kinesis never sends TrimmedDataAccessException,
+  // a DynamoDB Streams error). For code written against Kinesis, and the
+  // wire gateway.
+  kContinueFromTrimHorizon,
+};
+
 struct StreamOptions {
   // [a-zA-Z0-9_.-]{1,128}.
   std::string name;
@@ -60,9 +73,12 @@ struct StreamOptions {
   FaultInjection faults;
   // Measure GetRecords.Latency (two steady-clock reads per GetRecords call).
   bool measure_get_records_latency = false;
-  // Shards the stream may ever create, open or closed (each reshard adds
-  // shards; closed ones stay readable until the stream is destroyed).
-  int max_shard_count = 10000;
+  // Shards the stream may hold at once: open ones, and closed ones still
+  // readable. A reshard closes its parents; a closed shard is deleted (and its
+  // memory returned) once every record in it is past retention, as AWS does,
+  // and then no longer counts. AWS itself limits only open shards
+  // (max_open_shard_count); this bounds the memory of closed ones too.
+  int max_shard_count = 100000;
   // Open shards at once (Kinesis: 10,000 per stream, less by account quota):
   // SplitShard and UpdateShardCount beyond it are LimitExceededException.
   int max_open_shard_count = 10000;
@@ -88,6 +104,9 @@ struct StreamOptions {
   absl::Duration subscription_lifetime = absl::Minutes(5);
   absl::Duration subscription_takeover_after = absl::Seconds(5);
   absl::Duration subscription_heartbeat = absl::Seconds(5);
+  // Reads of trimmed data: kinlet's loud report (default) or Kinesis's
+  // silent continuation from the trim horizon. See TrimmedReads.
+  TrimmedReads trimmed_reads = TrimmedReads::kReport;
   // For ARNs and AWS-style messages.
   std::string region = "us-east-1";
   std::string account_id = "000000000000";

@@ -448,7 +448,7 @@ class Differential {
     // ErrorCodeOf gives kUnknown, as the model says.
     const kinlet::ErrorCode got_code = kinlet::ErrorCodeOf(got);
     if (auto d = Outcome("SubscribeToShardEvent", got_code, want.error)) {
-      return *d + " (" + slot.shard + ")";
+      return *d + " (" + slot.shard + ") " + got.ToString();
     }
     if (!got.ok()) return std::nullopt;
     if (!want.records.empty()) Reached("SubscribeToShardEvent records");
@@ -559,7 +559,7 @@ class Differential {
     if (op.b % 4 == 2) at = absl::MakeUint128(op.hi, op.lo);  // anywhere
     const std::string id = s.id;
     const absl::Status got = stream_->SplitShard(id, at);
-    const ErrorCode want = model_.Split(id, at);
+    const ErrorCode want = model_.Split(id, at, Now());
     if (auto d = Outcome("SplitShard", kinlet::ErrorCodeOf(got), want)) return *d + " (" + id + ")";
     return CompareOpenShards();
   }
@@ -574,7 +574,7 @@ class Differential {
       }
     }
     const absl::Status got = stream_->MergeShards(a, b);
-    const ErrorCode want = model_.Merge(a, b);
+    const ErrorCode want = model_.Merge(a, b, Now());
     if (auto d = Outcome("MergeShards", kinlet::ErrorCodeOf(got), want)) {
       return *d + " (" + a + ", " + b + ")";
     }
@@ -583,7 +583,7 @@ class Differential {
 
   std::optional<std::string> CompareOpenShards() const {
     std::string got;
-    for (const auto* s : stream_->OpenShards()) {
+    for (const auto& s : stream_->OpenShards()) {
       got += s->shard_id() + "[" + kinlet::HashKeyToString(s->hash_key_range().starting_hash_key) +
              "] ";
     }

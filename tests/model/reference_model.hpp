@@ -99,6 +99,7 @@ struct Shard {
   std::optional<std::string> parent;
   std::optional<std::string> adjacent_parent;
   bool open = true;
+  int64_t closed_ms = 0;
   std::vector<Record> records;
   std::vector<std::string> children;
   uint64_t dropped = 0;  // records [0, dropped) were dropped for capacity
@@ -240,7 +241,7 @@ class Model {
                                                   uint64_t seq_position, int64_t timestamp_ms,
                                                   int64_t now_ms) {
     const std::optional<size_t> found = Find(shard_id);
-    if (!found) return {ErrorCode::kResourceNotFound, {}};
+    if (!found || Deleted(*found, now_ms)) return {ErrorCode::kResourceNotFound, {}};
     Allowance& calls = shards_[*found].iterator_calls;
     if (!calls.Has(1, now_ms)) return {ErrorCode::kProvisionedThroughputExceeded, {}};
     calls.Use(1, now_ms);
@@ -254,7 +255,7 @@ class Model {
                                          uint64_t seq_position, int64_t timestamp_ms,
                                          int64_t now_ms) const {
     const std::optional<size_t> found = Find(shard_id);
-    if (!found) return {ErrorCode::kResourceNotFound, {}};
+    if (!found || Deleted(*found, now_ms)) return {ErrorCode::kResourceNotFound, {}};
     const Shard& s = shards_[*found];
     const uint64_t end = s.records.size();
     uint64_t at = 0;
@@ -296,6 +297,10 @@ class Model {
       page.error = ErrorCode::kValidation;
       return page;
     }
+    if (Deleted(it.shard, now_ms)) {
+      page.error = ErrorCode::kResourceNotFound;
+      return page;
+    }
     if (now_ms - it.issued_ms > kIteratorTtlMs) {
       page.error = ErrorCode::kExpiredIterator;
       return page;
@@ -329,14 +334,14 @@ class Model {
     return page;
   }
 
-  ErrorCode Split(std::string_view shard_id, HashKey new_start) {
+  ErrorCode Split(std::string_view shard_id, HashKey new_start, int64_t now_ms) {
     const std::optional<size_t> found = Find(shard_id);
-    if (!found) return ErrorCode::kResourceNotFound;
+    if (!found || Deleted(*found, now_ms)) return ErrorCode::kResourceNotFound;
     if (!shards_[*found].open) return ErrorCode::kInvalidArgument;
     const HashKey start = shards_[*found].start;
     const HashKey end = shards_[*found].end;
     if (!(start + 1 < new_start && new_start < end)) return ErrorCode::kInvalidArgument;
-    Close(*found);
+    Close(*found, now_ms);
     const std::string parent = shards_[*found].id;
     AddShard(start, new_start - 1, parent, std::nullopt);
     AddShard(new_start, end, parent, std::nullopt);
@@ -344,10 +349,12 @@ class Model {
     return ErrorCode::kNone;
   }
 
-  ErrorCode Merge(std::string_view shard_id, std::string_view adjacent_id) {
+  ErrorCode Merge(std::string_view shard_id, std::string_view adjacent_id, int64_t now_ms) {
     const std::optional<size_t> a = Find(shard_id);
     const std::optional<size_t> b = Find(adjacent_id);
-    if (!a || !b) return ErrorCode::kResourceNotFound;
+    if (!a || !b || Deleted(*a, now_ms) || Deleted(*b, now_ms)) {
+      return ErrorCode::kResourceNotFound;
+    }
     if (!shards_[*a].open || !shards_[*b].open) return ErrorCode::kInvalidArgument;
     const Shard& x = shards_[*a];
     const Shard& y = shards_[*b];
@@ -356,8 +363,8 @@ class Model {
     if (!adjacent) return ErrorCode::kInvalidArgument;
     const HashKey start = std::min(x.start, y.start);
     const HashKey end = std::max(x.end, y.end);
-    Close(*a);
-    Close(*b);
+    Close(*a, now_ms);
+    Close(*b, now_ms);
     AddShard(start, end, shards_[*a].id, shards_[*b].id);
     shards_[*a].children = {shards_.back().id};
     shards_[*b].children = {shards_.back().id};
@@ -392,7 +399,7 @@ class Model {
                                          uint64_t seq_position, int64_t timestamp_ms,
                                          int64_t now_ms) {
     const std::optional<size_t> shard = Find(shard_id);
-    if (!shard) return {ErrorCode::kResourceNotFound, 0};
+    if (!shard || Deleted(*shard, now_ms)) return {ErrorCode::kResourceNotFound, 0};
     if (std::find(consumers_.begin(), consumers_.end(), consumer) == consumers_.end()) {
       return {ErrorCode::kResourceNotFound, 0};
     }
@@ -427,6 +434,13 @@ class Model {
   Event Next(size_t id, int64_t now_ms) {
     Subscription& sub = subscriptions_[id];
     Event event;
+    // Whichever came first ends it: the shard's deletion or the lifetime.
+    const bool lifetime_over = now_ms - sub.started_ms >= kSubscriptionLifetimeMs;
+    if (!sub.ended && Deleted(sub.shard, now_ms) &&
+        !(lifetime_over && sub.started_ms + kSubscriptionLifetimeMs <
+                               shards_[sub.shard].closed_ms + retention_ms_ + 1)) {
+      End(sub, ErrorCode::kResourceNotFound);
+    }
     if (!sub.ended && now_ms - sub.started_ms >= kSubscriptionLifetimeMs) {
       End(sub, ErrorCode::kUnknown);
     }
@@ -513,8 +527,20 @@ class Model {
     shards_.push_back(std::move(s));
   }
 
-  void Close(size_t shard) { shards_[shard].open = false; }
+  void Close(size_t shard, int64_t now_ms) {
+    shards_[shard].open = false;
+    shards_[shard].closed_ms = now_ms;
+  }
 
+ public:
+  // A closed shard is deleted once every record in it is past retention
+  // (AWS): from then on every call naming it is ResourceNotFound.
+  bool Deleted(size_t shard, int64_t now_ms) const {
+    const Shard& s = shards_[shard];
+    return !s.open && s.closed_ms < now_ms - retention_ms_;
+  }
+
+ private:
   PutResult Append(std::string_view key, std::string_view data, HashKey hash, int64_t now_ms) {
     for (size_t i = 0; i < shards_.size(); ++i) {
       Shard& s = shards_[i];
