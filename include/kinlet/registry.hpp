@@ -56,14 +56,32 @@ class Registry {
   }
 
   // Deletes the stream: it leaves the registry at once and every call on it
-  // (through handles still held) fails with ResourceNotFoundException.
-  // ResourceNotFoundException if there is no such stream.
-  absl::Status DeleteStream(std::string_view name) {
+  // fails with ResourceNotFoundException, through every handle still held
+  // (the stream, its shards, subscriptions, consumers and consumer groups):
+  // each keeps what it points into alive, so handles may be used and
+  // destroyed after deletion in any order, on any thread.
+  // Errors: ResourceNotFoundException if there is no such stream;
+  // ResourceInUseException if it has registered stream consumers (enhanced
+  // fan-out) and `enforce_consumer_deletion` is false, as AWS (its
+  // EnforceConsumerDeletion parameter): with true, they are deregistered and
+  // their subscriptions end. Thread-safe.
+  absl::Status DeleteStream(std::string_view name, bool enforce_consumer_deletion = false) {
     std::shared_ptr<StreamType> stream;
     {
       detail::MutexLock lock(&mu_);
       auto it = streams_.find(detail::ToAbsl(name));
       if (it == streams_.end()) return NotFound(name);
+      if (!enforce_consumer_deletion) {
+        absl::StatusOr<std::vector<StreamConsumerDescription>> consumers =
+            it->second->ListStreamConsumers();
+        if (consumers.ok() && !consumers->empty()) {
+          return ResourceInUse(
+              absl::StrCat("Stream ", detail::ToAbsl(name), " under account ", account_id_, " has ",
+                           consumers->size(),
+                           " registered consumers: deregister them first, or delete with "
+                           "EnforceConsumerDeletion."));
+        }
+      }
       stream = std::move(it->second);
       streams_.erase(it);
     }

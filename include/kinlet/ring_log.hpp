@@ -59,10 +59,15 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string_view>
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "absl/base/attributes.h"
 #include "absl/time/time.h"
@@ -183,6 +188,36 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoadBytes(uint64_t* words, size_t at, c
 
 constexpr size_t WordsFor(size_t bytes) { return (bytes + 7) / 8; }
 
+// Zero-filled memory whose pages are committed on first touch (an anonymous
+// mapping; returned to the system at once when freed). Where no mapping can
+// be had it falls back to operator new (which fails as any allocation does)
+// and zeroes the memory: *mapped says which FreeZeroedPages must undo.
+inline void* AllocateZeroedPages(size_t bytes, bool* mapped) {
+#if defined(__linux__)
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p != MAP_FAILED) {
+    *mapped = true;
+    return p;
+  }
+#endif
+  *mapped = false;
+  void* memory = ::operator new(bytes);
+  std::memset(memory, 0, bytes);
+  return memory;
+}
+inline void FreeZeroedPages(void* p, size_t bytes, bool mapped) {
+#if defined(__linux__)
+  if (mapped) {
+    munmap(p, bytes);
+    return;
+  }
+#endif
+  (void)bytes;
+  (void)mapped;
+  ::operator delete(p);
+}
+
 template <typename Payload, bool kObject>
 struct Slot {
   std::atomic<int64_t> arrival_ms{0};
@@ -224,7 +259,7 @@ class RingLog {
   RingLog(size_t capacity_records, size_t capacity_bytes)
       : record_mask_(std::bit_ceil(capacity_records) - 1),
         word_capacity_(std::bit_ceil(std::max<size_t>(capacity_bytes, 64)) / 8),
-        slots_(new SlotType[record_mask_ + 1]),
+        slots_(AllocateSlots(record_mask_ + 1)),
         words_(new uint64_t[word_capacity_]) {}  // default-init: pages are touched lazily
 
   RingLog(const RingLog&) = delete;
@@ -562,7 +597,38 @@ class RingLog {
     }
   }
 
-  SlotType& SlotAt(uint64_t position) const { return slots_[position & record_mask_]; }
+  SlotType& SlotAt(uint64_t position) const { return slots_.get()[position & record_mask_]; }
+
+  // The slot array is committed as the ring fills, not at creation: for byte
+  // and trivial payloads it comes from an anonymous mapping (zero pages,
+  // committed on first write) and the slots are not constructed, because a
+  // slot's value-initialised state is all-zero bytes (atomics of integers
+  // whose object representation is their value: true of every ABI kinlet
+  // builds for) and construction would touch every page. A shard of 65,536
+  // slots then costs its 1.5 MiB only as records arrive. Object payloads
+  // construct their slots (their objects need it).
+  struct SlotDeleter {
+    size_t count = 0;
+    bool mapped = false;
+    void operator()(SlotType* slots) const {
+      if constexpr (kObjectSlots) {
+        delete[] slots;
+      } else {
+        detail::FreeZeroedPages(slots, count * sizeof(SlotType), mapped);
+      }
+    }
+  };
+  using SlotArray = std::unique_ptr<SlotType[], SlotDeleter>;
+  static SlotArray AllocateSlots(size_t count) {
+    if constexpr (kObjectSlots) {
+      return SlotArray(new SlotType[count], SlotDeleter{count});
+    } else {
+      static_assert(std::is_trivially_destructible_v<SlotType>);
+      bool mapped = false;
+      void* memory = detail::AllocateZeroedPages(count * sizeof(SlotType), &mapped);
+      return SlotArray(std::launder(static_cast<SlotType*>(memory)), SlotDeleter{count, mapped});
+    }
+  }
 
   // Lets the writer reuse the memory of records below `begin` (and up to 1/16
   // of the ring beyond, so that this runs once per that many records): waits
@@ -591,7 +657,7 @@ class RingLog {
 
   const size_t record_mask_;
   const size_t word_capacity_;
-  const std::unique_ptr<SlotType[]> slots_;
+  const SlotArray slots_;
   const std::unique_ptr<uint64_t[]> words_;
 
   // Writer-only state (REQUIRES the caller's serialisation).
