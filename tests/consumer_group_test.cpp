@@ -3,11 +3,15 @@
 // takeover (also of a worker that outlives its lease mid-batch), checkpoint
 // validation, parents before children (and the SHARD_END rule), per-key order
 // while the stream reshards, restart from a file store, graceful shutdown,
-// initial positions, enhanced fan-out delivery and option validation.
+// initial positions, enhanced fan-out delivery and option validation; lease
+// cleanup (finished leases deleted once their children started, a bounded
+// lease table over thousands of reshards) and a registry stream deleted under
+// a running group.
 #include "kinlet/consumer_group.hpp"
 
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
@@ -15,8 +19,10 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kinlet/registry.hpp"
 #include "kinlet/stream.hpp"
 
 namespace {
@@ -564,4 +570,144 @@ TEST_CASE("ConsumerGroup::Create refuses bad options", "[consumer_group]") {
   }());
   REQUIRE(generated.ok());
   CHECK((*generated)->worker_id().rfind("app-worker-", 0) == 0);
+}
+
+namespace {
+
+// Splits the first open shard in the middle of its hash key range.
+void SplitFirst(TestStream& stream) {
+  auto open = stream.OpenShards();
+  const auto range = open[0]->hash_key_range();
+  REQUIRE(stream
+              .SplitShard(
+                  open[0]->shard_id(),
+                  range.starting_hash_key + (range.ending_hash_key - range.starting_hash_key) / 2)
+              .ok());
+}
+void MergeFirstTwo(TestStream& stream) {
+  auto open = stream.OpenShards();
+  REQUIRE(open.size() >= 2);
+  REQUIRE(stream.MergeShards(open[0]->shard_id(), open[1]->shard_id()).ok());
+}
+std::set<std::string> LeaseKeys(kinlet::CheckpointStore& store) {
+  std::set<std::string> keys;
+  const std::vector<kinlet::Lease> leases = *store.ListLeases();
+  for (const kinlet::Lease& l : leases) keys.insert(l.lease_key);
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("Finished leases are deleted once their children have started",
+          "[consumer_group][reshard]") {
+  kinlet::ManualClock clock;
+  auto stream = MakeStream(&clock, 1);
+  kinlet::InMemoryCheckpointStore store;
+  Journal journal;
+  auto group = MakeGroup(stream.get(), &store, &journal, "w");
+  auto sent = Put(*stream, 10, "a-");
+  Cycles({group.get()}, 3);
+  SplitFirst(*stream);  // shardId-0 -> 1, 2
+  Cycles({group.get()}, 5);
+  // The children have leases but have not started (TRIM_HORIZON): 0 stays.
+  CHECK(LeaseKeys(store) == std::set<std::string>{"shardId-000000000000", "shardId-000000000001",
+                                                  "shardId-000000000002"});
+  for (const auto& r : Put(*stream, 40, "b-")) sent.push_back(r);
+  Cycles({group.get()}, 5);          // the children checkpoint
+  clock.Advance(absl::Seconds(61));  // the next shard sync
+  Cycles({group.get()}, 2);
+  CHECK(LeaseKeys(store) == std::set<std::string>{"shardId-000000000001", "shardId-000000000002"});
+  CHECK(group->stats().leases_deleted == 1);
+
+  MergeFirstTwo(*stream);  // 1 + 2 -> 3
+  Cycles({group.get()}, 5);
+  CHECK(LeaseKeys(store) == std::set<std::string>{"shardId-000000000001", "shardId-000000000002",
+                                                  "shardId-000000000003"});
+  for (const auto& r : Put(*stream, 10, "c-")) sent.push_back(r);
+  Cycles({group.get()}, 5);
+  clock.Advance(absl::Seconds(61));
+  Cycles({group.get()}, 2);
+  CHECK(LeaseKeys(store) == std::set<std::string>{"shardId-000000000003"});
+  CHECK(group->stats().leases_deleted == 3);
+  CHECK(Bag(journal.Data()) == Bag(sent));  // each record exactly once
+  CHECK(journal.checkpoint_errors.empty());
+}
+
+TEST_CASE("Thousands of reshards keep the lease table and the group's state bounded",
+          "[consumer_group][reshard]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions options;
+  options.name = "churn";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 1;
+  options.max_record_size_bytes = 1024;
+  options.shard_capacity_records = 64;
+  options.shard_capacity_bytes = 16 << 10;
+  auto created = TestStream::Create(options, &clock);
+  REQUIRE(created.ok());
+  TestStream& stream = **created;
+  kinlet::InMemoryCheckpointStore store;
+  Journal journal;
+  auto a = MakeGroup(&stream, &store, &journal, "a");
+  auto b = MakeGroup(&stream, &store, &journal, "b");
+  constexpr int kCycles = 1000;  // 2,000 reshards, 3,000 shards
+  std::vector<std::string> sent;
+  size_t most_leases = 0;
+  size_t most_held = 0;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    for (const auto& r : Put(stream, 2, absl::StrCat("s", cycle, "-"))) sent.push_back(r);
+    SplitFirst(stream);
+    Cycles({a.get(), b.get()}, 2);
+    for (const auto& r : Put(stream, 2, absl::StrCat("m", cycle, "-"))) sent.push_back(r);
+    MergeFirstTwo(stream);
+    Cycles({a.get(), b.get()}, 3);
+    clock.Advance(absl::Seconds(1));
+    most_leases = std::max(most_leases, store.ListLeases()->size());
+    most_held = std::max(most_held, a->HeldShards().size() + b->HeldShards().size());
+  }
+  Cycles({a.get(), b.get()}, 10);
+  CHECK(Bag(journal.Data()) == Bag(sent));
+  CHECK(most_leases <= 8);  // not 3,001: finished generations are deleted
+  CHECK(most_held <= 4);
+  CHECK(a->stats().leases_deleted + b->stats().leases_deleted >= 3 * kCycles - 8);
+  CHECK(journal.checkpoint_errors.empty());
+}
+
+TEST_CASE("A group keeps a deleted registry stream alive and fails its later cycles",
+          "[consumer_group][lifetime]") {
+  kinlet::ManualClock clock;
+  kinlet::Registry<std::string, kinlet::ManualClockTraits> registry(&clock);
+  kinlet::StreamOptions options;
+  options.name = "doomed";
+  options.limits = kinlet::ThroughputLimits::Unlimited();
+  options.shard_count = 2;
+  options.max_record_size_bytes = 1024;
+  options.shard_capacity_bytes = 1 << 20;
+  auto created = registry.CreateStream(options);
+  INFO(created.status());
+  REQUIRE(created.ok());
+  std::shared_ptr<TestStream> stream = *std::move(created);
+  kinlet::InMemoryCheckpointStore store;
+  Journal journal;
+  auto group = MakeGroup(stream.get(), &store, &journal, "w");
+  Put(*stream, 50);
+  stream.reset();  // the registry and the group own it now
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> cycles{0};
+  std::thread runner([&] {
+    while (!stop.load()) {
+      (void)group->RunOnce();
+      cycles.fetch_add(1);
+    }
+  });
+  while (cycles.load() < 3) std::this_thread::yield();
+  REQUIRE(registry.DeleteStream("doomed").ok());  // while the group runs
+  const int at_delete = cycles.load();
+  while (cycles.load() < at_delete + 3) std::this_thread::yield();
+  stop.store(true);
+  runner.join();
+  for (int i = 0; i < 3; ++i) CHECK(kinlet::IsResourceNotFound(group->RunOnce()));
+  CHECK(group->RequestShutdown().get().ok());  // still safe to shut down
+  group.reset();                               // the last owner: the stream goes with it
 }

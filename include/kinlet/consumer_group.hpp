@@ -26,6 +26,24 @@
 // Lease expiry uses the stream's clock, so ManualClock makes failover tests
 // deterministic.
 //
+// Lease cleanup (the KCL's LeaseCleanupManager rule): the lease of a shard
+// processed to SHARD_END is deleted from the store, by any worker at its next
+// shard sync, once (1) none of its parents has a lease any more, (2) each of
+// its children (the shards the stream lists with it as a parent, and the
+// leases naming it as one) has a lease whose checkpoint is past TRIM_HORIZON,
+// i.e. the child's processing has begun, and (3) no live worker holds it. (1)
+// deletes in lineage order, so a deleted lease is never created again (leases
+// are created only for the children of leased shards); (2) keeps it until its
+// children's leases, which are created from it, exist and have started. So
+// the lease table, and what every RunOnce reads of it, holds the unfinished
+// shards and the last finished generation, not the stream's whole history.
+//
+// Lifetime: a group over a stream owned by a std::shared_ptr (every stream of
+// a Registry) keeps the stream alive; after Registry::DeleteStream, RunOnce
+// fails with ResourceNotFoundException and the group can still be shut down
+// or destroyed. A stream owned otherwise (std::unique_ptr) must outlive the
+// group.
+//
 // Thread safety: RunOnce is called by one thread at a time (by the group's own
 // thread after Start()); processors run on that thread, one call at a time.
 // stats(), HeldShards(), Leases() and RequestShutdown() are thread-safe. Do not
@@ -229,7 +247,8 @@ struct ConsumerGroupStats {
   uint64_t leases_stolen = 0;  // taken from a live worker holding more than its share
   uint64_t leases_lost = 0;    // found taken by another worker
   uint64_t records_delivered = 0;
-  uint64_t shards_ended = 0;  // leases that reached SHARD_END here
+  uint64_t shards_ended = 0;    // leases that reached SHARD_END here
+  uint64_t leases_deleted = 0;  // finished leases this worker deleted (lease cleanup)
   uint64_t trimmed_records_skipped = 0;
   std::string last_error;  // the latest problem (a missing SHARD_END checkpoint, ...)
 };
@@ -242,7 +261,8 @@ class ConsumerGroup {
   using ProcessorFactory = std::function<std::unique_ptr<Processor>()>;
 
   // A worker of `options.application_name` on `stream`, keeping its leases in
-  // `store` (both must outlive it). Errors: InvalidArgumentException for a bad
+  // `store` (which must outlive it). A shared-owned stream is kept alive by
+  // the group; any other stream must outlive it. Errors: InvalidArgumentException for a bad
   // name, worker id, initial position, failover_time (<= 0), max_records
   // (outside 1..10000) or lease limits (< 0, max_leases_for_worker < 1);
   // ResourceNotFoundException for a deleted stream; with enhanced_fan_out,
@@ -298,16 +318,20 @@ class ConsumerGroup {
   // ones), take or steal leases toward an even share, then give each held
   // shard's processor its next batch (starting processors whose parents are
   // done, finishing shards that ended). Errors: the store's (the cycle stops
-  // there; call again), FailedPrecondition after shutdown. Problems of one
+  // there; call again), ResourceNotFoundException once the stream is
+  // deleted, FailedPrecondition after shutdown. Problems of one
   // shard (throttling, a missing SHARD_END checkpoint) are not errors: they
   // are retried next cycle and reported in stats().last_error.
   absl::Status RunOnce() {
     if (shut_down_) return absl::FailedPreconditionError("the consumer group was shut down");
+    if (stream_->deleted()) {
+      return Failed(ResourceNotFound(absl::StrCat("Stream ", stream_->name(), " was deleted")));
+    }
     const int64_t now = Now();
     delivered_this_cycle_ = false;
     if (need_sync_ ||
         now - last_sync_ms_ >= absl::ToInt64Milliseconds(options_.shard_sync_interval)) {
-      if (absl::Status s = SyncShards(); !s.ok()) return Failed(s);
+      if (absl::Status s = SyncShards(now); !s.ok()) return Failed(s);
       need_sync_ = false;
       last_sync_ms_ = now;
     }
@@ -383,6 +407,7 @@ class ConsumerGroup {
   ConsumerGroup(StreamType* stream, CheckpointStore* store, ProcessorFactory factory,
                 ConsumerGroupOptions options)
       : stream_(stream),
+        stream_owner_(stream->weak_from_this().lock()),
         store_(store),
         factory_(std::move(factory)),
         options_(std::move(options)),
@@ -408,21 +433,26 @@ class ConsumerGroup {
   // Creates leases for shards that have none: at the group's very start, the
   // shards open at the initial position (with its sentinel); later, every
   // child of a shard with a lease (from TRIM_HORIZON, after its parents).
-  absl::Status SyncShards() {
+  // Then deletes the finished leases the cleanup rule allows (see the top).
+  absl::Status SyncShards(int64_t now) {
     absl::StatusOr<std::vector<Lease>> existing = store_->ListLeases();
     if (!existing.ok()) return existing.status();
-    absl::flat_hash_set<std::string> leased;
-    for (const Lease& l : *existing) leased.insert(l.lease_key);
+    LeaseTable table;
+    for (Lease& l : *existing) {
+      std::string key = l.lease_key;
+      table.emplace(std::move(key), std::move(l));
+    }
     auto create = [&](const ShardDescription& d, std::string_view checkpoint) -> absl::Status {
       Lease lease;
       lease.lease_key = d.shard_id;
       lease.checkpoint = std::string(checkpoint);
       if (d.parent_shard_id) lease.parent_shard_ids.push_back(*d.parent_shard_id);
       if (d.adjacent_parent_shard_id) lease.parent_shard_ids.push_back(*d.adjacent_parent_shard_id);
-      leased.insert(d.shard_id);
-      return store_->CreateLeaseIfNotExists(lease);
+      absl::Status s = store_->CreateLeaseIfNotExists(lease);
+      if (s.ok()) table.emplace(d.shard_id, std::move(lease));
+      return s;
     };
-    if (leased.empty()) {
+    if (table.empty()) {
       absl::StatusOr<std::vector<ShardDescription>> roots =
           ConsumerType::StartingShards(stream_, options_.initial_position);
       if (!roots.ok()) return roots.status();
@@ -430,17 +460,73 @@ class ConsumerGroup {
         if (absl::Status s = create(d, InitialCheckpoint()); !s.ok()) return s;
       }
     }
-    absl::StatusOr<std::vector<ShardDescription>> all = ListAllShards(*stream_);
+    // Children have greater shard ids than their parents: the shards before
+    // the oldest leased one are finished history, not listed again.
+    ListShardsRequest request;
+    if (!table.empty()) request.exclusive_start_shard_id = table.begin()->first;
+    absl::StatusOr<std::vector<ShardDescription>> all = ListAllShards(*stream_, request);
     if (!all.ok()) return all.status();
+    Children children;                        // of the leased shards
     for (const ShardDescription& d : *all) {  // parents are listed before their children
-      if (leased.contains(d.shard_id)) continue;
-      const bool child_of_leased =
-          (d.parent_shard_id && leased.contains(*d.parent_shard_id)) ||
-          (d.adjacent_parent_shard_id && leased.contains(*d.adjacent_parent_shard_id));
-      if (!child_of_leased) continue;
+      bool child_of_leased = false;
+      for (const std::optional<std::string>* parent :
+           {&d.parent_shard_id, &d.adjacent_parent_shard_id}) {
+        if (*parent && table.contains(**parent)) {
+          child_of_leased = true;
+          children[**parent].insert(d.shard_id);
+        }
+      }
+      if (!child_of_leased || table.contains(d.shard_id)) continue;
       if (absl::Status s = create(d, kCheckpointTrimHorizon); !s.ok()) return s;
     }
+    return DeleteFinishedLeases(&table, &children, now);
+  }
+
+  using LeaseTable = std::map<std::string, Lease, std::less<>>;
+  using Children = std::map<std::string, absl::flat_hash_set<std::string>, std::less<>>;
+
+  // The lease cleanup rule (see the top of the file). `table` is the lease
+  // table as last read (deleted leases leave it), `children` the children the
+  // stream lists for its leased shards.
+  absl::Status DeleteFinishedLeases(LeaseTable* table, Children* children, int64_t now) {
+    for (const auto& [key, lease] : *table) {
+      for (const std::string& parent : lease.parent_shard_ids) (*children)[parent].insert(key);
+    }
+    // Key order is creation order (shard ids grow), so parents come before
+    // their children and a whole finished lineage goes in one pass.
+    for (auto it = table->begin(); it != table->end();) {
+      const Lease& lease = it->second;
+      if (!Deletable(lease, *table, *children, now)) {
+        ++it;
+        continue;
+      }
+      absl::Status s = store_->DeleteLease(lease.lease_key, lease.lease_counter);
+      if (s.ok()) {
+        Count([](ConsumerGroupStats& st) { ++st.leases_deleted; });
+        it = table->erase(it);
+      } else if (IsConditionalCheckFailed(s) || IsResourceNotFound(s)) {
+        ++it;  // another worker wrote or deleted it since: next sync decides
+      } else {
+        return s;
+      }
+    }
     return absl::OkStatus();
+  }
+
+  bool Deletable(const Lease& lease, const LeaseTable& table, const Children& children,
+                 int64_t now) const {
+    if (lease.checkpoint != kCheckpointShardEnd || held_.contains(lease.lease_key)) return false;
+    if (!lease.owner.empty() && now - lease.last_renewal_ms <= failover_ms_) return false;
+    for (const std::string& parent : lease.parent_shard_ids) {
+      if (table.contains(parent)) return false;
+    }
+    auto kids = children.find(lease.lease_key);
+    if (kids == children.end() || kids->second.empty()) return false;
+    for (const std::string& child : kids->second) {
+      auto c = table.find(child);
+      if (c == table.end() || c->second.checkpoint == kCheckpointTrimHorizon) return false;
+    }
+    return true;
   }
 
   std::string_view InitialCheckpoint() const {
@@ -684,6 +770,8 @@ class ConsumerGroup {
   }
 
   StreamType* const stream_;
+  // Keeps a shared-owned stream alive as long as the group (null otherwise).
+  const std::shared_ptr<StreamType> stream_owner_;
   CheckpointStore* const store_;
   const ProcessorFactory factory_;
   const ConsumerGroupOptions options_;
