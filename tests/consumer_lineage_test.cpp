@@ -123,6 +123,52 @@ TEST_CASE("Consumers at the default iterator limit read every child of a split",
   CHECK(retries > 0);  // the limit did refuse some opens: they were retried
 }
 
+TEST_CASE("Iterator renewals refused by the iterator limit are retried, not returned",
+          "[consumer][issue14]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions options;
+  options.name = "renewing";
+  options.shard_count = 1;
+  options.limits = kinlet::ThroughputLimits::Kinesis();
+  options.limits.read_calls_per_second = 0;
+  options.limits.read_bytes_per_second = 0;
+  auto stream = std::move(*TestStream::Create(options, &clock));
+  std::vector<std::unique_ptr<TestConsumer>> consumers;
+  for (int c = 0; c < 8; ++c) {
+    consumers.push_back(*TestConsumer::Create(stream.get(), {}));
+    clock.Advance(absl::Seconds(1));
+  }
+  for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+  std::vector<Received> got(consumers.size());
+  kinlet::ConsumerBatch<std::string> batch;
+  for (size_t c = 0; c < consumers.size(); ++c) {
+    REQUIRE(consumers[c]->Poll(&batch).ok());
+    got[c].Add(batch);
+  }
+  // Every iterator expires; eight renewals at one instant, five allowed.
+  clock.Advance(absl::Minutes(10));
+  for (int i = 5; i < 10; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+  for (int round = 0; round < 2000; ++round) {
+    bool all = true;
+    for (size_t c = 0; c < consumers.size(); ++c) {
+      absl::Status s = consumers[c]->Poll(&batch);
+      INFO(s.ToString());
+      REQUIRE(s.ok());
+      got[c].Add(batch);
+      all = all && got[c].total >= 10;
+    }
+    if (all) break;
+    if (round >= 3) clock.Advance(absl::Milliseconds(10));
+  }
+  uint64_t retries = 0;
+  for (size_t c = 0; c < consumers.size(); ++c) {
+    INFO("consumer " << c);
+    CHECK(got[c].by_shard[kParent] == V{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"});
+    retries += consumers[c]->open_retries();
+  }
+  CHECK(retries >= 3);
+}
+
 TEST_CASE("Fan-out consumers read a child whose subscription is first refused as in use",
           "[consumer][reshard][fan_out][issue14]") {
   kinlet::ManualClock clock;
