@@ -447,7 +447,8 @@ void DeleteWhilePolling(bool fan_out) {
   absl::Status deleted;
   std::thread deleter([&] {
     while (!polling.load()) std::this_thread::yield();
-    deleted = registry.DeleteStream("doomed");
+    // Registered consumers need EnforceConsumerDeletion, as on AWS.
+    deleted = registry.DeleteStream("doomed", /*enforce_consumer_deletion=*/fan_out);
   });
   kinlet::ConsumerBatch<std::string> batch;
   absl::Status s;

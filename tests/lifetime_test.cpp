@@ -88,7 +88,6 @@ TEST_CASE("Deleting a stream while every kind of handle is in use on other threa
   auto latest = handle->GetShardIterator(IteratorPosition::Latest());
   REQUIRE(latest.ok());
 
-  std::atomic<bool> stop{false};
   std::atomic<int> pull_not_found{0}, reader_not_found{0}, waiter_done{0};
   std::string last_error;  // the reader's, read after it is joined
   std::thread pull_thread([&, sub = std::move(*pull)]() mutable {
@@ -106,7 +105,9 @@ TEST_CASE("Deleting a stream while every kind of handle is in use on other threa
   REQUIRE(reader_start.ok());
   std::thread reader([&, at = *reader_start]() mutable {
     kinlet::GetRecordsResult<std::string> page;
-    while (!stop.load()) {
+    // Reads until the deletion is seen (bounded: 60 s).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
       absl::Status s = handle->GetRecords(at, 100, &page);
       if (kinlet::IsResourceNotFound(s)) {
         reader_not_found.fetch_add(1);
@@ -133,7 +134,6 @@ TEST_CASE("Deleting a stream while every kind of handle is in use on other threa
 
   pull_thread.join();
   waiter.join();
-  stop.store(true);
   reader.join();
   CHECK(pull_not_found.load() == 1);
   CHECK(waiter_done.load() == 1);
