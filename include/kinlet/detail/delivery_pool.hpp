@@ -24,10 +24,10 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -60,7 +60,7 @@ class DeliveryTask : public std::enable_shared_from_this<DeliveryTask> {
       : pool_(pool), executor_(std::move(executor)) {}
   DeliveryTask(const DeliveryTask&) = delete;
   DeliveryTask& operator=(const DeliveryTask&) = delete;
-  virtual ~DeliveryTask() = default;
+  virtual ~DeliveryTask();
 
   // Asks for a step soon. Cheap, never blocks on a step; a no-op once closed.
   // REQUIRES: the task is owned by a shared_ptr.
@@ -81,7 +81,6 @@ class DeliveryTask : public std::enable_shared_from_this<DeliveryTask> {
 
   void Dispatch();  // on a pool thread: run a step, or hand it to the executor
   void Execute();   // runs one step and acts on its Next
-  void OnTimer(uint64_t generation);
 
   DeliveryPool* const pool_;
   const Executor executor_;
@@ -92,8 +91,10 @@ class DeliveryTask : public std::enable_shared_from_this<DeliveryTask> {
   bool again_ = false;      // Schedule() came while running: run once more
   bool running_ = false;
   bool closed_ = false;
-  std::thread::id runner_;         // the thread running the step, while running_
-  uint64_t timer_generation_ = 0;  // a timer whose generation differs is stale
+  std::thread::id runner_;  // the thread running the step, while running_
+  // The task's place in its pool's timer heap (-1: no timer); guarded by the
+  // pool's mutex. A task has at most one timer: setting it again moves it.
+  ptrdiff_t timer_index_ = -1;
 };
 
 class DeliveryPool {
@@ -131,16 +132,27 @@ class DeliveryPool {
     cv_.notify_one();
   }
 
-  // Calls task->OnTimer(generation) at `when` (if the task still exists).
-  void RunAt(std::weak_ptr<DeliveryTask> task, uint64_t generation, SteadyTime when) {
+  // Calls task->Schedule() at `when`, replacing the task's previous timer.
+  void SetTimer(DeliveryTask* task, SteadyTime when) {
     bool earliest;
     {
       std::lock_guard<std::mutex> lock(mu_);
       StartLocked();
-      earliest = timers_.empty() || when < timers_.begin()->first;
-      timers_.emplace(when, Timer{std::move(task), generation});
+      if (task->timer_index_ >= 0) {
+        timers_[static_cast<size_t>(task->timer_index_)].when = when;
+        SiftDown(SiftUp(static_cast<size_t>(task->timer_index_)));
+      } else {
+        timers_.push_back(Timer{when, task});
+        SiftUp(timers_.size() - 1);
+      }
+      earliest = timers_.front().task == task;
     }
     if (earliest) cv_.notify_one();
+  }
+  // Removes the task's timer, if any. After it returns no timer of it fires.
+  void CancelTimer(DeliveryTask* task) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (task->timer_index_ >= 0) RemoveTimerLocked(static_cast<size_t>(task->timer_index_));
   }
 
   // Threads started so far (0 until the first use).
@@ -151,10 +163,48 @@ class DeliveryPool {
   unsigned size() const { return size_; }
 
  private:
+  // The timers: a binary min-heap on `when`, one entry per task at most, each
+  // task knowing its index (so a timer moves or goes in O(log n), and the
+  // heap never holds more entries than tasks). Guarded by mu_.
   struct Timer {
-    std::weak_ptr<DeliveryTask> task;
-    uint64_t generation;
+    SteadyTime when;
+    DeliveryTask* task;
   };
+  void Place(size_t i, Timer t) {
+    t.task->timer_index_ = static_cast<ptrdiff_t>(i);
+    timers_[i] = t;
+  }
+  size_t SiftUp(size_t i) {
+    const Timer t = timers_[i];
+    while (i > 0 && t.when < timers_[(i - 1) / 2].when) {
+      Place(i, timers_[(i - 1) / 2]);
+      i = (i - 1) / 2;
+    }
+    Place(i, t);
+    return i;
+  }
+  size_t SiftDown(size_t i) {
+    const Timer t = timers_[i];
+    for (;;) {
+      size_t child = 2 * i + 1;
+      if (child >= timers_.size()) break;
+      if (child + 1 < timers_.size() && timers_[child + 1].when < timers_[child].when) ++child;
+      if (!(timers_[child].when < t.when)) break;
+      Place(i, timers_[child]);
+      i = child;
+    }
+    Place(i, t);
+    return i;
+  }
+  void RemoveTimerLocked(size_t i) {
+    timers_[i].task->timer_index_ = -1;
+    const Timer last = timers_.back();
+    timers_.pop_back();
+    if (i < timers_.size()) {
+      timers_[i] = last;
+      SiftDown(SiftUp(i));
+    }
+  }
 
   void StartLocked() {
     if (!threads_.empty()) return;
@@ -162,21 +212,22 @@ class DeliveryPool {
   }
 
   void Work() {
-    std::vector<Timer> due;
+    std::vector<std::shared_ptr<DeliveryTask>> due;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       if (stopping_) return;
       const SteadyTime now = std::chrono::steady_clock::now();
-      while (!timers_.empty() && timers_.begin()->first <= now) {
-        due.push_back(std::move(timers_.begin()->second));
-        timers_.erase(timers_.begin());
+      while (!timers_.empty() && timers_.front().when <= now) {
+        // A task being destroyed (no owner left) is still here until its
+        // destructor's CancelTimer, which needs mu_: lock() fails, skip it.
+        std::shared_ptr<DeliveryTask> task = timers_.front().task->weak_from_this().lock();
+        RemoveTimerLocked(0);
+        if (task != nullptr) due.push_back(std::move(task));
       }
       if (!due.empty()) {
         lock.unlock();
-        for (Timer& t : due) {
-          if (std::shared_ptr<DeliveryTask> task = t.task.lock()) task->OnTimer(t.generation);
-        }
-        due.clear();
+        for (std::shared_ptr<DeliveryTask>& task : due) task->Schedule();
+        due.clear();  // may free tasks: not under the lock
         lock.lock();
         continue;
       }
@@ -192,7 +243,7 @@ class DeliveryPool {
       if (timers_.empty()) {
         cv_.wait(lock);
       } else {
-        cv_.wait_until(lock, timers_.begin()->first);
+        cv_.wait_until(lock, timers_.front().when);
       }
     }
   }
@@ -202,7 +253,7 @@ class DeliveryPool {
   std::condition_variable cv_;
   // Guarded by mu_:
   std::deque<std::shared_ptr<DeliveryTask>> queue_;
-  std::multimap<SteadyTime, Timer> timers_;
+  std::vector<Timer> timers_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;
 };
@@ -223,7 +274,10 @@ inline void DeliveryTask::Schedule() {
   pool_->Submit(shared_from_this());
 }
 
+inline DeliveryTask::~DeliveryTask() { pool_->CancelTimer(this); }
+
 inline bool DeliveryTask::Close() {
+  pool_->CancelTimer(this);
   std::unique_lock<std::mutex> lock(mu_);
   closed_ = true;
   if (running_ && runner_ == std::this_thread::get_id()) return true;
@@ -253,7 +307,7 @@ inline void DeliveryTask::Execute() {
   }
   const Next next = Step();
   bool resubmit = false;
-  uint64_t generation = 0;
+  bool timer = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_ = false;
@@ -265,8 +319,8 @@ inline void DeliveryTask::Execute() {
         scheduled_ = false;
         if (next.kind == Next::kDone) {
           closed_ = true;
-        } else if (next.wake != SteadyTime::max()) {
-          generation = ++timer_generation_;
+        } else {
+          timer = next.wake != SteadyTime::max();
         }
       }
     }
@@ -277,17 +331,10 @@ inline void DeliveryTask::Execute() {
   // only the task itself (kept alive by the caller's shared_ptr) is touched.
   if (resubmit) {
     pool_->Submit(shared_from_this());
-  } else if (generation != 0) {
-    pool_->RunAt(weak_from_this(), generation, next.wake);
+  } else if (timer) {
+    // Racing with Close is harmless: a closed task's timer schedules nothing.
+    pool_->SetTimer(this, next.wake);
   }
-}
-
-inline void DeliveryTask::OnTimer(uint64_t generation) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_ || generation != timer_generation_) return;
-  }
-  Schedule();
 }
 
 }  // namespace kinlet::detail
