@@ -7,7 +7,7 @@
 //                                       kinlet::IteratorPosition::Latest());
 //   kinlet::SubscribeToShardEvent<std::string> event;
 //   while ((*sub)->Next(&event, absl::ZeroDuration()).ok() && !event.records().empty()) ...
-//   // Push: a callback on the subscription's delivery thread.
+//   // Push: a callback on the shared delivery pool (or your executor).
 //   auto pushed = stream->SubscribeToShard("alerts", "shardId-000000000001",
 //       kinlet::IteratorPosition::TrimHorizon(),
 //       [](const kinlet::SubscribeToShardEvent<std::string>& e) { ... });

@@ -26,7 +26,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -95,6 +94,10 @@ class DeliveryTask : public std::enable_shared_from_this<DeliveryTask> {
   // The task's place in its pool's timer heap (-1: no timer); guarded by the
   // pool's mutex. A task has at most one timer: setting it again moves it.
   ptrdiff_t timer_index_ = -1;
+  // While on the pool's run queue (guarded by the pool's mutex): the next
+  // task, and the reference that keeps this one alive.
+  DeliveryTask* next_queued_ = nullptr;
+  std::shared_ptr<DeliveryTask> queued_self_;
 };
 
 class DeliveryPool {
@@ -112,7 +115,8 @@ class DeliveryPool {
       : size_(threads != 0 ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
   DeliveryPool(const DeliveryPool&) = delete;
   DeliveryPool& operator=(const DeliveryPool&) = delete;
-  // Stops and joins the threads; queued tasks are dropped.
+  // Stops and joins the threads; queued tasks are dropped. REQUIRES: no task
+  // of this pool outlives it.
   ~DeliveryPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -120,6 +124,11 @@ class DeliveryPool {
     }
     cv_.notify_all();
     for (std::thread& t : threads_) t.join();
+    while (queue_head_ != nullptr) {
+      DeliveryTask* t = queue_head_;
+      queue_head_ = t->next_queued_;
+      t->queued_self_.reset();  // may destroy t (its CancelTimer takes mu_)
+    }
   }
 
   // Runs task->Dispatch() on a pool thread, after the tasks already queued.
@@ -127,7 +136,13 @@ class DeliveryPool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       StartLocked();
-      queue_.push_back(std::move(task));
+      // An intrusive FIFO: the task keeps itself alive while queued, so a
+      // put that schedules a push subscription allocates nothing.
+      DeliveryTask* t = task.get();
+      t->queued_self_ = std::move(task);
+      t->next_queued_ = nullptr;
+      (queue_tail_ != nullptr ? queue_tail_->next_queued_ : queue_head_) = t;
+      queue_tail_ = t;
     }
     cv_.notify_one();
   }
@@ -231,9 +246,11 @@ class DeliveryPool {
         lock.lock();
         continue;
       }
-      if (!queue_.empty()) {
-        std::shared_ptr<DeliveryTask> task = std::move(queue_.front());
-        queue_.pop_front();
+      if (queue_head_ != nullptr) {
+        DeliveryTask* t = queue_head_;
+        queue_head_ = t->next_queued_;
+        if (queue_head_ == nullptr) queue_tail_ = nullptr;
+        std::shared_ptr<DeliveryTask> task = std::move(t->queued_self_);
         lock.unlock();
         task->Dispatch();
         task.reset();  // may free the task: not under the lock
@@ -252,7 +269,8 @@ class DeliveryPool {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_:
-  std::deque<std::shared_ptr<DeliveryTask>> queue_;
+  DeliveryTask* queue_head_ = nullptr;  // the run queue, through next_queued_
+  DeliveryTask* queue_tail_ = nullptr;
   std::vector<Timer> timers_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;
