@@ -353,9 +353,13 @@ TEST_CASE("A push subscription destroyed from inside its own callback does not d
         [&](const Event& e) {
           if (e.records().empty()) return;
           events.fetch_add(1);
-          std::lock_guard<std::mutex> lock(mu);
-          sub.reset();  // our own subscription, from its callback
-          gone.store(true);
+          std::unique_ptr<kinlet::Subscription<std::string>> mine;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            mine = std::move(sub);
+          }
+          mine.reset();      // our own subscription, from its callback
+          gone.store(true);  // the last touch of the test's objects
         },
         [&](const absl::Status&) { ends.fetch_add(1); });
   }
