@@ -260,7 +260,8 @@ class DeliveryPool {
       if (timers_.empty()) {
         cv_.wait(lock);
       } else {
-        cv_.wait_until(lock, timers_.front().when);
+        const SteadyTime next = timers_.front().when;  // a copy: the heap may move
+        cv_.wait_until(lock, next);
       }
     }
   }
