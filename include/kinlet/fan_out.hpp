@@ -7,7 +7,7 @@
 //                                       kinlet::IteratorPosition::Latest());
 //   kinlet::SubscribeToShardEvent<std::string> event;
 //   while ((*sub)->Next(&event, absl::ZeroDuration()).ok() && !event.records().empty()) ...
-//   // Push: a callback on the subscription's delivery thread.
+//   // Push: a callback on the shared delivery pool (or your executor).
 //   auto pushed = stream->SubscribeToShard("alerts", "shardId-000000000001",
 //       kinlet::IteratorPosition::TrimHorizon(),
 //       [](const kinlet::SubscribeToShardEvent<std::string>& e) { ... });
@@ -29,8 +29,12 @@
 //     for (const auto& r : e.records) Handle(r.partition_key, r.data);
 //   }, absl::Milliseconds(10));
 //
+// Push mode runs on a small pool shared by the process (one thread per core,
+// detail/delivery_pool.hpp), not a thread per subscription: an idle
+// subscription costs no thread and no polling; the put that publishes wakes it.
+//
 // Thread safety: a Subscription's Next is called by one thread at a time (or
-// by its delivery thread in callback mode); Cancel, end() and stats() from any
+// by its delivery in callback mode); Cancel, end() and stats() from any
 // thread. A subscription holds its shard: it may outlive the stream (its
 // calls then end with ResourceNotFoundException); the clock must outlive it.
 #pragma once
@@ -52,6 +56,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "kinlet/detail/delivery_pool.hpp"
+#include "kinlet/detail/wait.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/record.hpp"
 #include "kinlet/shard.hpp"
@@ -181,7 +187,10 @@ struct SubscriptionStats {
 };
 
 // Runs a task somewhere (a thread pool, a strand): Subscription callbacks in
-// push mode run on it instead of the subscription's own delivery thread.
+// push mode run on it instead of the shared delivery pool. It may run the task
+// on any thread, later (not inline from inside a put: the pool hands tasks
+// over), and must run every task it accepts (a task of a destroyed
+// subscription does nothing).
 using Executor = std::function<void(std::function<void()>)>;
 
 namespace detail {
@@ -214,11 +223,16 @@ class Subscription {
 
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
-  // Cancels the subscription and, in push mode, joins its delivery thread
-  // (after the callback in progress, if any, returns).
+  // Cancels the subscription. In push mode it first waits for the callback in
+  // progress, if any, to return; no callback runs after it, and on_end has
+  // run exactly once (here, with the status that ended the subscription, if
+  // no delivery reported it before). Safe from any thread except from inside
+  // this subscription's own callback: there (detected) it does not wait, and
+  // in copy mode nothing of the subscription is touched after the callback
+  // returns; a view callback must not destroy its own subscription.
   ~Subscription() {
     Cancel();
-    if (thread_.joinable()) thread_.join();
+    StopDelivery();
     if (pin_ >= 0) shard_->log_.ReleasePin(pin_);
   }
 
@@ -393,7 +407,7 @@ class Subscription {
   // `*now_ms` is the stream clock when it returns.
   Found Await(absl::Duration timeout, int64_t* now_ms) {
     if (state_->ended() != SubscriptionEnd::kNone) return Found::kEnded;
-    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    const detail::SteadyTime deadline = detail::DeadlineAfter(timeout);  // saturates
     const RingLog<Payload>& log = shard_->log_;
     for (;;) {
       *now_ms = context_->NowMs();
@@ -507,41 +521,132 @@ class Subscription {
     return absl::OutOfRangeError(why);
   }
 
-  // Push mode: the delivery loop, on its own thread; callbacks on `executor`
-  // if given (one at a time, in order: the loop waits for each). OnEvent is
-  // Callback (copied events, Next) or ViewCallback (zero-copy, NextView).
+  // --- Push mode ----------------------------------------------------------
+  //
+  // A push subscription is a task on the shared delivery pool (or on the
+  // caller's executor) that delivers one event per step, in order, and
+  // between events is idle: armed on its shard's wait channel (the next put
+  // schedules it) with a timer for its next heartbeat. Step runs on one thread
+  // at a time; the pool's and the task's locks order successive steps, so the
+  // Next caller's state (position_, budget_, ...) needs no lock of its own.
+
+  // What Step and the destructor share, whatever the callback's type.
+  class PushDelivery : public detail::DeliveryTask, public detail::WaitChannel::Watcher {
+   public:
+    PushDelivery(Executor executor, EndCallback on_end)
+        : DeliveryTask(&detail::DeliveryPool::Shared(), std::move(executor)),
+          on_end_(std::move(on_end)) {}
+    // From a put (under the channel's lock): queue a step; never blocks.
+    void OnNotify() override { Schedule(); }
+    // Runs on_end once, whoever calls first.
+    void End(const absl::Status& status) {
+      if (!ended_.exchange(true, std::memory_order_acq_rel) && on_end_) on_end_(status);
+    }
+
+   private:
+    const EndCallback on_end_;
+    std::atomic<bool> ended_{false};
+  };
+
+  template <typename OnEvent>
+  class Pusher final : public PushDelivery {
+   public:
+    Pusher(Subscription* sub, OnEvent on_event, EndCallback on_end, Executor executor,
+           absl::Duration heartbeat)
+        : PushDelivery(std::move(executor), std::move(on_end)),
+          sub_(sub),
+          on_event_(std::move(on_event)),
+          heartbeat_(heartbeat),
+          next_heartbeat_(detail::DeadlineAfter(heartbeat)) {}
+
+   private:
+    using Next = detail::DeliveryTask::Next;
+
+    Next Step() override {
+      Subscription& sub = *sub_;
+      const detail::SteadyTime now = std::chrono::steady_clock::now();
+      int64_t budget_wait_ms = 0;
+      if (!sub.PushReady(&budget_wait_ms) && now < next_heartbeat_) {
+        if (budget_wait_ms > 0) sub.stats_.throttled_waits.fetch_add(1, std::memory_order_relaxed);
+        // Ask the next put to schedule us, then look again: a put that
+        // published before the arm is seen now (or, if it was in flight when
+        // the watcher registered, at the one re-check a slice later).
+        const bool recheck = sub.shard_->log_.wait_channel().Arm(this);
+        if (!sub.PushReady(&budget_wait_ms)) {
+          detail::SteadyTime wake = next_heartbeat_;
+          if (budget_wait_ms > 0) {
+            wake = std::min(wake, detail::DeadlineAfter(now, absl::Milliseconds(budget_wait_ms)));
+          }
+          if (recheck) {
+            wake = std::min(
+                wake, detail::DeadlineAfter(now, std::chrono::microseconds(KINLET_WAIT_SLICE_US)));
+          }
+          return Next{Next::kIdle, wake};
+        }
+      }
+      // One event: records, a closed shard's final event, a heartbeat, or the end.
+      next_heartbeat_ = detail::DeadlineAfter(now, heartbeat_);
+      absl::Status status;
+      if constexpr (std::is_same_v<OnEvent, ViewCallback>) {
+        status = sub.NextView(on_event_, absl::ZeroDuration());
+      } else {
+        status = sub.Next(&event_, absl::ZeroDuration());
+        // The callback may destroy the subscription (see ~Subscription): from
+        // here on only this task's own members are touched.
+        if (status.ok()) on_event_(static_cast<const Event&>(event_));
+      }
+      if (!status.ok()) {
+        this->End(status);
+        return Next{Next::kDone, {}};
+      }
+      return Next{Next::kAgain, {}};  // one event per step: others get their turn
+    }
+
+    Subscription* const sub_;
+    const OnEvent on_event_;
+    const absl::Duration heartbeat_;
+    detail::SteadyTime next_heartbeat_;  // the steps' only
+    [[maybe_unused]] Event event_;       // copy mode's reused event
+  };
+
+  // Whether Next would deliver something other than a heartbeat now: records
+  // (with read budget for them), a closed shard's end, or the subscription's
+  // end (cancelled, taken over, lifetime elapsed, stream deleted). Changes
+  // nothing; `*budget_wait_ms` > 0 if only the read budget holds it back.
+  bool PushReady(int64_t* budget_wait_ms) {
+    *budget_wait_ms = 0;
+    if (state_->ended() != SubscriptionEnd::kNone) return true;
+    if (context_->deleted.load(std::memory_order_acquire)) return true;
+    const int64_t now_ms = context_->NowMs();
+    if (now_ms - started_ms_ >= lifetime_ms_) return true;
+    if (!budget_.unlimited() && !budget_.Positive(now_ms)) {
+      *budget_wait_ms = std::max<int64_t>(1, budget_.MillisUntil(1, now_ms));
+      return false;
+    }
+    return shard_->log_.End() > position_ ||
+           (!shard_->is_open() && position_ >= shard_->end_position_);
+  }
+
+  // Push mode: starts delivering to `on_event` (Callback: copied events, as
+  // Next; ViewCallback: zero-copy, as NextView) on the shared pool, or as
+  // tasks on `executor` if given (one at a time, in order).
   template <typename OnEvent>
   void StartDelivery(OnEvent on_event, EndCallback on_end, Executor executor,
                      absl::Duration heartbeat) {
-    thread_ = std::thread([this, on_event = std::move(on_event), on_end = std::move(on_end),
-                           executor = std::move(executor), heartbeat] {
-      std::binary_semaphore done(0);
-      auto run = [&](const auto& event) {
-        if (executor) {
-          executor([&] {
-            on_event(event);
-            done.release();
-          });
-          done.acquire();
-        } else {
-          on_event(event);
-        }
-      };
-      [[maybe_unused]] Event event;  // copy mode's reused event
-      for (;;) {
-        absl::Status s;
-        if constexpr (std::is_same_v<OnEvent, ViewCallback>) {
-          s = NextView(run, heartbeat);
-        } else {
-          s = Next(&event, heartbeat);
-          if (s.ok()) run(event);
-        }
-        if (!s.ok()) {
-          if (on_end) on_end(s);
-          return;
-        }
-      }
-    });
+    auto pusher = std::make_shared<Pusher<OnEvent>>(this, std::move(on_event), std::move(on_end),
+                                                    std::move(executor), heartbeat);
+    shard_->log_.wait_channel().Watch(pusher.get());
+    delivery_ = std::move(pusher);
+    delivery_->Schedule();
+  }
+
+  // Push mode, from the destructor (after Cancel): no step runs after this,
+  // and on_end has run.
+  void StopDelivery() {
+    if (delivery_ == nullptr) return;
+    delivery_->Close();  // waits for the step in progress, unless we are inside it
+    shard_->log_.wait_channel().Unwatch(delivery_.get());
+    delivery_->End(EndedStatus());
   }
 
   static constexpr size_t kMaxEventRecords = 10000;
@@ -567,7 +672,10 @@ class Subscription {
   EventView view_event_;
   std::vector<RecordView<Payload>> views_;
   GetRecordsResult<Payload> copy_page_;
-  std::thread thread_;  // push mode
+  // Push mode: the delivery task (shared with the pool's queue and timers,
+  // which may hold it a little longer; it touches nothing of this after
+  // StopDelivery). Null in pull mode.
+  std::shared_ptr<PushDelivery> delivery_;
 };
 
 }  // namespace kinlet

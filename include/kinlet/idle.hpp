@@ -35,6 +35,7 @@
 
 #include "absl/time/time.h"
 #include "kinlet/detail/mutex.hpp"
+#include "kinlet/detail/wait.hpp"
 
 namespace kinlet {
 
@@ -154,7 +155,7 @@ class BackoffIdle {
   // Spins for `d` with the CPU's pause hint, keeping the CPU.
   static void Pause(absl::Duration d) {
     if (d <= absl::ZeroDuration()) return;
-    const auto until = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(d);
+    const auto until = detail::DeadlineAfter(d);  // saturates: no overflow
     do {
       for (int i = 0; i < 8; ++i) KINLET_DETAIL_PAUSE();
     } while (std::chrono::steady_clock::now() < until);

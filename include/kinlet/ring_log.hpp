@@ -468,6 +468,8 @@ class RingLog {
   }
   // Wakes waiters for a reason other than an append (a shard closing).
   void NotifyWaiters() const { waiters_.Notify(); }
+  // The channel appends notify: push subscriptions watch it (fan_out.hpp).
+  detail::WaitChannel& wait_channel() const { return waiters_; }
   // The oldest position still stored (the physical trim horizon).
   uint64_t Begin() const { return begin_.load(std::memory_order_acquire); }
 

@@ -544,10 +544,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   // SubscribeToShard, push mode: `on_event` runs for every event with records,
   // for the final event of a closed shard and for heartbeats (every
-  // subscription_heartbeat while idle), on the subscription's own delivery
-  // thread, or as tasks on `executor` (one at a time, in order). `on_end` runs
-  // once with the status that ended it (see Subscription::Next). Destroying
-  // the handle cancels and joins. Errors as the pull form. Thread-safe.
+  // subscription_heartbeat while idle), on the process's shared delivery pool
+  // (one thread per core, detail/delivery_pool.hpp: no thread per
+  // subscription, none busy while idle), or as tasks on `executor`; one at a
+  // time and in order either way. `on_end` runs once with the status that
+  // ended it (see Subscription::Next). Destroying the handle cancels it and
+  // waits for the callback in progress (see ~Subscription). Errors as the
+  // pull form. Thread-safe.
   absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeToShard(
       std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
       typename SubscriptionType::Callback on_event,
@@ -569,7 +572,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
 
  private:
-  // The push forms: subscribe, then start the delivery thread.
+  // The push forms: subscribe, then start the delivery.
   template <typename OnEvent>
   absl::StatusOr<std::unique_ptr<SubscriptionType>> SubscribeAndDeliver(
       std::string_view consumer, std::string_view shard_id, const IteratorPosition& start,
