@@ -75,6 +75,16 @@ TEST_CASE("kinlet and the reference model agree on random operation sequences", 
         "SubscribeToShardEvent ResourceInUseException",
         "SubscribeToShardEvent ResourceNotFoundException",
         "SubscribeToShardEvent TrimmedDataAccessException",
+        "SubscribeToShardEvent TrimmedDataAccessException (expired)",
+        "SubscribeToShardEvent TrimmedDataAccessException (expired and reclaimed)",
+        "SubscribeToShardEvent heartbeat at the shard's start",
+        // The zero-copy pull, compared with the same model:
+        "SubscribeToShardEventView OK", "SubscribeToShardEventView records",
+        "SubscribeToShardEventView shard end", "SubscribeToShardEventView UnknownError",
+        "SubscribeToShardEventView TrimmedDataAccessException",
+        "SubscribeToShardEventView TrimmedDataAccessException (expired)",
+        "SubscribeToShardEventView TrimmedDataAccessException (expired and reclaimed)",
+        "SubscribeToShardEventView heartbeat at the shard's start",
         // Limits and capacity (the limited profiles):
         "PutRecord ProvisionedThroughputExceededException", "PutRecord ShardFullException",
         "PutRecords entry OK", "PutRecords entry ProvisionedThroughputExceededException",
@@ -82,7 +92,8 @@ TEST_CASE("kinlet and the reference model agree on random operation sequences", 
         "GetShardIterator ProvisionedThroughputExceededException",
         "GetRecords ProvisionedThroughputExceededException",
         "GetRecords TrimmedDataAccessException (overwritten)",
-        "SubscribeToShardEvent TrimmedDataAccessException (overwritten)"}) {
+        "SubscribeToShardEvent TrimmedDataAccessException (overwritten)",
+        "SubscribeToShardEventView TrimmedDataAccessException (overwritten)"}) {
     CHECK(seen.count(outcome) == 1);
     if (seen.count(outcome) == 0) WARN("never reached: " << outcome);
   }
