@@ -238,8 +238,10 @@ TEST_CASE("A batch larger than the ring never makes a TRIM_HORIZON iterator fail
   // issued then pointed past the end and GetRecords refused it.
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, kinlet::FullPolicy::kOverwrite, /*records=*/16);
+  std::vector<std::string> data;  // the entries view it
+  for (int i = 0; i < 32; ++i) data.push_back("v" + std::to_string(i));
   std::vector<kinlet::PutRecordsRequestEntry<std::string>> batch;
-  for (int i = 0; i < 32; ++i) batch.push_back({"k", "v" + std::to_string(i), {}});  // 2 rings
+  for (const std::string& d : data) batch.push_back({"k", d, {}});  // 2 rings
   std::atomic<bool> done{false};
   std::atomic<int> batches{0};
   std::thread writer([&] {
