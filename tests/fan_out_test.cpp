@@ -129,8 +129,12 @@ TEST_CASE("Events carry records, the continuation and the lag", "[fan_out]") {
   auto sub = *stream->SubscribeToShard("c", kShard, IteratorPosition::TrimHorizon());
   Event event;
   REQUIRE(sub->Next(&event, absl::ZeroDuration()).ok());
-  CHECK(event.records().empty());                               // a heartbeat on an empty shard
-  CHECK_FALSE(event.continuation_sequence_number.has_value());  // nothing before the start
+  CHECK(event.records().empty());  // a heartbeat on an empty shard
+  // Nothing before the start: the shard's starting sequence number, flagged
+  // (a null continuation would mean the end of the shard).
+  CHECK(event.continuation_sequence_number ==
+        stream->GetShard(kShard).value()->starting_sequence_number());
+  CHECK(event.continuation_at_shard_start);
   CHECK(event.ResumePosition().type == kinlet::ShardIteratorType::kTrimHorizon);
   auto a = stream->PutRecord("k", "a");
   clock.Advance(absl::Seconds(3));
@@ -542,7 +546,7 @@ TEST_CASE("Zero-copy events end, heartbeat and finish a closed shard as copied o
   };
   REQUIRE(sub->NextView(visit, absl::ZeroDuration()).ok());  // a heartbeat
   CHECK(calls == 1);
-  CHECK_FALSE(continuation.has_value());
+  CHECK(continuation.has_value());  // the shard's start: only the final event has none
   auto put = stream->PutRecord("k", "only");
   REQUIRE(put.ok());
   REQUIRE(sub->NextView(visit, absl::ZeroDuration()).ok());
@@ -557,7 +561,7 @@ TEST_CASE("Zero-copy events end, heartbeat and finish a closed shard as copied o
   CHECK(calls == before);  // not called once the subscription is over
 }
 
-TEST_CASE("A consumer about to be overtaken gets copies, a pinned view holds off the writer",
+TEST_CASE("A consumer about to be overtaken gets copies, a pinned view makes the writer refuse",
           "[fan_out][zero_copy]") {
   kinlet::ManualClock clock;
   auto stream = MakeStream(&clock, 1, [](kinlet::StreamOptions& o) {
@@ -577,43 +581,52 @@ TEST_CASE("A consumer about to be overtaken gets copies, a pinned view holds off
   // Put 65 trimmed record 0 and moved the horizon to 1 + 64 / 16: 1..4 copied.
   CHECK(late->stats().copied_records == 4);
 
-  // A consumer viewing records the writer must reuse makes the writer wait
-  // until its visitor returns; the bytes it sees do not change meanwhile.
+  // A consumer viewing records the writer must reuse does not hold the writer:
+  // its puts are refused (ShardFull, nothing dropped) until the visitor
+  // returns; the bytes the visitor sees do not change meanwhile.
   auto pinner = *stream->SubscribeToShard("pinner", kShard, IteratorPosition::Latest());
   for (int i = 0; i < 8; ++i) REQUIRE(stream->PutRecord("k", "pinned-" + std::to_string(i)).ok());
-  std::atomic<int> written{0};
-  std::thread writer;
-  bool held = false;
+  int written = 0;
+  absl::Status refused;
   bool intact = true;
   REQUIRE(pinner
               ->NextView(
                   [&](const View& e) {
                     REQUIRE(e.records.size() == 8);
-                    writer = std::thread([&] {
-                      for (int i = 0; i < 100; ++i) {
-                        if (!stream->PutRecord("k", "new-" + std::to_string(i)).ok()) return;
-                        written.fetch_add(1);
+                    // On another thread, as a real writer: it must return.
+                    std::thread writer([&] {
+                      for (; written < 100; ++written) {
+                        refused = stream->PutRecord("k", "new-" + std::to_string(written)).status();
+                        if (!refused.ok()) return;
                       }
                     });
-                    // The ring holds 64 records and the pinned ones are 65..72:
-                    // the writer needs their memory (or a horizon past them)
-                    // after 52 to 56 more puts, depending on the horizon's phase.
-                    while (written.load() < 52) std::this_thread::yield();
-                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                    const int stopped_at = written.load();
-                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                    held = stopped_at <= 56 && written.load() == stopped_at;
+                    writer.join();
                     for (size_t i = 0; i < e.records.size(); ++i) {
                       intact = intact && e.records[i].data == "pinned-" + std::to_string(i);
                     }
                   },
                   absl::ZeroDuration())
               .ok());
-  writer.join();
-  CHECK(held);
+  // The ring holds 64 records and the pinned ones are 65..72: the writer needs
+  // their memory (or a horizon past them) after 52 to 56 more puts, depending
+  // on the horizon's phase.
+  CHECK(kinlet::IsShardFull(refused));
+  CHECK(written >= 52);
+  CHECK(written <= 56);
   CHECK(intact);
-  CHECK(written.load() == 100);
   CHECK(pinner->stats().copied_records == 0);
+  // The visitor returned: the refused put succeeds now, the pinner reads on
+  // from where it was (nothing was dropped for the refused put), and the
+  // writer goes on.
+  REQUIRE(stream->PutRecord("k", "new-" + std::to_string(written)).ok());
+  Event event;
+  REQUIRE(pinner->Next(&event, absl::ZeroDuration()).ok());
+  REQUIRE(event.records().size() == static_cast<size_t>(written) + 1);
+  CHECK(event.records().front().data == "new-0");
+  CHECK(event.records().back().data == "new-" + std::to_string(written));
+  for (int i = written + 1; i < 100; ++i) {
+    REQUIRE(stream->PutRecord("k", "new-" + std::to_string(i)).ok());
+  }
 }
 
 TEST_CASE("Views of object payloads are the stored objects, trivial payloads are copied",

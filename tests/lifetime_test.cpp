@@ -346,6 +346,32 @@ TEST_CASE("TrimmedReads::kContinueFromTrimHorizon reads as Kinesis does", "[life
   REQUIRE(page->records.size() == 1);
   CHECK(page->records[0].data == "kept");
 
+  // A fan-out subscription at the trimmed record continues from the horizon.
+  REQUIRE(stream.RegisterStreamConsumer("c").ok());
+  auto sub = stream.SubscribeToShard("c", "shardId-000000000000",
+                                     IteratorPosition::AtSequenceNumber(put->sequence_number));
+  REQUIRE(sub.ok());
+  kinlet::SubscribeToShardEvent<std::string> event;
+  REQUIRE((*sub)->Next(&event, absl::ZeroDuration()).ok());
+  REQUIRE(event.records().size() == 1);
+  CHECK(event.records()[0].data == "kept");
+  auto view_sub = stream.SubscribeToShard("c", "shardId-000000000000",
+                                          IteratorPosition::AtSequenceNumber(put->sequence_number));
+  CHECK(kinlet::IsResourceInUse(view_sub.status()));  // within 5 s of the first: as AWS
+  clock.Advance(absl::Seconds(6));
+  view_sub = stream.SubscribeToShard("c", "shardId-000000000000",
+                                     IteratorPosition::AtSequenceNumber(put->sequence_number));
+  REQUIRE(view_sub.ok());
+  std::vector<std::string> viewed;
+  REQUIRE((*view_sub)
+              ->NextView(
+                  [&](const kinlet::SubscribeToShardEventView<std::string>& e) {
+                    for (const auto& r : e.records) viewed.emplace_back(r.data);
+                  },
+                  absl::ZeroDuration())
+              .ok());
+  CHECK(viewed == std::vector<std::string>{"kept"});
+
   // The loud default reports it.
   auto loud = ManualStream::Create(Small("loud", 1), &clock);
   REQUIRE(loud.ok());

@@ -184,3 +184,102 @@ TEST_CASE("CopyBytes copies exactly n bytes for every size around its chunk boun
 
 }  // namespace
 }  // namespace kinlet::detail
+
+// --- Pins (zero-copy reads) and the trim horizon: issue 14 ------------------
+
+TEST_CASE("RingLog: a pin makes the writer refuse an append that needs its memory, never wait",
+          "[ring_log][zero_copy][regression]") {
+  // Regression: the writer waited (forever, holding the shard's writer lock)
+  // for a pinned reader to go. Now it refuses and drops nothing.
+  Log log(16, 4096);  // the reuse horizon moves 16 / 16 = 1 record at a time
+  const int pin = log.ClaimPin();
+  REQUIRE(pin >= 0);
+  for (int i = 0; i < 16; ++i) REQUIRE(Append(log, "k", std::to_string(i), 0, true) != UINT64_MAX);
+  SECTION("overwriting") {
+    REQUIRE(log.Pin(pin, 0));
+    CHECK(Append(log, "k", "x", 0, /*overwrite=*/true) == UINT64_MAX);
+    CHECK(log.overwritten_records() == 0);
+  }
+  SECTION("dropping expired records") {
+    REQUIRE(log.Pin(pin, 0));
+    CHECK(Append(log, "k", "x", 100, /*overwrite=*/false, /*expire_before=*/50) == UINT64_MAX);
+    CHECK(log.expired_records() == 0);
+  }
+  SECTION("a pin further on holds back only its own records' memory") {
+    REQUIRE(log.Pin(pin, 8));
+    for (uint64_t p = 16; p < 24; ++p) CHECK(Append(log, "k", "x", 0, true) == p);
+    CHECK(log.Begin() == 8);
+    CHECK(Append(log, "k", "x", 0, true) == UINT64_MAX);  // would reuse record 8's memory
+    kinlet::GetRecordsResult<std::string> page;
+    auto read = log.Read(8, 1, SIZE_MAX, 1, 0, &page);
+    REQUIRE(read.count == 1);
+    CHECK(page.records[0].data == "8");  // intact
+    log.Unpin(pin);
+    CHECK(Append(log, "k", "x", 0, true) == 24);
+    CHECK(log.Begin() == 9);
+    log.ReleasePin(pin);
+    return;
+  }
+  // Nothing was dropped for the refused append; unpinned, it goes in.
+  CHECK(log.Begin() == 0);
+  CHECK(log.End() == 16);
+  log.Unpin(pin);
+  CHECK(Append(log, "k", "x", 100, true, 50) == 16);
+  CHECK(log.Begin() == 1);
+  log.ReleasePin(pin);
+}
+
+TEST_CASE("RingLog: a released pin slot carries no position", "[ring_log][zero_copy][regression]") {
+  // Regression: ReleasePin cleared the claim bit but left the pinned position,
+  // which the next claimer of the slot inherited: the writer then waited for it.
+  Log log(16, 4096);
+  const int pin = log.ClaimPin();
+  REQUIRE(pin >= 0);
+  for (int i = 0; i < 16; ++i) REQUIRE(Append(log, "k", "v", 0, true) != UINT64_MAX);
+  REQUIRE(log.Pin(pin, 0));
+  log.ReleasePin(pin);  // released while pinned (a reader gone mid-view)
+  const int again = log.ClaimPin();
+  CHECK(again == pin);  // the lowest free slot: the same one
+  for (uint64_t p = 16; p < 48; ++p) CHECK(Append(log, "k", "v", 0, true) == p);
+  log.ReleasePin(again);
+}
+
+TEST_CASE("RingLog: a trimmed position cannot be pinned", "[ring_log][zero_copy][regression]") {
+  // Regression: TrimExpired moved begin_ but not the reuse horizon, and Pin
+  // checked only the horizon, so trimmed records could be lent out.
+  Log log(16, 4096);
+  for (int i = 0; i < 4; ++i) REQUIRE(Append(log, "k", "v", 10 * i) != UINT64_MAX);
+  REQUIRE(log.TrimExpired(15) == 2);
+  REQUIRE(log.Begin() == 2);
+  REQUIRE(log.ReuseHorizon() == 0);  // trimming reuses no memory
+  const int pin = log.ClaimPin();
+  REQUIRE(pin >= 0);
+  CHECK_FALSE(log.Pin(pin, 0));
+  CHECK_FALSE(log.Pin(pin, 1));
+  CHECK(log.Pin(pin, 2));
+  log.Unpin(pin);
+  log.ReleasePin(pin);
+}
+
+TEST_CASE("RingLog never shows a trim horizon past the published end", "[ring_log][regression]") {
+  // Regression: the unpublished appends of a batch larger than the ring moved
+  // begin_ past end_, so TRIM_HORIZON pointed past the end (and GetRecords
+  // refused the iterator). Checked after every append a reader could observe.
+  Log log(4, 4096);
+  for (uint64_t i = 0; i < 12; ++i) {
+    uint64_t pos = UINT64_MAX;
+    REQUIRE(log.Append("k", std::to_string(i), 0, kNever, /*overwrite=*/true, &pos,
+                       /*publish=*/false) == Log::AppendStatus::kOk);
+    CHECK(pos == i);
+    const uint64_t begin = log.Begin();
+    CHECK(begin <= log.End());
+    CHECK(log.LowerBoundArrival(INT64_MIN) <= log.End());
+  }
+  log.Publish();
+  CHECK(log.End() == 12);
+  CHECK(log.Begin() == 8);
+  kinlet::GetRecordsResult<std::string> page;
+  auto read = log.Read(log.Begin(), 10, SIZE_MAX, 1, 0, &page);
+  REQUIRE(read.count == 4);
+  CHECK(page.records[0].data == "8");
+}

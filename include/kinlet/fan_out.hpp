@@ -126,19 +126,30 @@ constexpr std::string_view SubscriptionEndName(SubscriptionEnd e) {
 
 // What every event carries besides its records.
 struct SubscribeToShardEventHeader {
-  // The last record delivered so far by this subscription (or, before any, the
-  // record before its start); resume AFTER it. Empty at the end of a closed
-  // shard, and while the shard holds no record before the start.
+  // Where the subscription stands, set on every event but a closed shard's
+  // final one (as Kinesis: consumers such as the KCL read a null continuation
+  // as the end of the shard): the last record delivered so far (or, before
+  // any, the record before its start), to resume AFTER; or, when the shard has
+  // nothing before the start (position 0), the shard's
+  // StartingSequenceNumber, with continuation_at_shard_start set.
   std::optional<SequenceNumber> continuation_sequence_number;
+  // True when the continuation is the shard's StartingSequenceNumber and
+  // nothing of the shard precedes it. On Kinesis that number sorts before
+  // every record; in kinlet it is also record 0's own sequence number, so do
+  // not resume AFTER it (that would skip record 0): ResumePosition() handles it.
+  bool continuation_at_shard_start = false;
   // Milliseconds between the arrival of the oldest undelivered record and now.
   int64_t millis_behind_latest = 0;
   // The final event of a closed shard: no continuation, child_shards set.
   bool end_of_shard = false;
 
-  // Where a new subscription continues after this event (TRIM_HORIZON if
-  // nothing was ever before it).
+  // Where a new subscription continues after this event, neither skipping nor
+  // repeating a record: AFTER_SEQUENCE_NUMBER of the continuation; or, at the
+  // shard's start, TRIM_HORIZON (position 0 while record 0 is stored, and
+  // valid on an empty shard); TRIM_HORIZON also after the final event, which
+  // has nothing to resume.
   IteratorPosition ResumePosition() const {
-    return continuation_sequence_number
+    return continuation_sequence_number && !continuation_at_shard_start
                ? IteratorPosition::AfterSequenceNumber(*continuation_sequence_number)
                : IteratorPosition::TrimHorizon();
   }
@@ -182,7 +193,8 @@ struct SubscriptionStats {
   // Records that NextView / view callbacks had to copy instead of lending in
   // place: trivially copyable payloads, a consumer so far behind that the
   // writer is about to reuse its records' memory, or more than
-  // RingLog::kMaxPins zero-copy subscriptions on one shard.
+  // RingLog::kMaxPins zero-copy subscriptions on one shard (each holds a pin
+  // slot from its creation to its destruction).
   uint64_t copied_records = 0;
 };
 
@@ -229,7 +241,8 @@ class Subscription {
   // no delivery reported it before). Safe from any thread except from inside
   // this subscription's own callback: there (detected) it does not wait, and
   // in copy mode nothing of the subscription is touched after the callback
-  // returns; a view callback must not destroy its own subscription.
+  // returns; a view callback must not destroy its own subscription. Gives
+  // back its pin slot with no position pinned.
   ~Subscription() {
     Cancel();
     StopDelivery();
@@ -257,8 +270,14 @@ class Subscription {
     int64_t now_ms = 0;
     switch (Await(timeout, &now_ms)) {
       case Found::kRecords: {
+        SkipTrimmedAsKinesis(now_ms);
         const auto read =
             shard_->ReadFrom(position_, kMaxEventRecords, max_event_bytes_, now_ms, &event->page);
+        if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) {
+          Empty(event);
+          Heartbeat(event);  // trimmed during the read: continue at the horizon next
+          return absl::OkStatus();
+        }
         if (read.trimmed) return DataTrimmed();
         Delivered(read, now_ms, event);
         return absl::OkStatus();
@@ -284,13 +303,20 @@ class Subscription {
   // storage (for byte payloads, the bytes the writer stored; for object
   // payloads, the stored objects), not copies: N consumers read one copy.
   // The views are valid only until `visit` returns. While it runs the records
-  // are pinned: a writer that needs their memory (the ring full up to them)
-  // waits for it to return, so keep `visit` short and do not write to this
-  // shard from it. Trivially copyable payloads, and a consumer about to be
-  // overtaken by the writer, get views of a copy (stats().copied_records).
-  // `visit` runs for records, the final event and heartbeats; not once the
-  // subscription is over (the status says why, as Next). Allocates nothing in
-  // steady state. Not thread-safe: one caller at a time; not in push mode.
+  // are pinned: their memory is not reused. The writer never waits for a
+  // visitor: a put that can make room only by reusing that memory (the ring
+  // full up to the pinned records: a consumer a whole ring behind) fails with
+  // ShardFullException, under FullPolicy::kReject and kOverwrite alike, and
+  // drops nothing; puts succeed again once `visit` returns (so keep it short).
+  // The pin is released however `visit` ends (a throw propagates to the
+  // caller, and the records it was given count as delivered). Trivially
+  // copyable payloads, and a consumer about to be overtaken by the writer, get
+  // views of a copy (stats().copied_records). NextView and Next deliver the
+  // same records and fail alike on every position (a record trimmed or past
+  // retention is TrimmedDataAccessException for both). `visit` runs for
+  // records, the final event and heartbeats; not once the subscription is
+  // over (the status says why, as Next). Allocates nothing in steady state.
+  // Not thread-safe: one caller at a time; not in push mode.
   template <typename Visitor>
   absl::Status NextView(Visitor&& visit, absl::Duration timeout) {
     EventView& view = view_event_;
@@ -300,41 +326,71 @@ class Subscription {
     int64_t now_ms = 0;
     switch (Await(timeout, &now_ms)) {
       case Found::kRecords: {
-        const RingLog<Payload>& log = shard_->log_;
+        using Log = RingLog<Payload>;
+        const Log& log = shard_->log_;
         views_.clear();
-        typename RingLog<Payload>::ReadOutcome read{};
-        bool pinned = false;
-        if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
-          if (pin_ >= 0 && !shard_->Expired(position_, now_ms) && log.Pin(pin_, position_)) {
-            pinned = true;
-            read = log.ForEachPinned(position_, kMaxEventRecords, max_event_bytes_,
-                                     [&](const typename RingLog<Payload>::RecordRef& r) {
-                                       views_.push_back(RecordView<Payload>{
-                                           shard_->Sequence(r.position),
-                                           absl::FromUnixMillis(r.arrival_ms), r.key, r.data});
-                                     });
+        SkipTrimmedAsKinesis(now_ms);
+        typename Log::ReadOutcome read{};  // the whole event, copied and lent
+        // Unpins on every way out of this scope, a throwing visitor included.
+        struct Unpinner {
+          const Log* log = nullptr;
+          int pin = -1;
+          ~Unpinner() {
+            if (log != nullptr) log->Unpin(pin);
           }
-        }
-        if (!pinned) {
-          // Copy only what cannot be lent: the records below the reuse horizon.
-          const uint64_t horizon = log.ReuseHorizon();
+        } unpinner;
+        // Records below the writer's reuse horizon cannot be pinned: copy
+        // them, then lend the rest of the event in place. Everything is copied
+        // for trivial payloads or without a pin slot. The event has the records
+        // Next would deliver.
+        const bool can_lend = Log::kStorage != PayloadStorage::kTrivial && pin_ >= 0;
+        const uint64_t horizon = log.ReuseHorizon();
+        if (!can_lend || horizon > position_) {
           const size_t max_records =
-              pin_ >= 0 && horizon > position_
+              can_lend
                   ? static_cast<size_t>(std::min<uint64_t>(horizon - position_, kMaxEventRecords))
                   : kMaxEventRecords;
-          read = shard_->ReadFrom(position_, max_records, max_event_bytes_, now_ms, &copy_page_);
+          read = CopyForView(max_records, now_ms);
+          if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
           if (read.trimmed) return DataTrimmed();
-          for (const Record<Payload>& rec : copy_page_.records) {
-            views_.push_back(RecordView<Payload>{rec.sequence_number,
-                                                 rec.approximate_arrival_timestamp,
-                                                 rec.partition_key, View(rec.data)});
+        }
+        bool lent = false;
+        if constexpr (Log::kStorage != PayloadStorage::kTrivial) {
+          // Pin first, then check: a record stored and within retention once
+          // pinned stays readable until unpinned. Lend only from where the
+          // copy stopped at the horizon (not at the byte limit or the end).
+          const uint64_t from = position_ + read.count;
+          if (can_lend && (read.count == 0 || from == horizon) && read.bytes < max_event_bytes_ &&
+              log.Pin(pin_, from)) {
+            if (shard_->Expired(from, now_ms)) {
+              log.Unpin(pin_);  // trimmed or past retention: as Next (below)
+            } else {
+              unpinner.log = &log;
+              unpinner.pin = pin_;
+              lent = true;
+              const auto more = log.ForEachPinned(
+                  from, kMaxEventRecords - read.count, max_event_bytes_ - read.bytes,
+                  [&](const typename Log::RecordRef& r) {
+                    views_.push_back(RecordView<Payload>{shard_->Sequence(r.position),
+                                                         absl::FromUnixMillis(r.arrival_ms), r.key,
+                                                         r.data});
+                  },
+                  /*take_first=*/read.count == 0);
+              read.count += more.count;
+              read.bytes += more.bytes;
+            }
           }
-          stats_.copied_records.fetch_add(read.count, std::memory_order_relaxed);
+        }
+        if (!lent && read.count == 0) {
+          // Could not pin (the horizon moved meanwhile, or `position_` is gone):
+          // copy, or fail as Next does.
+          read = CopyForView(kMaxEventRecords, now_ms);
+          if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
+          if (read.trimmed) return DataTrimmed();
         }
         Delivered(read, now_ms, &view);
         view.records = views_;
         visit(static_cast<const EventView&>(view));
-        if (pinned) log.Unpin(pin_);
         return absl::OkStatus();
       }
       case Found::kShardEnd:
@@ -396,6 +452,20 @@ class Subscription {
     if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
       pin_ = shard_->log_.ClaimPin();  // -1 (all taken): NextView copies
     }
+  }
+
+  // NextView's copies: up to `max_records` from position_ into copy_page_,
+  // with views of them appended to views_ (counted in copied_records).
+  typename RingLog<Payload>::ReadOutcome CopyForView(size_t max_records, int64_t now_ms) {
+    const auto read =
+        shard_->ReadFrom(position_, max_records, max_event_bytes_, now_ms, &copy_page_);
+    if (read.trimmed) return read;
+    for (const Record<Payload>& rec : copy_page_.records) {
+      views_.push_back(RecordView<Payload>{rec.sequence_number, rec.approximate_arrival_timestamp,
+                                           rec.partition_key, View(rec.data)});
+    }
+    stats_.copied_records.fetch_add(read.count, std::memory_order_relaxed);
+    return read;
   }
 
   // What Await found.
@@ -473,12 +543,31 @@ class Subscription {
   void ShardEnded(SubscribeToShardEventHeader* header) {
     header->end_of_shard = true;
     header->continuation_sequence_number.reset();
+    header->continuation_at_shard_start = false;
     stats_.events.fetch_add(1, std::memory_order_relaxed);
   }
 
   void Heartbeat(SubscribeToShardEventHeader* header) {
     SetContinuation(header);
     stats_.events.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // With TrimmedReads::kContinueFromTrimHorizon (Kinesis), a subscription
+  // whose next record was trimmed continues from the trim horizon instead of
+  // ending: moves position_ there if needed; true if it moved.
+  bool SkipTrimmedAsKinesis(int64_t now_ms) {
+    if (context_->trimmed_reads != TrimmedReads::kContinueFromTrimHorizon) return false;
+    if (!shard_->Expired(position_, now_ms)) return false;
+    position_ = std::max(position_, shard_->TrimHorizon(now_ms));
+    return true;
+  }
+  template <typename Visitor>
+  absl::Status VisitHeartbeat(Visitor& visit) {
+    views_.clear();
+    view_event_.records = {};
+    Heartbeat(&view_event_);
+    visit(static_cast<const EventView&>(view_event_));
+    return absl::OkStatus();
   }
 
   absl::Status DataTrimmed() {
@@ -488,12 +577,11 @@ class Subscription {
 
   static void Empty(Event* event) { detail::RecordBuffer<Payload>(&event->page).Finish(); }
 
+  // Every event but the final one has a continuation (see the header's).
   void SetContinuation(SubscribeToShardEventHeader* header) const {
-    if (position_ > 0) {
-      header->continuation_sequence_number = shard_->Sequence(position_ - 1);
-    } else {
-      header->continuation_sequence_number.reset();
-    }
+    header->continuation_at_shard_start = position_ == 0;
+    header->continuation_sequence_number =
+        position_ > 0 ? shard_->Sequence(position_ - 1) : shard_->starting_sequence_number();
   }
 
   absl::Status EndedStatus() const {

@@ -19,15 +19,26 @@
 // and TrimExpired; the shard does it with its writer lock). Any number of
 // readers, lock-free, concurrent with the writer; a reader never blocks the
 // writer except that the writer waits for a reader that is copying the very
-// object it is about to overwrite (kObject payloads), and for a pinned reader
-// (zero-copy views) whose records' memory it must reuse.
+// object it is about to overwrite (kObject payloads: one object copy, no user
+// code). The writer never waits for a pinned reader (zero-copy views, whose
+// visitor is user code and may be slow, stuck or gone): if the only way to make
+// room is memory a pin holds, the append is refused (kFull), whatever the
+// policy, and nothing is dropped; it succeeds again once the pin is released.
+// Under kOverwrite this is the one case in which a full ring refuses a record:
+// the visitor's views point into that memory, no later copy can redirect them,
+// ending the reader's subscription would not free the memory while its
+// visitor runs, and a spill area would need its own reclamation and a branch
+// per put. Only a reader about a whole ring behind the writer can cause it.
 //
 // Memory ordering:
 //  - end_: written by the writer only, after the record's slot and bytes; the
 //    release store publishes them and pairs with the acquire load in End() and
 //    Read(): a reader that sees end_ > p sees record p whole.
 //  - begin_: written by the writer only, before it reuses any slot or byte of
-//    the records it trims; the store is followed by a release fence, and
+//    the records it trims; never beyond the published end_ (a batch that
+//    trims records it has not published yet first publishes end_, and then
+//    stores begin_ with release, so a reader that loads begin_ and then end_
+//    always sees begin <= end); the store is followed by a release fence, and
 //    readers load it after an acquire fence that follows their (relaxed,
 //    atomic) copies. If a copy observed any byte the writer wrote after moving
 //    begin_, the fences synchronise and the reader sees the new begin_, so it
@@ -40,13 +51,19 @@
 //    for the count of the slot it reuses to be zero (seq_cst). Either the
 //    reader sees the record trimmed, or the writer sees the reader (Dekker).
 //  - Pins (zero-copy reads): a reader stores its pin position (seq_cst) then
-//    loads horizon_ (seq_cst); the writer stores horizon_ (seq_cst) then loads
-//    the claimed pins (seq_cst) and waits for any below the new horizon.
-//    Either the reader sees the new horizon (and copies instead), or the
-//    writer sees the pin (and waits for the release store that unpins, which
-//    orders the reader's last look at the bytes before the writer's reuse).
-//    The writer reuses memory only of records below horizon_local_, and moves
-//    it 1/16 of the ring at a time: the handshake is not on the per-put path.
+//    loads horizon_ and begin_ (seq_cst); the writer stores horizon_ (seq_cst)
+//    then loads the claimed pins (seq_cst). Either the reader sees the new
+//    horizon (and copies instead), or the writer sees the pin: it then reuses
+//    memory only below the lowest pin it saw (horizon_local_ = min(horizon_,
+//    pins)) and refuses appends that need more; it looks again at the next
+//    append. The reader's release store that unpins orders its last look at
+//    the bytes before the writer's reuse (the writer's seq_cst load that sees
+//    kUnpinned acquires it). The writer moves horizon_ 1/16 of the ring at a
+//    time: the handshake is not on the per-put path.
+//    Pin slots: ClaimPin sets a bit of pin_mask_ (seq_cst CAS); ReleasePin
+//    stores kUnpinned to the slot's position (release) and then clears the bit
+//    (release), so the next claimer of the slot (its CAS acquires the clear)
+//    finds no position: a released slot never holds the writer back.
 //  - ThreadSanitizer does not model fences: in its builds (KINLET_ATOMIC_COPY)
 //    the fences go and every slot/word store is a release, every load an
 //    acquire (detail::kSeqStore/kSeqLoad), which orders the same pairs.
@@ -297,6 +314,8 @@ class RingLog {
     uint64_t begin = begin_local_;
     uint64_t begin_word = begin_word_local_;  // valid while begin < end_local_
     uint64_t word = write_word_;
+    uint64_t expired = 0;  // records dropped below, by cause
+    uint64_t overwritten = 0;
     for (;;) {
       word = write_word_;
       if ((word & (word_capacity_ - 1)) + need > word_capacity_) {
@@ -308,20 +327,22 @@ class RingLog {
       const int64_t oldest_arrival = SlotAt(begin).arrival_ms.load(std::memory_order_relaxed);
       if (oldest_arrival >= expire_before_ms) {
         if (!overwrite) {
-          PublishBegin(begin, begin_word);
+          Drop(begin, begin_word, expired, 0);  // the expired ones are gone anyway
           return AppendStatus::kFull;
         }
-        overwritten_.store(overwritten_.load(std::memory_order_relaxed) + 1,
-                           std::memory_order_relaxed);
+        ++overwritten;
       } else {
-        expired_.store(expired_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        ++expired;
       }
       ++begin;
       begin_word = begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0;
     }
-    PublishBegin(begin, begin_word);
-    // The memory about to be reused belongs to records below begin.
-    if (KINLET_UNLIKELY(begin > horizon_local_)) AdvanceHorizon(begin);
+    // The memory about to be reused belongs to records below begin. If a pin
+    // holds some of it, refuse (never wait for a reader) and drop nothing.
+    if (KINLET_UNLIKELY(begin > horizon_local_) && !AdvanceHorizon(begin)) {
+      return AppendStatus::kFull;
+    }
+    Drop(begin, begin_word, expired, overwritten);
 
     SlotType& slot = SlotAt(end_local_);
     if constexpr (kObjectSlots) {
@@ -352,6 +373,7 @@ class RingLog {
   // Makes every record appended so far visible to readers and wakes waiters.
   void Publish() {
     end_.store(end_local_, std::memory_order_release);
+    end_published_ = end_local_;
     waiters_.Notify();
   }
 
@@ -361,9 +383,10 @@ class RingLog {
   // not reuse the memory of records at or after it, so their bytes (and
   // objects) can be lent out as views instead of copied. A position within
   // 1/16 of the ring of the oldest record cannot be pinned (the writer may
-  // reuse it without looking): read it by copying. A writer that needs the
-  // memory of a pinned record waits until it is unpinned, so hold pins
-  // briefly, and never write to the same ring while holding one.
+  // reuse it without looking), nor one already trimmed: read it by copying.
+  // Hold pins
+  // briefly. The writer never waits for a pin: an append that needs pinned
+  // memory is refused (kFull) until the pin goes (see the header comment).
 
   static constexpr int kMaxPins = 32;
 
@@ -379,15 +402,20 @@ class RingLog {
       }
     }
   }
-  // REQUIRES: `pin` claimed and not pinned. Thread-safe.
+  // Gives the slot back, unpinning it first if it is pinned: the next claimer
+  // of the slot inherits no position. REQUIRES: `pin` claimed by the caller.
+  // Thread-safe.
   void ReleasePin(int pin) const {
+    pins_[pin].position.store(kUnpinned, std::memory_order_release);
     pin_mask_.fetch_and(~(uint32_t{1} << pin), std::memory_order_release);
   }
   // Pins positions >= `from`; false (nothing pinned) if `from` is below the
-  // reuse horizon. REQUIRES: `pin` claimed by the caller and not pinned.
+  // reuse horizon or trimmed (below Begin()). REQUIRES: `pin` claimed by the
+  // caller and not pinned.
   bool Pin(int pin, uint64_t from) const {
     pins_[pin].position.store(from, std::memory_order_seq_cst);
-    if (horizon_.load(std::memory_order_seq_cst) > from) {
+    if (horizon_.load(std::memory_order_seq_cst) > from ||
+        begin_.load(std::memory_order_seq_cst) > from) {
       Unpin(pin);
       return false;
     }
@@ -406,11 +434,14 @@ class RingLog {
   };
 
   // Calls fn(const RecordRef&) for the records from `from` on, with the limits
-  // of Read(). REQUIRES: `from` pinned by the caller (so it is stored, and
-  // stays so); not for trivially copyable payloads (their bytes are unaligned
-  // in the ring: copy them with Read()).
+  // of Read() (the first record taken whatever its size only if `take_first`:
+  // false continues an event that already has records). REQUIRES: `from`
+  // pinned by the caller (so it is stored, and stays so); not for trivially
+  // copyable payloads (their bytes are unaligned in the ring: copy them with
+  // Read()).
   template <typename Fn>
-  ReadOutcome ForEachPinned(uint64_t from, size_t max_records, size_t max_bytes, Fn&& fn) const {
+  ReadOutcome ForEachPinned(uint64_t from, size_t max_records, size_t max_bytes, Fn&& fn,
+                            bool take_first = true) const {
     static_assert(kStorage != PayloadStorage::kTrivial, "copy trivial payloads with Read()");
     ReadOutcome out;
     const uint64_t end = End();
@@ -420,7 +451,7 @@ class RingLog {
       const SlotType& slot = SlotAt(pos);
       const size_t key_len = slot.key_len.load(detail::kSeqLoad);
       const size_t data_len = slot.data_len.load(detail::kSeqLoad);
-      if (i > 0 && out.bytes + key_len + data_len > max_bytes) break;
+      if ((i > 0 || !take_first) && out.bytes + key_len + data_len > max_bytes) break;
       const char* base = reinterpret_cast<const char*>(
           words_.get() + (slot.word.load(detail::kSeqLoad) & (word_capacity_ - 1)));
       View data = [&] {
@@ -447,9 +478,8 @@ class RingLog {
     }
     const size_t dropped = begin - begin_local_;
     if (dropped != 0) {
-      expired_.store(expired_.load(std::memory_order_relaxed) + dropped, std::memory_order_relaxed);
-      PublishBegin(begin,
-                   begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0);
+      Drop(begin, begin < end_local_ ? SlotAt(begin).word.load(std::memory_order_relaxed) : 0,
+           dropped, 0);
     }
     return dropped;
   }
@@ -632,20 +662,38 @@ class RingLog {
     }
   }
 
-  // Lets the writer reuse the memory of records below `begin` (and up to 1/16
-  // of the ring beyond, so that this runs once per that many records): waits
-  // for readers pinned below the new horizon to unpin.
-  ABSL_ATTRIBUTE_NOINLINE void AdvanceHorizon(uint64_t begin) {
+  // Tries to let the writer reuse the memory of records below `begin` (and up
+  // to 1/16 of the ring beyond, so that this runs once per that many records):
+  // publishes the new horizon, then reuses only memory below the lowest pin it
+  // sees under it. Never waits. Returns whether the memory below `begin` may
+  // be reused now.
+  ABSL_ATTRIBUTE_NOINLINE bool AdvanceHorizon(uint64_t begin) {
     const uint64_t horizon =
-        std::min(end_local_, begin + std::max<uint64_t>(1, capacity_records() / 16));
+        std::max(horizon_local_,
+                 std::min(end_local_, begin + std::max<uint64_t>(1, capacity_records() / 16)));
     horizon_.store(horizon, std::memory_order_seq_cst);
-    horizon_local_ = horizon;
+    uint64_t reusable = horizon;
     for (uint32_t mask = pin_mask_.load(std::memory_order_seq_cst); mask != 0; mask &= mask - 1) {
-      const auto& pin = pins_[std::countr_zero(mask)].position;
-      for (int spins = 0; pin.load(std::memory_order_seq_cst) < horizon; ++spins) {
-        if (spins > 64) std::this_thread::yield();
-      }
+      reusable = std::min(reusable,
+                          pins_[std::countr_zero(mask)].position.load(std::memory_order_seq_cst));
     }
+    // Never below what was reusable before: a pin below it failed (it saw the
+    // horizon then) and is about to unpin.
+    horizon_local_ = std::max(horizon_local_, reusable);
+    return begin <= horizon_local_;
+  }
+
+  // Drops the records below `begin` (`expired` + `overwritten` of them):
+  // publishes the new trim horizon and counts them.
+  void Drop(uint64_t begin, uint64_t begin_word, uint64_t expired, uint64_t overwritten) {
+    if (expired != 0) {
+      expired_.store(expired_.load(std::memory_order_relaxed) + expired, std::memory_order_relaxed);
+    }
+    if (overwritten != 0) {
+      overwritten_.store(overwritten_.load(std::memory_order_relaxed) + overwritten,
+                         std::memory_order_relaxed);
+    }
+    PublishBegin(begin, begin_word);
   }
 
   void PublishBegin(uint64_t begin, uint64_t begin_word) {
@@ -653,7 +701,16 @@ class RingLog {
     begin_local_ = begin;
     begin_word_local_ = begin_word;
     // seq_cst only where the Dekker handshake with object readers needs it.
-    begin_.store(begin, kObjectSlots ? std::memory_order_seq_cst : std::memory_order_relaxed);
+    std::memory_order order = kObjectSlots ? std::memory_order_seq_cst : std::memory_order_relaxed;
+    if (KINLET_UNLIKELY(begin > end_published_)) {
+      // A batch trims records it has not published: publish them first (a
+      // trim horizon past the published end would make TRIM_HORIZON point
+      // past the end), and release them with begin_.
+      end_.store(end_local_, std::memory_order_release);
+      end_published_ = end_local_;
+      if constexpr (!kObjectSlots) order = std::memory_order_release;
+    }
+    begin_.store(begin, order);
     detail::SeqWriterFence();
   }
 
@@ -668,6 +725,7 @@ class RingLog {
   uint64_t end_local_ = 0;
   uint64_t write_word_ = 0;
   uint64_t horizon_local_ = 0;  // memory of records below it may be reused
+  uint64_t end_published_ = 0;  // the last value stored to end_
 
   // Published by the writer, read by readers (see the header comment).
   alignas(KINLET_CACHE_LINE_SIZE) std::atomic<uint64_t> end_{0};

@@ -535,8 +535,11 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     return read;
   }
 
-  // True if the record at `from` is stored but older than the retention period.
+  // True if `from` can no longer be read: trimmed (below the ring's Begin(),
+  // by retention or capacity), or its record is older than the retention
+  // period. False at or past the end. Copying and zero-copy reads both ask it.
   bool Expired(uint64_t from, int64_t now_ms) const {
+    if (from < log_.Begin()) return true;
     const std::optional<int64_t> arrival = log_.ArrivalAt(from);
     return arrival && *arrival < context_->ExpireBeforeMs(now_ms);
   }

@@ -2,7 +2,11 @@
 // kinlet stream and the reference model, under one ManualClock, and compares
 // every result and error. Sequences come from a seeded generator (the
 // differential test) or from fuzzer bytes (fuzz/differential_fuzz.cpp), and a
-// failing one shrinks to a minimal failing sequence.
+// failing one shrinks to a minimal failing sequence. Fan-out events are pulled
+// both ways, copied (Next) and zero-copy (NextView), each compared with the
+// model, so the two reads must agree on every position, after expiry (the
+// clock past retention), physical trimming (Stream::TrimExpired, an operation
+// the model does not see: it must change nothing observable) and overwriting.
 #pragma once
 
 #include <algorithm>
@@ -34,7 +38,9 @@ struct Op {
     kRegister,
     kDeregister,
     kSubscribe,
-    kNextEvent
+    kNextEvent,
+    kTrimExpired,  // Stream::TrimExpired: reclaims expired records' space
+    kNextView      // Subscription::NextView, compared as kNextEvent
   };
   Kind kind = kPut;
   uint32_t a = 0, b = 0, c = 0, d = 0;  // meaning per kind, see Describe()
@@ -42,9 +48,9 @@ struct Op {
 
   std::string Describe() const {
     std::ostringstream out;
-    static const char* const kNames[] = {"Put",        "PutBatch",  "GetIterator", "GetRecords",
-                                         "Advance",    "Split",     "Merge",       "Register",
-                                         "Deregister", "Subscribe", "NextEvent"};
+    static const char* const kNames[] = {
+        "Put",      "PutBatch",   "GetIterator", "GetRecords", "Advance",     "Split",   "Merge",
+        "Register", "Deregister", "Subscribe",   "NextEvent",  "TrimExpired", "NextView"};
     out << kNames[kind] << "(" << a << ", " << b << ", " << c << ", " << d << ", " << hi << ":"
         << lo << ")";
     return out.str();
@@ -77,14 +83,16 @@ inline Op NextOp(Source& in) {
   op.kind = roll < 25   ? Op::kPut
             : roll < 33 ? Op::kPutBatch
             : roll < 44 ? Op::kGetIterator
-            : roll < 62 ? Op::kGetRecords
-            : roll < 71 ? Op::kAdvance
+            : roll < 60 ? Op::kGetRecords
+            : roll < 69 ? Op::kAdvance
+            : roll < 71 ? Op::kTrimExpired
             : roll < 75 ? Op::kSplit
             : roll < 79 ? Op::kMerge
             : roll < 82 ? Op::kRegister
             : roll < 83 ? Op::kDeregister
             : roll < 89 ? Op::kSubscribe
-                        : Op::kNextEvent;
+            : roll < 95 ? Op::kNextEvent
+                        : Op::kNextView;
   op.a = static_cast<uint32_t>(in.Next(1 << 16));
   op.b = static_cast<uint32_t>(in.Next(1 << 16));
   op.c = static_cast<uint32_t>(in.Next(1 << 16));
@@ -276,7 +284,13 @@ class Differential {
       case Op::kSubscribe:
         return ApplySubscribe(op);
       case Op::kNextEvent:
-        return ApplyNextEvent(op);
+        return ApplyNextEvent(op, /*view=*/false);
+      case Op::kNextView:
+        return ApplyNextEvent(op, /*view=*/true);
+      case Op::kTrimExpired:
+        (void)stream_->TrimExpired();  // how many it reclaims is kinlet's own business
+        last_trim_ms_ = Now();
+        return std::nullopt;
     }
     return std::nullopt;
   }
@@ -433,58 +447,137 @@ class Differential {
     return std::nullopt;
   }
 
-  std::optional<std::string> ApplyNextEvent(const Op& op) {
+  // One event as pulled from kinlet, by Next or by NextView (copied out of the
+  // views while the visitor runs).
+  struct GotEvent {
+    absl::Status status;
+    bool visited = true;  // NextView: the visitor ran
+    std::vector<Record> records;
+    std::optional<kinlet::SequenceNumber> continuation;
+    bool continuation_at_start = false;
+    bool end_of_shard = false;
+    std::vector<std::string> children;
+    int64_t millis_behind_latest = 0;
+    kinlet::ShardIteratorType resume = kinlet::ShardIteratorType::kTrimHorizon;
+
+    void Header(const kinlet::SubscribeToShardEventHeader& h) {
+      continuation = h.continuation_sequence_number;
+      continuation_at_start = h.continuation_at_shard_start;
+      end_of_shard = h.end_of_shard;
+      millis_behind_latest = h.millis_behind_latest;
+      resume = h.ResumePosition().type;
+    }
+  };
+
+  static Record ToModel(kinlet::SequenceNumber seq, absl::Time arrival, std::string_view key,
+                        std::string_view data) {
+    return Record{seq.position(), absl::ToUnixMillis(arrival), std::string(key), std::string(data)};
+  }
+
+  static GotEvent Pull(kinlet::Subscription<std::string, kinlet::ManualClockTraits>& sub,
+                       bool view) {
+    GotEvent got;
+    if (!view) {
+      kinlet::SubscribeToShardEvent<std::string> event;
+      got.status = sub.Next(&event, absl::ZeroDuration());
+      got.Header(event);
+      for (const auto& r : event.records()) {
+        got.records.push_back(
+            ToModel(r.sequence_number, r.approximate_arrival_timestamp, r.partition_key, r.data));
+      }
+      for (const auto& c : event.child_shards()) got.children.push_back(c.shard_id);
+      return got;
+    }
+    got.visited = false;
+    got.status = sub.NextView(
+        [&](const kinlet::SubscribeToShardEventView<std::string>& event) {
+          got.visited = true;
+          got.Header(event);
+          for (const auto& r : event.records) {
+            got.records.push_back(ToModel(r.sequence_number, r.approximate_arrival_timestamp,
+                                          r.partition_key, r.data));
+          }
+          for (const auto& c : event.child_shards) got.children.push_back(c.shard_id);
+        },
+        absl::ZeroDuration());
+    return got;
+  }
+
+  std::optional<std::string> ApplyNextEvent(const Op& op, bool view) {
     SubSlot& slot = subscriptions_[op.a % kSlots];
     if (!slot.kinlet) return std::nullopt;
-    kinlet::SubscribeToShardEvent<std::string> event;
-    const absl::Status got = slot.kinlet->Next(&event, absl::ZeroDuration());
-    const uint64_t dropped = model_.shards()[*model_.Find(slot.shard)].dropped;
-    const bool behind = model_.Position(slot.model) < dropped;
+    const std::string call = view ? "SubscribeToShardEventView" : "SubscribeToShardEvent";
+    const GotEvent got = Pull(*slot.kinlet, view);
+    const Shard& shard = model_.shards()[*model_.Find(slot.shard)];
+    const uint64_t position = model_.Position(slot.model);
+    const bool behind = position < shard.dropped;
+    const bool expired =
+        !behind && position < shard.records.size() && model_.Gone(shard, position, Now());
     const Event want = model_.Next(slot.model, Now());
-    if (want.error == ErrorCode::kTrimmedDataAccess && behind) {
-      Reached("SubscribeToShardEvent TrimmedDataAccessException (overwritten)");
+    if (want.error == ErrorCode::kTrimmedDataAccess) {
+      if (behind) Reached(call + " TrimmedDataAccessException (overwritten)");
+      if (expired) Reached(call + " TrimmedDataAccessException (expired)");
+      // Expired before the last TrimExpired: its space was reclaimed too.
+      if (expired && last_trim_ms_ != kNoTrim &&
+          shard.records[position].arrival_ms < last_trim_ms_ - kRetentionMs) {
+        Reached(call + " TrimmedDataAccessException (expired and reclaimed)");
+      }
     }
     // A normal end (lifetime, shard end) is OutOfRange with no Kinesis name:
     // ErrorCodeOf gives kUnknown, as the model says.
-    const kinlet::ErrorCode got_code = kinlet::ErrorCodeOf(got);
-    if (auto d = Outcome("SubscribeToShardEvent", got_code, want.error)) {
-      return *d + " (" + slot.shard + ") " + got.ToString();
+    if (auto d = Outcome(call, kinlet::ErrorCodeOf(got.status), want.error)) {
+      return *d + " (" + slot.shard + ")";
     }
-    if (!got.ok()) return std::nullopt;
-    if (!want.records.empty()) Reached("SubscribeToShardEvent records");
-    if (want.kind == EventKind::kShardEnd) Reached("SubscribeToShardEvent shard end");
-    if (auto d = Differ("event records", std::to_string(event.records().size()),
+    if (!got.status.ok()) return std::nullopt;
+    if (auto d = Differ(call + " visitor called", got.visited ? "yes" : "no", "yes")) return d;
+    if (!want.records.empty()) Reached(call + " records");
+    if (want.kind == EventKind::kShardEnd) Reached(call + " shard end");
+    if (want.kind == EventKind::kHeartbeat && want.continuation_at_start) {
+      Reached(call + " heartbeat at the shard's start");
+    }
+    if (auto d = Differ("event records", std::to_string(got.records.size()),
                         std::to_string(want.records.size()))) {
       return d;
     }
-    for (size_t i = 0; i < event.records().size(); ++i) {
-      const auto& r = event.records()[i];
+    for (size_t i = 0; i < got.records.size(); ++i) {
+      const Record& r = got.records[i];
       const Record& m = want.records[i];
-      if (auto d = Differ(
-              "event record " + std::to_string(i),
-              std::to_string(r.sequence_number.position()) + " " + r.partition_key + " " + r.data,
-              std::to_string(m.position) + " " + m.key + " " + m.data)) {
+      if (auto d = Differ("event record " + std::to_string(i),
+                          std::to_string(r.position) + " " + std::to_string(r.arrival_ms) + " " +
+                              r.key + " " + r.data,
+                          std::to_string(m.position) + " " + std::to_string(m.arrival_ms) + " " +
+                              m.key + " " + m.data)) {
         return d;
       }
     }
-    const std::string continuation =
-        event.continuation_sequence_number
-            ? std::to_string(event.continuation_sequence_number->position())
-            : "none";
+    const std::string continuation = got.continuation
+                                         ? std::to_string(got.continuation->position()) +
+                                               (got.continuation_at_start ? " (shard start)" : "")
+                                         : "none";
     if (auto d = Differ("continuation", continuation,
-                        want.continuation ? std::to_string(*want.continuation) : "none")) {
+                        want.continuation ? std::to_string(*want.continuation) +
+                                                (want.continuation_at_start ? " (shard start)" : "")
+                                          : "none")) {
       return d;
     }
-    if (auto d = Differ("event end_of_shard", event.end_of_shard ? "yes" : "no",
+    // Resuming AFTER the shard's start would skip record 0.
+    const auto want_resume = want.continuation && !want.continuation_at_start
+                                 ? kinlet::ShardIteratorType::kAfterSequenceNumber
+                                 : kinlet::ShardIteratorType::kTrimHorizon;
+    if (auto d = Differ("resume position", std::to_string(static_cast<int>(got.resume)),
+                        std::to_string(static_cast<int>(want_resume)))) {
+      return d;
+    }
+    if (auto d = Differ("event end_of_shard", got.end_of_shard ? "yes" : "no",
                         want.kind == EventKind::kShardEnd ? "yes" : "no")) {
       return d;
     }
     std::string children;
-    for (const auto& c : event.child_shards()) children += c.shard_id + " ";
+    for (const auto& c : got.children) children += c + " ";
     std::string want_children;
     for (const auto& c : want.children) want_children += c + " ";
     if (auto d = Differ("event child shards", children, want_children)) return d;
-    return Differ("event millis_behind_latest", std::to_string(event.millis_behind_latest),
+    return Differ("event millis_behind_latest", std::to_string(got.millis_behind_latest),
                   std::to_string(want.millis_behind_latest));
   }
 
@@ -613,6 +706,8 @@ class Differential {
   std::unique_ptr<TestStream> stream_;
   Model model_;
   uint32_t tag_ = 0;
+  static constexpr int64_t kNoTrim = INT64_MIN;
+  int64_t last_trim_ms_ = kNoTrim;                    // the clock at the last TrimExpired operation
   std::vector<std::pair<size_t, uint64_t>> history_;  // (shard, position) of every put
   std::optional<Slot> slots_[kSlots];
   SubSlot subscriptions_[kSlots];  // declared last: destroyed before the stream

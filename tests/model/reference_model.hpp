@@ -10,7 +10,9 @@
 // shard, millis_behind_latest), retention under a manual clock, SplitShard
 // and MergeShards (rules, child ids, ranges, lineage), enhanced fan-out
 // (consumer registration and its limit, SubscribeToShard from every position,
-// events with continuation and lag, the final event of a closed shard, the
+// events with continuation and lag: every event but a closed shard's final one
+// has a continuation, the shard's starting position when nothing precedes the
+// subscription's; the final event of a closed shard, the
 // 5-minute lifetime, the 5-second takeover rule, deregistration), the
 // per-shard throughput limits (writes: records and bytes per second, a record
 // larger than a second's bytes passing a full bucket into debt; reads: calls
@@ -133,7 +135,11 @@ struct Event {
   ErrorCode error = ErrorCode::kNone;  // when ended: why (kUnknown: a normal end, OutOfRange)
   EventKind kind = EventKind::kHeartbeat;
   std::vector<Record> records;
-  std::optional<uint64_t> continuation;  // position of the last record delivered (or before start)
+  // Position of the last record delivered (or of the one before the start);
+  // at the shard's start (nothing before), position 0 with at_start set: the
+  // shard's starting sequence number. Empty only in a shard's final event.
+  std::optional<uint64_t> continuation;
+  bool continuation_at_start = false;
   int64_t millis_behind_latest = 0;
   std::vector<std::string> children;
 };
@@ -475,7 +481,8 @@ class Model {
       End(sub, ErrorCode::kUnknown);
       return event;
     }
-    if (sub.position > 0) event.continuation = sub.position - 1;
+    event.continuation = sub.position > 0 ? sub.position - 1 : 0;
+    event.continuation_at_start = sub.position == 0;
     return event;  // a heartbeat
   }
 
