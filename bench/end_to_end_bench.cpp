@@ -90,7 +90,7 @@ void EndToEndKinlet(benchmark::State& state) {
   const int readers = static_cast<int>(state.range(1));
   const uint64_t n = RecordsPerRun(size);
   auto stream = MakeStream<Traits>(size);
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   const std::string payload(size, 'x');
   PutAll(*stream, 4 * n, payload);
   std::vector<kinlet::GetRecordsResult<std::string>> pages(static_cast<size_t>(readers));

@@ -47,7 +47,7 @@ void KinletLatency(benchmark::State& state) {
   options.limits = kinlet::ThroughputLimits::Unlimited();
   options.full_policy = kinlet::FullPolicy::kOverwrite;
   auto stream = std::move(*kinlet::Stream<std::string>::Create(options));
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   std::vector<int64_t> samples;
   samples.reserve(kSamples);
   for (auto _ : state) {

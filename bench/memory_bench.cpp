@@ -43,7 +43,7 @@ void BM_Memory_Kinlet(benchmark::State& state) {
     options.shard_capacity_records = 1 << 17;
     options.shard_capacity_bytes = 16 << 20;
     auto stream = std::move(*kinlet::Stream<std::string>::Create(options));
-    auto* shard = stream->OpenShards()[0];
+    auto shard = stream->OpenShards()[0];
     kinlet::GetRecordsResult<std::string> page;
     auto it = *shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon());
     // Warm-up: one full page, so that the page's records have their buffers.

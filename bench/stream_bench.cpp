@@ -97,7 +97,7 @@ void BM_GetRecords_Kinlet(benchmark::State& state) {
   for (int i = 0; i < kRecords; ++i) {
     if (!stream->PutRecord("user123", payload).ok()) std::abort();
   }
-  auto* shard = stream->OpenShards()[0];
+  auto shard = stream->OpenShards()[0];
   auto start = *shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon());
   kinlet::GetRecordsResult<std::string> page;
   for (auto _ : state) {

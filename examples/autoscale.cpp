@@ -21,7 +21,7 @@ using Stream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
 // the shard that owns it.
 std::string ShardMap(const Stream& stream) {
   std::string map;
-  for (auto* shard : stream.OpenShards()) {
+  for (const auto& shard : stream.OpenShards()) {
     const auto& r = shard->hash_key_range();
     const auto end = static_cast<uint64_t>(r.ending_hash_key >> 122);  // 0..63
     while (map.size() <= end) map += static_cast<char>('0' + shard->index() % 10);

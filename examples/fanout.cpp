@@ -53,7 +53,7 @@ int main() {
     auto registered = stream->RegisterStreamConsumer(reader->name);
     if (!registered.ok()) return 1;
     std::printf("registered %s\n", registered->consumer_arn.c_str());
-    for (auto* shard : stream->OpenShards()) {
+    for (const auto& shard : stream->OpenShards()) {
       Reader* r = reader.get();
       const auto start = kinlet::IteratorPosition::TrimHorizon();
       auto sub = r->work_per_event.count() == 0

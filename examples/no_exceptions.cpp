@@ -34,7 +34,7 @@ int main() {
   std::printf("empty partition key -> %s\n",
               std::string(kinlet::ErrorNameOf(bad.status())).c_str());
   int read = 0;
-  for (auto* shard : (*stream)->OpenShards()) {
+  for (const auto& shard : (*stream)->OpenShards()) {
     auto it = shard->GetShardIterator(kinlet::IteratorPosition::TrimHorizon());
     if (!it.ok()) return 1;
     auto page = shard->GetRecords(*it, 100);
