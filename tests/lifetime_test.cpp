@@ -179,7 +179,7 @@ TEST_CASE("A destroyed stream leaves held shard handles and subscriptions usable
   CHECK((*sub)->end() == kinlet::SubscriptionEnd::kStreamDeleted);
 }
 
-TEST_CASE("Closed shards are deleted once past retention; ids and limits keep working",
+TEST_CASE("Closed shards are deleted once past retention, ids and limits keep working",
           "[lifetime]") {
   kinlet::ManualClock clock;
   kinlet::StreamOptions o = Small("cycles", 1);

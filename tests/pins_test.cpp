@@ -174,7 +174,7 @@ TEST_CASE("Zero-copy and copying reads agree after retention trims a shard",
   CHECK(view->end() == kinlet::SubscriptionEnd::kDataTrimmed);
 }
 
-TEST_CASE("Only a shard's final event has no continuation; resuming skips and repeats nothing",
+TEST_CASE("Only a shard's final event has no continuation, resuming skips and repeats nothing",
           "[fan_out][regression]") {
   // Regression: a heartbeat with nothing before the start had a null
   // continuation, which consumers (the KCL) read as the end of the shard.

@@ -114,7 +114,7 @@ TEST_CASE("An infinite or huge WaitForRecords waits until a put from another thr
   }
 }
 
-TEST_CASE("An infinite Subscription::Next returns the records put later; Cancel wakes it",
+TEST_CASE("An infinite Subscription::Next returns the records put later, Cancel wakes it",
           "[wait][fan_out]") {
   auto stream = MakeStream();
   REQUIRE(stream->RegisterStreamConsumer("c").ok());
@@ -305,7 +305,7 @@ TEST_CASE("The delivery pool is fair and never runs one task on two threads", "[
   CHECK(contended->steps.load() == 20000);
 }
 
-TEST_CASE("Destroying a push subscription waits for its callback; none runs after",
+TEST_CASE("Destroying a push subscription waits for its callback, none runs after",
           "[wait][fan_out]") {
   auto stream = MakeStream();
   REQUIRE(stream->RegisterStreamConsumer("c").ok());
