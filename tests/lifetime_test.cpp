@@ -254,7 +254,10 @@ TEST_CASE("UpdateShardCount 1000 -> 2000 -> 1000 -> 2000 with default options", 
   o.name = "big";
   o.shard_count = 1000;
   o.max_shard_count_updates_per_day = 10;
-  if (kSanitized) o.shard_capacity_bytes = 1 << 20;  // keep sanitizer heaps small
+  if (kSanitized) {  // keep sanitizer heaps (and their shadow memory) small
+    o.max_record_size_bytes = 1024;
+    o.shard_capacity_bytes = 64 << 10;
+  }
   const size_t before = ResidentBytes();
   auto created = ManualStream::Create(o, &clock);
   REQUIRE(created.ok());
