@@ -544,15 +544,22 @@ class Consumer {
         return absl::OkStatus();
       }
       if (IsTrimmedDataAccess(s) && options_.on_trimmed == TrimmedPolicy::kSkipToTrimHorizon) {
-        batch->shard_id = state.shard->shard_id();
-        batch->trimmed_records_skipped += SkipToTrimHorizon(state);
-        if (absl::Status again = Open(state); !again.ok()) return again;
+        if (absl::Status again = SkipAndReopen(state, batch); !again.ok()) return again;
         if (!state.open) return absl::OkStatus();
         continue;
       }
       return s;
     }
     return absl::OkStatus();
+  }
+
+  // TrimmedPolicy::kSkipToTrimHorizon, both modes: counts the records skipped
+  // into `batch` and reopens the shard at its trim horizon (state.open stays
+  // false if the reopen is deferred by a retryable refusal).
+  absl::Status SkipAndReopen(ShardState& state, ConsumerBatch<Payload>* batch) {
+    batch->shard_id = state.shard->shard_id();
+    batch->trimmed_records_skipped += SkipToTrimHorizon(state);
+    return Open(state);
   }
 
   // Fan-out mode: the next event of the shard's subscription, without
@@ -583,9 +590,7 @@ class Consumer {
       }
       if (end == SubscriptionEnd::kDataTrimmed &&
           options_.on_trimmed == TrimmedPolicy::kSkipToTrimHorizon) {
-        batch->shard_id = state.shard->shard_id();
-        batch->trimmed_records_skipped += SkipToTrimHorizon(state);
-        if (absl::Status again = Open(state); !again.ok()) return again;
+        if (absl::Status again = SkipAndReopen(state, batch); !again.ok()) return again;
         if (!state.open) return absl::OkStatus();
         continue;
       }
