@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# clang-format --dry-run --Werror over every *.hpp / *.cpp under include/ tests/ examples/ bench/.
+# clang-format --dry-run --Werror over every *.hpp / *.cpp under include/ src/ tools/ tests/ examples/ bench/.
 # Uses $CLANG_FORMAT if it names a program, else clang-format, else clang-format-14.
 # Exits 77 (ctest: skipped) when no clang-format is installed.
 set -euo pipefail
@@ -18,7 +18,7 @@ if [[ -z $cf ]]; then
 fi
 
 files=()
-for dir in include tests examples bench; do
+for dir in include src tools tests examples bench; do
   [[ -d $dir ]] || continue
   while IFS= read -r -d '' f; do files+=("$f"); done \
     < <(find "$dir" -type f \( -name '*.hpp' -o -name '*.cpp' \) -print0 | sort -z)

@@ -6,7 +6,8 @@
 # otherwise needs root (or sudo).
 set -euo pipefail
 
-packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libssl-dev ca-certificates)
+packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libssl-dev ca-certificates
+  zlib1g-dev libsimdjson-dev libboost-dev libnghttp2-dev)
 case "${1:-}" in
   "") ;;
   test)
