@@ -60,7 +60,8 @@ std::string RandomId2() {
   std::string bytes(72, '\0');
   for (size_t i = 0; i < bytes.size(); i += 8) {
     uint64_t r = rng();
-    for (size_t j = 0; j < 8 && i + j < bytes.size(); ++j) bytes[i + j] = static_cast<char>(r >> (8 * j));
+    for (size_t j = 0; j < 8 && i + j < bytes.size(); ++j)
+      bytes[i + j] = static_cast<char>(r >> (8 * j));
   }
   std::string out;
   wire::Base64Encode(bytes, &out);
@@ -132,15 +133,16 @@ absl::StatusOr<StreamOptions> WireStreamDefaults(std::string_view limits) {
     o.max_stream_consumers = 1 << 20;
     return o;
   }
-  return InvalidArgument(absl::StrCat("limits must be 'kinesis' or 'unlimited', not '",
-                                      detail::ToAbsl(limits), "'"));
+  return InvalidArgument(
+      absl::StrCat("limits must be 'kinesis' or 'unlimited', not '", detail::ToAbsl(limits), "'"));
 }
 
 absl::Status RequireAuthentication(const wire::HttpRequest& request) {
   const bool header = request.FindHeader("authorization") != nullptr;
   const size_t q = request.target.find('?');
-  const bool query =
-      q != std::string::npos && absl::StrContains(detail::ToAbsl(std::string_view(request.target).substr(q)), "X-Amz-Algorithm=");
+  const bool query = q != std::string::npos &&
+                     absl::StrContains(detail::ToAbsl(std::string_view(request.target).substr(q)),
+                                       "X-Amz-Algorithm=");
   if (header && query) {
     return wire::WireError(absl::StatusCode::kUnauthenticated, wire::kInvalidSignatureException,
                            "Found both 'X-Amz-Algorithm' as a query-string param and "
@@ -242,8 +244,8 @@ wire::HttpResponse KinesisService::Impl::Handle(wire::HttpRequest& request) {
     DocError(&r, *format, wire::kUnknownOperationException, "");
     return r;
   }
-  absl::Status auth = options_.authenticate ? options_.authenticate(request)
-                                            : RequireAuthentication(request);
+  absl::Status auth =
+      options_.authenticate ? options_.authenticate(request) : RequireAuthentication(request);
   if (!auth.ok()) {
     StatusError(&r, *format, auth);
     return r;
@@ -272,7 +274,8 @@ std::string KinesisService::Impl::StreamArn(std::string_view name) const {
 
 absl::StatusOr<std::string> KinesisService::Impl::NameFromArn(std::string_view arn) const {
   // arn:aws[-partition]:kinesis:{region}:{account}:stream/{name}
-  const std::vector<absl::string_view> parts = absl::StrSplit(detail::ToAbsl(arn), absl::MaxSplits(':', 5));
+  const std::vector<absl::string_view> parts =
+      absl::StrSplit(detail::ToAbsl(arn), absl::MaxSplits(':', 5));
   if (parts.size() != 6 || parts[0] != "arn" || !absl::StartsWith(parts[1], "aws") ||
       parts[2] != "kinesis" || !absl::StartsWith(parts[5], "stream/") || parts[5].size() <= 7 ||
       parts[4].size() != 12) {
@@ -283,8 +286,8 @@ absl::StatusOr<std::string> KinesisService::Impl::NameFromArn(std::string_view a
   std::string name(parts[5].substr(7));
   if (parts[3] != options_.region || parts[4] != account_id_ ||
       name.find('/') != std::string::npos) {
-    return ResourceNotFound(absl::StrCat("Stream ", name, " under account ", parts[4],
-                                         " not found."));
+    return ResourceNotFound(
+        absl::StrCat("Stream ", name, " under account ", parts[4], " not found."));
   }
   return name;
 }
@@ -308,9 +311,8 @@ absl::StatusOr<StreamPtr> KinesisService::Impl::ResolveStream(const Value& in, P
     absl::StatusOr<std::string> from_arn = NameFromArn(**arn);
     if (!from_arn.ok()) return from_arn.status();
     if (*name && **name != *from_arn) {
-      return InvalidArgument(absl::StrCat("StreamARN ", detail::ToAbsl(**arn),
-                                          " and StreamName ", detail::ToAbsl(**name),
-                                          " do not name the same stream."));
+      return InvalidArgument(absl::StrCat("StreamARN ", detail::ToAbsl(**arn), " and StreamName ",
+                                          detail::ToAbsl(**name), " do not name the same stream."));
     }
     return StreamByName(*from_arn, plane);
   }
@@ -407,7 +409,8 @@ StreamPtr KinesisService::Impl::StreamByTag(uint32_t tag) {
       if (!s.ok()) continue;
       std::vector<StreamT::ShardHandle> shards = (*s)->AllShards();
       if (shards.empty()) continue;
-      absl::StatusOr<ShardIterator> probe = shards.front()->GetShardIterator(IteratorPosition::Latest());
+      absl::StatusOr<ShardIterator> probe =
+          shards.front()->GetShardIterator(IteratorPosition::Latest());
       if (!probe.ok()) continue;
       detail::MutexLock lock(&state_mu_);
       tags_[probe->stream_tag()] = *s;

@@ -43,7 +43,7 @@ struct Call {
   explicit Call(wire::Format f, const Value* input) : format(f), in(*input), out(f) {}
   wire::Format format;
   const Value& in;
-  wire::Writer out;                         // left empty by outputless operations
+  wire::Writer out;                          // left empty by outputless operations
   std::shared_ptr<wire::StreamBody> stream;  // SubscribeToShard
 };
 
@@ -54,7 +54,7 @@ struct StreamExtras {
   std::set<std::string> shard_level_metrics;
   bool kms = false;
   std::string key_id;
-  int64_t ready_ms = 0;     // CREATING until then
+  int64_t ready_ms = 0;      // CREATING until then
   int64_t deleting_ms = -1;  // DELETING (gone at that time) when >= 0
 };
 
@@ -163,5 +163,12 @@ class KinesisService::Impl : public std::enable_shared_from_this<KinesisService:
   detail::Mutex bodies_mu_;
   std::vector<std::weak_ptr<SubscriptionBody>> bodies_ ABSL_GUARDED_BY(bodies_mu_);
 };
+
+// The stream and kinlet's own consumer ARN for a wire ConsumerARN
+// (service_consumers.cpp).
+absl::StatusOr<std::pair<StreamPtr, std::string>> ResolveConsumerArn(
+    KinesisService::Impl& impl, std::string_view arn, KinesisService::Impl::Plane plane);
+// Writes a ChildShards member (GetRecords, SubscribeToShardEvent).
+void WriteChildShards(wire::Writer& w, const std::vector<ChildShard>& children);
 
 }  // namespace kinlet::gateway

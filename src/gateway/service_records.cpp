@@ -27,6 +27,29 @@ void WriteEncryption(wire::Writer& w, bool kms) {
 
 }  // namespace
 
+void WriteChildShards(wire::Writer& w, const std::vector<ChildShard>& children) {
+  w.Key("ChildShards");
+  w.BeginArray();
+  for (const ChildShard& child : children) {
+    w.BeginObject();
+    w.Key("ShardId");
+    w.String(child.shard_id);
+    w.Key("ParentShards");
+    w.BeginArray();
+    for (const std::string& p : child.parent_shards) w.String(p);
+    w.EndArray();
+    w.Key("HashKeyRange");
+    w.BeginObject();
+    w.Key("StartingHashKey");
+    w.String(HashKeyToString(child.hash_key_range.starting_hash_key));
+    w.Key("EndingHashKey");
+    w.String(HashKeyToString(child.hash_key_range.ending_hash_key));
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 absl::Status KinesisService::Impl::PutRecord(Call& c) {
   absl::StatusOr<StreamPtr> stream = ResolveStream(c.in, Plane::kData);
   if (!stream.ok()) return stream.status();
@@ -187,8 +210,8 @@ absl::Status KinesisService::Impl::GetRecords(Call& c) {
   const int n = static_cast<int>(limit->value_or(10000));
   absl::Status s = stream->GetRecords(*it, n, &page);
   if (IsTrimmedDataAccess(s)) {
-    absl::StatusOr<ShardIterator> horizon = stream->GetShardIterator(
-        absl::StrCat(it->shard_index()), IteratorPosition::TrimHorizon());
+    absl::StatusOr<ShardIterator> horizon =
+        stream->GetShardIterator(absl::StrCat(it->shard_index()), IteratorPosition::TrimHorizon());
     if (!horizon.ok()) return horizon.status();
     s = stream->GetRecords(*horizon, n, &page);
   }
@@ -216,28 +239,7 @@ absl::Status KinesisService::Impl::GetRecords(Call& c) {
   }
   w.Key("MillisBehindLatest");
   w.Int(page.millis_behind_latest);
-  if (!page.child_shards.empty()) {
-    w.Key("ChildShards");
-    w.BeginArray();
-    for (const ChildShard& child : page.child_shards) {
-      w.BeginObject();
-      w.Key("ShardId");
-      w.String(child.shard_id);
-      w.Key("ParentShards");
-      w.BeginArray();
-      for (const std::string& p : child.parent_shards) w.String(p);
-      w.EndArray();
-      w.Key("HashKeyRange");
-      w.BeginObject();
-      w.Key("StartingHashKey");
-      w.String(HashKeyToString(child.hash_key_range.starting_hash_key));
-      w.Key("EndingHashKey");
-      w.String(HashKeyToString(child.hash_key_range.ending_hash_key));
-      w.EndObject();
-      w.EndObject();
-    }
-    w.EndArray();
-  }
+  if (!page.child_shards.empty()) WriteChildShards(w, page.child_shards);
   w.EndObject();
   return absl::OkStatus();
 }

@@ -66,7 +66,9 @@ absl::Status ReadTags(const Value& in, std::map<std::string, std::string>* tags)
   }
   for (const Value::Member& m : t->members()) {
     if (m.first.empty() || m.first.size() > 128) {
-      return PatternError("tags", m.first, "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
+      return PatternError("tags", m.first,
+                          "Map keys must satisfy constraint: [Member must have length less than or "
+                          "equal to 128, Member must have length greater than or equal to 1]");
     }
     if (m.second.kind() == Value::Kind::kNull) {
       (*tags)[m.first] = "";
@@ -75,7 +77,9 @@ absl::Status ReadTags(const Value& in, std::map<std::string, std::string>* tags)
     absl::StatusOr<std::string_view> v = wire::StringOf(m.second, "Tags");
     if (!v.ok()) return v.status();
     if (v->size() > 256) {
-      return PatternError("tags", *v, "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
+      return PatternError(
+          "tags", *v,
+          "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
     }
     (*tags)[m.first] = std::string(*v);
   }
@@ -125,11 +129,16 @@ absl::Status KinesisService::Impl::CreateStream(Call& c) {
   o.stream_mode = on_demand ? StreamMode::kOnDemand : StreamMode::kProvisioned;
   if (*shards) {
     if (**shards > o.max_open_shard_count) {
-      return LimitExceeded(absl::StrCat(
-          "This request would exceed the shard limit for the account ", account_id_, " in ",
-          options_.region, ". Current shard count for the account: 0. Limit: ",
-          o.max_open_shard_count, ". Number of additional shards that would have resulted from "
-          "this request: ", **shards, ". Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits."));
+      return LimitExceeded(
+          absl::StrCat("This request would exceed the shard limit for the account ", account_id_,
+                       " in ", options_.region,
+                       ". Current shard count for the account: 0. Limit: ", o.max_open_shard_count,
+                       ". Number of additional shards that would have resulted from "
+                       "this request: ",
+                       **shards,
+                       ". Refer to the AWS Service Limits page "
+                       "(https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) "
+                       "for current limits and how to request higher limits."));
     }
     o.shard_count = static_cast<int>(**shards);
   }
@@ -349,8 +358,8 @@ absl::Status KinesisService::Impl::ListStreams(Call& c) {
   w.Bool(more);
   if (more) {
     w.Key("NextToken");
-    w.String(absl::StrCat("kinlet-lst.", absl::WebSafeBase64Escape(streams.back()->name()), ".",
-                          now));
+    w.String(
+        absl::StrCat("kinlet-lst.", absl::WebSafeBase64Escape(streams.back()->name()), ".", now));
   }
   w.Key("StreamSummaries");
   w.BeginArray();
@@ -378,14 +387,14 @@ absl::Status KinesisService::Impl::ListStreams(Call& c) {
 namespace {
 absl::Status RetentionRange(int64_t hours) {
   if (hours < 24) {
-    return InvalidArgument(absl::StrCat(
-        "Minimum allowed retention period is 24 hours. Requested retention period (", hours,
-        " hours) is too short."));
+    return InvalidArgument(
+        absl::StrCat("Minimum allowed retention period is 24 hours. Requested retention period (",
+                     hours, " hours) is too short."));
   }
   if (hours > 8760) {
-    return InvalidArgument(absl::StrCat(
-        "Maximum allowed retention period is 8760 hours. Requested retention period (", hours,
-        " hours) is too long."));
+    return InvalidArgument(
+        absl::StrCat("Maximum allowed retention period is 8760 hours. Requested retention period (",
+                     hours, " hours) is too long."));
   }
   return absl::OkStatus();
 }
@@ -418,11 +427,10 @@ absl::Status KinesisService::Impl::DecreaseStreamRetentionPeriod(Call& c) {
   if (absl::Status s = RetentionRange(**hours); !s.ok()) return s;
   const absl::Duration current = (*stream)->retention_period();
   if (absl::Hours(**hours) > current) {
-    return InvalidArgument(absl::StrCat("Requested retention period (", **hours,
-                                        " hours) for stream ", (*stream)->name(),
-                                        " can not be longer than existing retention period (",
-                                        absl::ToInt64Hours(current),
-                                        " hours). Use IncreaseRetentionPeriod API."));
+    return InvalidArgument(
+        absl::StrCat("Requested retention period (", **hours, " hours) for stream ",
+                     (*stream)->name(), " can not be longer than existing retention period (",
+                     absl::ToInt64Hours(current), " hours). Use IncreaseRetentionPeriod API."));
   }
   if (current == absl::Hours(**hours)) return absl::OkStatus();
   return (*stream)->DecreaseStreamRetentionPeriod(absl::Hours(**hours));

@@ -58,25 +58,24 @@ absl::Status NullMember(std::string_view member) {
 }
 
 absl::Status RangeError(std::string_view member, int64_t value, int64_t lo, int64_t hi) {
-  return ValidationError(absl::StrCat(
-      "1 validation error detected: Value '", value, "' at '", detail::ToAbsl(member),
-      "' failed to satisfy constraint: Member must have value ",
-      value < lo ? absl::StrCat("greater than or equal to ", lo)
-                 : absl::StrCat("less than or equal to ", hi)));
+  return ValidationError(absl::StrCat("1 validation error detected: Value '", value, "' at '",
+                                      detail::ToAbsl(member),
+                                      "' failed to satisfy constraint: Member must have value ",
+                                      value < lo ? absl::StrCat("greater than or equal to ", lo)
+                                                 : absl::StrCat("less than or equal to ", hi)));
 }
 
 absl::Status PatternError(std::string_view member, std::string_view value,
                           std::string_view constraint) {
-  return ValidationError(absl::StrCat("1 validation error detected: Value '", detail::ToAbsl(value),
-                                      "' at '", detail::ToAbsl(member),
-                                      "' failed to satisfy constraint: ",
-                                      detail::ToAbsl(constraint)));
+  return ValidationError(absl::StrCat(
+      "1 validation error detected: Value '", detail::ToAbsl(value), "' at '",
+      detail::ToAbsl(member), "' failed to satisfy constraint: ", detail::ToAbsl(constraint)));
 }
 
 std::string MakeUuid() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t hi = rng(), lo = rng();
-  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                   // version 4
+  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                      // version 4
   lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);  // variant 10
   char buf[37];
   std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
