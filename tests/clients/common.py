@@ -1,0 +1,71 @@
+"""Helpers shared by the client suites (unittest)."""
+
+import functools
+import itertools
+import os
+import time
+import unittest
+
+import harness
+
+MAX_HASH_KEY = 2**128 - 1
+_counter = itertools.count()
+
+
+def unique(prefix):
+    """A stream/consumer name unique within this run (the servers are shared by a class)."""
+    return "%s-%d-%d" % (prefix, os.getpid(), next(_counter))
+
+
+def stream_arn(name):
+    return "arn:aws:kinesis:%s:%s:stream/%s" % (harness.REGION, harness.ACCOUNT_ID, name)
+
+
+def gateway_only(reason):
+    """Marks a test kinesalite cannot pass (it lacks the operation or behaviour: `reason`).
+
+    Such a test runs against kinlet-gateway and is skipped only in a kinesalite run, which exists
+    to debug the suites themselves.
+    """
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(self, *a, **kw):
+            if self.server.kind == "kinesalite":
+                raise unittest.SkipTest("kinesalite: " + reason)
+            return fn(self, *a, **kw)
+
+        return inner
+
+    return wrap
+
+
+def wait_until(predicate, timeout_s=20, what="condition"):
+    deadline = time.time() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Starts one server per test class (kinlet-gateway or kinesalite) and stops it by pid."""
+
+    gateway_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.start(gateway_args=cls.gateway_args)
+        cls.endpoint = cls.server.endpoint
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        if cls.server.kind == "gateway" and code != 0:
+            raise AssertionError(
+                "kinlet-gateway exited with %r on SIGTERM (want 0); log:\n%s"
+                % (code, cls.server.log_tail())
+            )
