@@ -17,6 +17,7 @@ Environment:
   KINLET_GATEWAY          path of the kinlet-gateway executable (target "gateway")
   KINLET_CLIENTS_TARGET   "gateway" (default when KINLET_GATEWAY is set) or "kinesalite"
   KINLET_CLIENTS_NODE_DIR folder holding node_modules/ (default: this folder)
+  KINLET_CLIENTS_NODE     node to run (default: /usr/bin/node)
   KINLET_CLIENTS_START_S  seconds to wait for a server to listen (default 60: sanitizer builds)
 """
 
@@ -38,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Debian's clients, never the pyenv shims that come first on developers' PATH.
 DEBIAN_PYTHON = "/usr/bin/python3"
 DEBIAN_AWS = "/usr/bin/aws"
-NODE = shutil.which("node", path="/usr/bin:/bin") or "node"
+NODE = os.environ.get("KINLET_CLIENTS_NODE") or shutil.which("node", path="/usr/bin:/bin") or "node"
 NPM = shutil.which("npm", path="/usr/bin:/bin") or "npm"
 
 REGION = "us-east-1"
