@@ -55,10 +55,13 @@ class ServerTestCase(unittest.TestCase):
     """Starts one server per test class (kinlet-gateway or kinesalite) and stops it by pid."""
 
     gateway_args = ()
+    tls = False
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.start(gateway_args=cls.gateway_args)
+        if cls.tls and harness.target() != "gateway":
+            raise unittest.SkipTest("kinesalite: TLS on a random port is not wired here")
+        cls.server = harness.start(gateway_args=cls.gateway_args, tls=cls.tls)
         cls.endpoint = cls.server.endpoint
 
     @classmethod

@@ -171,12 +171,13 @@ def target():
 class Server:
     """A running local Kinesis: endpoint, port, kind; stop() by pid."""
 
-    def __init__(self, kind, proc, port, log_path):
+    def __init__(self, kind, proc, port, log_path, ca_file=None):
         self.kind = kind
         self.proc = proc
         self.port = port
         self.log_path = log_path
-        self.endpoint = "http://127.0.0.1:%d" % port
+        self.ca_file = ca_file  # the self-signed certificate when serving TLS
+        self.endpoint = "%s://127.0.0.1:%d" % ("https" if ca_file else "http", port)
         self.exit_code = None
         _live[proc.pid] = proc
 
@@ -195,7 +196,22 @@ class Server:
             return ""
 
 
-def _wait_listening(port, proc, deadline, log_path):
+def make_certificate(folder):
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (openssl CLI); returns (cert, key)."""
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def _wait_listening(port, proc, deadline, log_path, tls=False):
+    if tls:  # the port file is written once it listens; a TLS probe needs a client context
+        return
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
@@ -213,11 +229,13 @@ def _wait_listening(port, proc, deadline, log_path):
     raise RuntimeError("server did not listen on 127.0.0.1:%d in time" % port)
 
 
-def start(kind=None, gateway_args=(), streams=(), tmpdir=None):
+def start(kind=None, gateway_args=(), streams=(), tmpdir=None, tls=False):
     """Starts a server of `kind` ("gateway" or "kinesalite") and returns a Server.
 
     gateway_args: extra kinlet-gateway flags (ignored for kinesalite). streams: ("name:shards",...)
     created at start by the gateway's --create-stream (kinesalite: not supported, must be empty).
+    tls: the gateway serves TLS (h2 by ALPN, and HTTP/1.1) with a fresh self-signed certificate;
+    Server.ca_file is the certificate to trust and Server.endpoint is https://.
     """
     kind = kind or target()
     tmpdir = tmpdir or tempfile.mkdtemp(prefix="srv-", dir=_session_tmp())
@@ -234,6 +252,10 @@ def start(kind=None, gateway_args=(), streams=(), tmpdir=None):
         port_file = os.path.join(tmpdir, "port")
         args = [binary, "--bind", "127.0.0.1", "--port", "0", "--port-file", port_file]
         args += ["--region", REGION, "--account-id", ACCOUNT_ID]
+        ca_file = None
+        if tls:
+            ca_file, key = make_certificate(tmpdir)
+            args += ["--tls-cert", ca_file, "--tls-key", key]
         for spec in streams:
             args += ["--create-stream", spec]
         args += list(gateway_args)
@@ -257,8 +279,8 @@ def start(kind=None, gateway_args=(), streams=(), tmpdir=None):
         if port is None:
             _stop_pid(proc.pid, _live.pop(proc.pid), grace_s=5)
             raise RuntimeError("kinlet-gateway wrote no port to %s in %ss" % (port_file, start_s))
-        server = Server(kind, proc, port, log_path)
-        _wait_listening(port, proc, deadline, log_path)
+        server = Server(kind, proc, port, log_path, ca_file)
+        _wait_listening(port, proc, deadline, log_path, tls=bool(ca_file))
         return server
     if kind == "kinesalite":
         if streams:
@@ -294,8 +316,11 @@ def running(kind=None, **kwargs):
         server.stop()
 
 
-def boto3_client(endpoint, retries=3, **config):
-    """A boto3 Kinesis client bound to `endpoint` (never AWS): dummy credentials, us-east-1."""
+def boto3_client(endpoint, retries=3, access_key=ACCESS_KEY, secret_key=SECRET_KEY, verify=None, **config):
+    """A boto3 Kinesis client bound to `endpoint` (never AWS): dummy credentials, us-east-1.
+
+    verify: the CA file for an https:// endpoint.
+    """
     import boto3
     import botocore.config
 
@@ -306,10 +331,10 @@ def boto3_client(endpoint, retries=3, **config):
         **config
     )
     return boto3.session.Session(
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         region_name=REGION,
-    ).client("kinesis", endpoint_url=endpoint, config=cfg)
+    ).client("kinesis", endpoint_url=endpoint, config=cfg, verify=verify)
 
 
 def require_debian_python():

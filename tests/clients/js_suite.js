@@ -2,7 +2,8 @@
 // local Kinesis. Usage:
 //   node js_suite.js ENDPOINT h2|http1 [--kinesalite]
 // h2:    the client's default request handler (NodeHttp2Handler: HTTP/2 for every call, h2c with
-//        prior knowledge against an http:// endpoint);
+//        prior knowledge against an http:// endpoint, h2 by ALPN against https://; for https the
+//        caller trusts the server's certificate through NODE_EXTRA_CA_CERTS);
 // http1: requestHandler: new NodeHttpHandler() (HTTP/1.1 keep-alive, chunked event streams).
 // --kinesalite leaves out what kinesalite lacks (StreamARN, consumers, SubscribeToShard,
 // UpdateShardCount, ...). Prints one line per step; exits 1 at the first failed step.
@@ -17,7 +18,7 @@ if (!endpoint || !['h2', 'http1'].includes(mode)) {
   console.error('usage: node js_suite.js ENDPOINT h2|http1 [--kinesalite]');
   process.exit(2);
 }
-if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(endpoint)) {
+if (!/^https?:\/\/127\.0\.0\.1:\d+$/.test(endpoint)) {
   console.error('refusing a non-loopback endpoint: ' + endpoint);
   process.exit(2);
 }

@@ -9,6 +9,7 @@ import re
 import time
 import unittest
 
+import botocore
 from botocore.exceptions import ClientError, WaiterError
 
 import harness
@@ -19,7 +20,7 @@ class Boto3Case(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.kinesis = harness.boto3_client(cls.endpoint)
+        cls.kinesis = harness.boto3_client(cls.endpoint, verify=cls.server.ca_file)
 
     def create(self, shards=1, prefix="b3", **kw):
         name = unique(prefix)
@@ -459,6 +460,10 @@ class DataPlane(Boto3Case):
 
 
 class Errors(Boto3Case):
+    def test_missing_authentication(self):
+        unsigned = harness.boto3_client(self.endpoint, retries=1, signature_version=botocore.UNSIGNED)
+        self.assertError("MissingAuthenticationTokenException", unsigned.list_streams)
+
     def test_error_codes(self):
         missing = unique("missing")
         self.assertError("ResourceNotFoundException", self.kinesis.describe_stream, StreamName=missing)
@@ -515,6 +520,55 @@ class Errors(Boto3Case):
         )
         self.kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="dup")
         self.assertError("ResourceInUseException", self.kinesis.register_stream_consumer, StreamARN=arn, ConsumerName="dup")
+
+
+class Signatures(Boto3Case):
+    """--credentials: SigV4 verified exactly (boto3 signs over HTTP/1.1, no x-amz-content-sha256)."""
+
+    gateway_args = ("--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
+
+    @gateway_only("does not verify signatures")
+    def test_verified_signatures(self):
+        name = self.create()
+        self.kinesis.put_record(StreamName=name, Data=b"signed", PartitionKey="k")
+        self.assertEqual(len(self.read_all(name, "shardId-000000000000")), 1)
+        wrong_secret = harness.boto3_client(self.endpoint, retries=1, secret_key="not-the-secret")
+        self.assertError("InvalidSignatureException", wrong_secret.describe_stream, StreamName=name)
+        unknown_key = harness.boto3_client(self.endpoint, retries=1, access_key="AKIDUNKNOWN000000000")
+        self.assertError("UnrecognizedClientException", unknown_key.describe_stream, StreamName=name)
+        unsigned = harness.boto3_client(self.endpoint, retries=1, signature_version=botocore.UNSIGNED)
+        self.assertError("MissingAuthenticationTokenException", unsigned.describe_stream, StreamName=name)
+
+
+class Tls(Boto3Case):
+    """--tls-cert/--tls-key: boto3 over HTTPS (HTTP/1.1 by ALPN or without ALPN), certificate verified."""
+
+    tls = True
+
+    def test_https_roundtrip_and_subscription(self):
+        self.assertTrue(self.endpoint.startswith("https://127.0.0.1:"))
+        name = self.create()
+        self.kinesis.put_record(StreamName=name, Data=b"over tls", PartitionKey="k")
+        self.assertEqual([r["Data"] for r in self.read_all(name, "shardId-000000000000")], [b"over tls"])
+        carn = self.kinesis.register_stream_consumer(StreamARN=stream_arn(name), ConsumerName="tls")["Consumer"][
+            "ConsumerARN"
+        ]
+        wait_until(
+            lambda: self.kinesis.describe_stream_consumer(ConsumerARN=carn)["ConsumerDescription"]["ConsumerStatus"]
+            == "ACTIVE",
+            what="consumer ACTIVE",
+        )
+        stream = self.kinesis.subscribe_to_shard(
+            ConsumerARN=carn, ShardId="shardId-000000000000", StartingPosition={"Type": "TRIM_HORIZON"}
+        )["EventStream"]
+        try:
+            for event in stream:
+                records = event["SubscribeToShardEvent"]["Records"]
+                if records:
+                    self.assertEqual(records[0]["Data"], b"over tls")
+                    break
+        finally:
+            stream.close()
 
 
 class Throttling(Boto3Case):

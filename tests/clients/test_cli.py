@@ -202,5 +202,30 @@ class Cli(ServerTestCase):
         self.aws("wait", "stream-not-exists", "--stream-name", name)
 
 
+
+class CliSigned(Cli):
+    """--credentials: the CLI's signatures verified; an unknown key refused."""
+
+    gateway_args = ("--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
+
+    # Only this test runs in this class (the others are Cli's, run once).
+    test_stream_lifecycle_and_records = None
+    test_errors = None
+    test_arns_consumers_update_shard_count = None
+
+    @gateway_only("does not verify signatures")
+    def test_signed_calls(self):
+        name = self.create(1)
+        self.aws("describe-stream-summary", "--stream-name", name)
+        good = self.env
+        try:
+            self.env = dict(good, AWS_ACCESS_KEY_ID="AKIDUNKNOWN000000000")
+            self.aws_error("UnrecognizedClientException", "describe-stream-summary", "--stream-name", name)
+            self.env = dict(good, AWS_SECRET_ACCESS_KEY="wrong")
+            self.aws_error("InvalidSignatureException", "describe-stream-summary", "--stream-name", name)
+        finally:
+            self.env = good
+
+
 if __name__ == "__main__":
     unittest.main()
