@@ -96,24 +96,38 @@ void LogExchange(const ServerState& state, std::string_view method, std::string_
 // Calls the handler; an exception becomes a 500.
 wire::HttpResponse CallHandler(const ServerState& state, wire::HttpRequest& request);
 
-// Closing the transport below either kind of stream.
-inline Tcp::socket& Socket(Tcp::socket& s) { return s; }
-inline Tcp::socket& Socket(TlsStream& s) { return s.next_layer(); }
-inline bool IsTls(const Tcp::socket&) { return false; }
-inline bool IsTls(const TlsStream&) { return true; }
+std::string RemoteAddress(const Tcp::socket& socket);
+
+// What a connection needs of its stream besides reading and writing; one
+// specialization per stream type (the fuzz target adds Beast's test stream).
 template <typename Stream>
-void CloseTransport(Stream& stream) {
+struct StreamOps;
+
+inline void CloseSocket(Tcp::socket& s) {
   boost::system::error_code ec;
-  Socket(stream).shutdown(Tcp::socket::shutdown_both, ec);
-  Socket(stream).close(ec);
+  s.shutdown(Tcp::socket::shutdown_both, ec);
+  s.close(ec);
 }
-template <typename Stream>
-void ShutdownSend(Stream& stream) {
+inline void ShutdownSocketSend(Tcp::socket& s) {
   boost::system::error_code ec;
-  Socket(stream).shutdown(Tcp::socket::shutdown_send, ec);
+  s.shutdown(Tcp::socket::shutdown_send, ec);
 }
 
-std::string RemoteAddress(const Tcp::socket& socket);
+template <>
+struct StreamOps<Tcp::socket> {
+  static constexpr bool kTls = false;
+  static std::string Remote(const Tcp::socket& s) { return RemoteAddress(s); }
+  static void Close(Tcp::socket& s) { CloseSocket(s); }
+  static void ShutdownSend(Tcp::socket& s) { ShutdownSocketSend(s); }
+};
+
+template <>
+struct StreamOps<TlsStream> {
+  static constexpr bool kTls = true;
+  static std::string Remote(const TlsStream& s) { return RemoteAddress(s.next_layer()); }
+  static void Close(TlsStream& s) { CloseSocket(s.next_layer()); }
+  static void ShutdownSend(TlsStream& s) { ShutdownSocketSend(s.next_layer()); }
+};
 
 // Starts the protocol on an accepted, set-up stream. `initial` holds bytes
 // already read (the sniffed prefix). Worker thread.

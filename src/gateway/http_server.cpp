@@ -125,7 +125,7 @@ class Sniffer final : public Connection, public std::enable_shared_from_this<Sni
   void Close() {
     done_ = true;
     timer_.cancel();
-    CloseTransport(socket_);
+    CloseSocket(socket_);
   }
   void Read() {
     socket_.async_read_some(
@@ -186,7 +186,7 @@ class Handshake final : public Connection, public std::enable_shared_from_this<H
   void Close() {
     done_ = true;
     timer_.cancel();
-    CloseTransport(stream_);
+    StreamOps<TlsStream>::Close(stream_);
   }
   void Hand() {
     done_ = true;

@@ -447,3 +447,30 @@ TEST_CASE("Start errors: address in use, bad certificate or key", "[gateway][htt
   CHECK(HttpServer::Start(bad_address, TestHandler(probe)).status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
+
+TEST_CASE("Idle and slow-request timeouts, connection limit", "[gateway][http]") {
+  auto probe = std::make_shared<Probe>();
+  HttpServerOptions options;
+  options.idle_timeout = std::chrono::milliseconds(200);
+  options.request_timeout = std::chrono::milliseconds(300);
+  options.max_connections = 1;
+  auto server = StartServer(probe, options);
+  // Idle: closed without a byte sent (RawExchange reads until the close).
+  CHECK(RawExchange(server->port(), "").empty());
+  // Slow request: half a request line, then nothing.
+  CHECK(RawExchange(server->port(), "POST / HTTP/1.1\r\nHost: x\r\n").empty());
+  // A complete request on the connection still works.
+  CHECK(RawExchange(server->port(), "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .find("target=/ok\n") != std::string::npos);
+
+  // One connection held open: the next one is closed at accept.
+  Process holder({kCurl, "-sS", "-N", "--http1.1", Url(*server, "/stream")});
+  REQUIRE(Eventually([&] { return holder.out().find("piece-0") != std::string::npos; }));
+  const ProcessResult refused = RunProcess({kCurl, "-sS", "--http1.1", Url(*server, "/x")});
+  CHECK(refused.exit_code != 0);
+  CHECK(holder.Wait().out == kFivePieces);
+  CHECK(Eventually([&] {
+    return RunProcess({kCurl, "-sS", "--http1.1", Url(*server, "/y")}).out.find("target=/y") !=
+           std::string::npos;
+  }));
+}
