@@ -37,6 +37,10 @@ class Registry {
   explicit Registry(Clock* clock = Clock::Default(), std::string account_id = "000000000000")
       : clock_(clock), account_id_(std::move(account_id)) {}
 
+  // The clock shared by the registry's streams, and the account id of their ARNs.
+  Clock* clock() const { return clock_; }
+  const std::string& account_id() const { return account_id_; }
+
   // Creates a stream named options.name. ResourceInUseException (absl
   // kAlreadyExists) if the name is taken; the errors of Stream::Create for bad
   // options.
@@ -107,6 +111,10 @@ class Registry {
     if (!stream.ok()) return stream.status();
     return (*stream)->DescribeStreamSummary();
   }
+
+  // The clock every stream of the registry uses.
+  Clock* clock() const { return clock_; }
+  const std::string& account_id() const { return account_id_; }
 
   // Names of the streams, sorted.
   std::vector<std::string> ListStreams() const {

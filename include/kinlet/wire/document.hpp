@@ -65,6 +65,11 @@ class Value {
   // returned (callers treat null as absent, as AWS does).
   const Value* Find(std::string_view key) const;
 
+  // Deep equality: same kind, tag and contents (members in order; doubles by
+  // value, NaN equal to NaN). For tests and round-trip checks.
+  friend bool operator==(const Value& a, const Value& b);
+  friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
+
  private:
   Kind kind_ = Kind::kNull;
   bool tagged_time_ = false;
@@ -77,8 +82,20 @@ class Value {
 
 // Parses a whole request body. An empty body is an empty object (clients may
 // send none when an operation has no input). Errors: SerializationException
-// (malformed document, trailing bytes, nesting deeper than 64, a non-object at
-// the top).
+// (malformed document, trailing bytes, nesting deeper than 64 arrays/objects
+// (and CBOR tags), a non-object at the top). The returned Value owns its data.
+//
+// Numbers: an integer that fits int64 is kInt; a larger one (JSON up to 2^64-1,
+// CBOR any uint64/negative beyond int64) is kDouble (precision may be lost);
+// JSON integers outside [-2^63, 2^64) and numbers outside double's range are
+// refused (simdjson's NUMBER_ERROR).
+// JSON: strict RFC 8259 (simdjson 3.0.1, DOM), UTF-8 validated; duplicate keys
+// are kept (Find returns the first).
+// CBOR (RFC 8949, AWS dialect): every major type, definite and indefinite
+// lengths, half/single/double floats; map keys must be text strings; tag 1
+// marks the number it wraps tagged_time(); other tags are read through (the
+// tag number is dropped); undefined reads as null; text strings are not
+// UTF-8-validated (their bytes pass through).
 absl::StatusOr<Value> ParseJson(std::string_view body);
 absl::StatusOr<Value> ParseCbor(std::string_view body);
 absl::StatusOr<Value> Parse(Format format, std::string_view body);
@@ -86,13 +103,22 @@ absl::StatusOr<Value> Parse(Format format, std::string_view body);
 // Format-aware reads of a member's value, with AWS's SerializationException
 // texts when the value has the wrong type.
 //  - BlobOf: JSON string decoded as strict base64 (kinlet/wire/base64.hpp); CBOR
-//    byte string (a text string is accepted as its UTF-8 bytes).
-//  - TimeOf: JSON number of epoch seconds (integer or fraction; a string is
-//    refused with AWS's "class java.lang.String can not be converted to
-//    milliseconds since epoch"); CBOR tag-1 number of epoch milliseconds, or an
-//    untagged number of epoch seconds.
-//  - IntOf: an integer (JSON numbers with a fraction are refused).
-//  - StringOf: a string.
+//    byte string (a text string is accepted as its UTF-8 bytes). A bad base64
+//    text gives AWS's "'<the text>' can not be converted to a Blob: <base64
+//    error>" (AWS quotes the value, not the member name; observed, kinesalite).
+//  - TimeOf: JSON number of epoch seconds (integer or fraction, rounded to the
+//    millisecond; a string is refused with AWS's "class java.lang.String can not
+//    be converted to milliseconds since epoch"); CBOR tag-1 number of epoch
+//    milliseconds, or an untagged number of epoch seconds.
+//  - IntOf: a number; a fraction is truncated toward zero as AWS does (its
+//    TruncatingBigNumber); outside int64 is refused.
+//  - StringOf: a string (the view lives as long as `value`).
+// Wrong types give AWS's texts: "class java.lang.Boolean can not be converted
+// to a Blob", "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can
+// not be converted to an String", "Start of list found where not expected",
+// "Start of structure or map found where not expected." (a CBOR byte string is
+// "class java.nio.HeapByteBuffer ..."). REQUIRES: `value` is not null (callers
+// treat null as absent); a null gives "Unexpected null value for '<member>'".
 absl::StatusOr<std::string> BlobOf(const Value& value, Format format, std::string_view member);
 absl::StatusOr<absl::Time> TimeOf(const Value& value, Format format, std::string_view member);
 absl::StatusOr<int64_t> IntOf(const Value& value, std::string_view member);
@@ -121,6 +147,14 @@ class Writer {
   void Bool(bool b);
   void Time(absl::Time t);  // millisecond precision
   void Null();
+  // JSON: the shortest text that reads back as the same double, always with a
+  // '.' or an exponent (so it reads back as a double); NaN/infinity as null.
+  // CBOR: a float64. Not used by Kinesis responses; here for Write().
+  void Double(double d);
+  // Writes `value` as one value (a whole document when it is the top): kBytes
+  // as Blob; a tagged_time() number as tag 1 around it in CBOR and as the bare
+  // number in JSON.
+  void Write(const Value& value);
 
   // The document written so far; Take() moves it out and resets the Writer.
   const std::string& data() const { return out_; }

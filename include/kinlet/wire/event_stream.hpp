@@ -9,9 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
-#include <variant>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -35,8 +36,13 @@ struct EventHeader {
   };
   std::string name;
   Type type = Type::kString;
-  int64_t int_value = 0;  // the integer types, kTimestamp
+  int64_t int_value = 0;  // the integer types, kTimestamp; kTrue 1, kFalse 0
   std::string str_value;  // kBytes, kString, kUuid (16 bytes)
+
+  friend bool operator==(const EventHeader& a, const EventHeader& b) {
+    return a.name == b.name && a.type == b.type && a.int_value == b.int_value &&
+           a.str_value == b.str_value;
+  }
 };
 
 struct EventMessage {
@@ -45,9 +51,21 @@ struct EventMessage {
 
   // The value of a string header, or nullptr.
   const std::string* FindString(std::string_view name) const;
+
+  friend bool operator==(const EventMessage& a, const EventMessage& b) {
+    return a.headers == b.headers && a.payload == b.payload;
+  }
 };
 
-// Appends one encoded message to *out.
+// Limits of the format (what the decoder enforces).
+inline constexpr size_t kEventMaxPayload = 24 << 20;
+inline constexpr size_t kEventMaxHeaders = 128 << 10;
+
+// Appends one encoded message to *out. REQUIRES: names of 1..255 bytes, kBytes
+// and kString values under 64 KiB, kUuid values of 16 bytes, headers and payload
+// within the limits above (longer ones are cut to fit, so the output always
+// decodes; a caller bug, not an error). Integer values are written in their
+// type's width (the low bytes of int_value).
 void AppendEventMessage(const EventMessage& message, std::string* out);
 
 // Appends a message whose headers are all strings (what Kinesis sends:
@@ -58,9 +76,14 @@ void AppendEventMessage(
     std::string_view payload, std::string* out);
 
 // Decodes messages from a byte stream fed in pieces of any size.
-// Errors (the stream is then unusable): a CRC mismatch, a length out of range
-// (total < 16, headers longer than the message, payload > 24 MiB, headers >
-// 128 KiB), a malformed or repeated header.
+// Errors (the stream is then unusable: every later Feed returns the same
+// error): a CRC mismatch, a length out of range (total < 16, headers longer
+// than the message, payload > 24 MiB, headers > 128 KiB), a malformed header
+// (empty name, unknown type, value past the headers' end) or a repeated one.
+// They are SerializationException (kinlet/wire/errors.hpp). The prelude is
+// checked as soon as its 12 bytes arrive, so a corrupt length is reported at
+// once, not after waiting for the bytes it announces. Bytes are copied into the
+// decoder only when a message is split across Feed calls.
 class EventStreamDecoder {
  public:
   // Adds bytes; appends every message now complete to *messages.
@@ -69,8 +92,14 @@ class EventStreamDecoder {
   size_t buffered() const { return buffer_.size(); }
 
  private:
-  std::string buffer_;
+  // Decodes whole messages from the front of `data`; returns how many bytes
+  // they took, or an error.
+  absl::Status DecodeSome(std::string_view data, size_t* consumed,
+                          std::vector<EventMessage>* messages);
+
+  std::string buffer_;  // the start of a message not yet complete
   bool failed_ = false;
+  absl::Status error_;  // when failed_
 };
 
 }  // namespace kinlet::wire
