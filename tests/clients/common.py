@@ -54,7 +54,9 @@ def wait_until(predicate, timeout_s=20, what="condition"):
 class ServerTestCase(unittest.TestCase):
     """Starts one server per test class (kinlet-gateway or kinesalite) and stops it by pid."""
 
-    gateway_args = ()
+    # The suites poll DescribeStreamSummary and friends faster than AWS's control-plane quotas
+    # allow; the quotas themselves are exercised by test_boto3.Throttling (--limits kinesis).
+    gateway_args = ("--limits", "unlimited")
     tls = False
 
     @classmethod

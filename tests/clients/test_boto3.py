@@ -133,13 +133,27 @@ class ControlPlane(Boto3Case):
     @gateway_only("ListShards ignores MaxResults (one page)")
     def test_list_shards_paginator(self):
         name = self.create(shards=5)
-        pages = list(
-            self.kinesis.get_paginator("list_shards").paginate(
-                StreamName=name, PaginationConfig={"PageSize": 2}
+        pages = list(self.kinesis.get_paginator("list_shards").paginate(StreamName=name))
+        self.assertEqual([s["ShardId"] for p in pages for s in p["Shards"]], ["shardId-%012d" % i for i in range(5)])
+        # As on AWS, a second page fails: botocore's paginator sends StreamName again beside
+        # NextToken, which ListShards refuses (boto/botocore#2009, aws/aws-cli#9635).
+        with self.assertRaises(ClientError) as caught:
+            list(
+                self.kinesis.get_paginator("list_shards").paginate(
+                    StreamName=name, PaginationConfig={"PageSize": 2}
+                )
             )
+        self.assertEqual(caught.exception.response["Error"]["Code"], "InvalidArgumentException")
+        self.assertEqual(
+            caught.exception.response["Error"]["Message"], "NextToken and StreamName cannot be provided together."
         )
-        self.assertEqual(len(pages), 3)
-        ids = [s["ShardId"] for p in pages for s in p["Shards"]]
+        # What works on AWS: follow NextToken alone.
+        ids, page = [], self.kinesis.list_shards(StreamName=name, MaxResults=2)
+        ids += [s["ShardId"] for s in page["Shards"]]
+        while "NextToken" in page:
+            page = self.kinesis.list_shards(NextToken=page["NextToken"], MaxResults=2)
+            self.assertLessEqual(len(page["Shards"]), 2)
+            ids += [s["ShardId"] for s in page["Shards"]]
         self.assertEqual(ids, ["shardId-%012d" % i for i in range(5)])
 
     @gateway_only("DescribeStream ignores Limit (one page)")
@@ -282,6 +296,22 @@ class DataPlane(Boto3Case):
         self.assertEqual(page["Records"], [])
         self.assertIn("NextShardIterator", page)
         self.assertEqual(page["MillisBehindLatest"], 0)
+
+    def test_partition_keys_route_by_md5(self):
+        # AWS maps a partition key to the hash key MD5(key) read as a big-endian 128-bit integer.
+        import hashlib
+
+        name = self.create(shards=4)
+        shards = self.kinesis.list_shards(StreamName=name)["Shards"]
+        for key in ["alpha", "beta", "gamma", "user123", "k0", "k1", "k2", "k3", "k4", "k5"]:
+            hash_key = int.from_bytes(hashlib.md5(key.encode()).digest(), "big")
+            want = [
+                s["ShardId"]
+                for s in shards
+                if int(s["HashKeyRange"]["StartingHashKey"]) <= hash_key <= int(s["HashKeyRange"]["EndingHashKey"])
+            ]
+            got = self.kinesis.put_record(StreamName=name, Data=b"x", PartitionKey=key)["ShardId"]
+            self.assertEqual([got], want, "partition key %r (MD5 %032x)" % (key, hash_key))
 
     def test_put_records_explicit_hash_keys_and_order(self):
         name = self.create(shards=2)
@@ -525,7 +555,7 @@ class Errors(Boto3Case):
 class Signatures(Boto3Case):
     """--credentials: SigV4 verified exactly (boto3 signs over HTTP/1.1, no x-amz-content-sha256)."""
 
-    gateway_args = ("--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
+    gateway_args = ("--limits", "unlimited", "--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
 
     @gateway_only("does not verify signatures")
     def test_verified_signatures(self):

@@ -38,7 +38,7 @@ class JavaScriptV3Tls(JavaScriptV3):
 class JavaScriptV3Signed(ServerTestCase):
     """--credentials: the gateway verifies JS v3's signatures, `:authority` signed over HTTP/2."""
 
-    gateway_args = ("--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
+    gateway_args = ("--limits", "unlimited", "--credentials", "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY))
 
     @gateway_only("does not verify signatures")
     def test_default_client_http2_signed(self):
