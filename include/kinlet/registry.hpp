@@ -112,10 +112,6 @@ class Registry {
     return (*stream)->DescribeStreamSummary();
   }
 
-  // The clock every stream of the registry uses.
-  Clock* clock() const { return clock_; }
-  const std::string& account_id() const { return account_id_; }
-
   // Names of the streams, sorted.
   std::vector<std::string> ListStreams() const {
     std::vector<std::string> names;

@@ -142,6 +142,7 @@ absl::Status SigV4Verifier::Verify(const HttpRequest& request, absl::Time now) c
   bool query_auth = false;
   for (const auto& param : params) query_auth = query_auth || param.first == "X-Amz-Algorithm";
   const std::string* header = request.FindHeader("authorization");
+  if (header != nullptr && header->empty()) header = nullptr;  // as AWS: an empty one is none
 
   if (header != nullptr && query_auth) {
     return Invalid(

@@ -470,6 +470,9 @@ TEST_CASE("SigV4 verifier errors carry AWS's names and texts", "[wire][sigv4]") 
       expect(v->Verify(request, Now()), kMissingAuthenticationTokenException,
              "Missing Authentication Token");
     }
+    request.headers.push_back({"authorization", ""});
+    expect(local.Verify(request, Now()), kMissingAuthenticationTokenException,
+           "Missing Authentication Token");
     // All query parameters but X-Amz-Algorithm: still no authentication (kinesalite, AWS).
     request.target = "/?X-Amz-Credential=a&X-Amz-Signature=b&X-Amz-SignedHeaders=c&X-Amz-Date=d";
     expect(local.Verify(request, Now()), kMissingAuthenticationTokenException,
