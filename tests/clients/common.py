@@ -68,9 +68,4 @@ class ServerTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.server.stop()
-        if cls.server.kind == "gateway" and code != 0:
-            raise AssertionError(
-                "kinlet-gateway exited with %r on SIGTERM (want 0); log:\n%s"
-                % (code, cls.server.log_tail())
-            )
+        cls.server.check_clean_exit()

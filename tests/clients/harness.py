@@ -187,6 +187,27 @@ class Server:
             self.exit_code = _stop_pid(proc.pid, proc, grace_s=15)
         return self.exit_code
 
+    def sanitizer_reports(self):
+        """Lines of the server's log that report a sanitizer finding (ASan, UBSan, TSan, LSan)."""
+        markers = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer", "ERROR: LeakSanitizer")
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return [line.rstrip() for line in f if any(m in line for m in markers)]
+        except OSError:
+            return []
+
+    def check_clean_exit(self):
+        """Stops the server; raises AssertionError unless kinlet-gateway exited 0 with no sanitizer report."""
+        code = self.stop()
+        if self.kind != "gateway":
+            return
+        reports = self.sanitizer_reports()
+        if code != 0 or reports:
+            raise AssertionError(
+                "kinlet-gateway exited with %r on SIGTERM (want 0)%s; log:\n%s"
+                % (code, ", sanitizer reports: %s" % reports[:5] if reports else "", self.log_tail(80))
+            )
+
     def log_tail(self, lines=40):
         try:
             with open(self.log_path, errors="replace") as f:

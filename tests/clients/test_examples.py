@@ -41,7 +41,7 @@ class PythonExamples(unittest.TestCase):
             key, got_seq, event = lines[0].split(" ", 2)
             self.assertEqual((key, got_seq), ("user123", seq))
             self.assertEqual(json.loads(event), {"user": "abinaya", "event": "viewed_product"})
-            self.assertEqual(server.stop() if kind == "gateway" else 0, 0, server.log_tail())
+            server.check_clean_exit()
 
 
 if __name__ == "__main__":
