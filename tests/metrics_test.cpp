@@ -586,3 +586,52 @@ TEST_CASE("ComputeHotShardReport shows each shard's share of the traffic in a wi
     CHECK(r.records_skew == Approx(4.0 * 0.75));
   }
 }
+
+TEST_CASE("GetRecords.IteratorAgeMilliseconds is a maximum per period plus a current value",
+          "[metrics]") {
+  // As CloudWatch: an alarm on the maximum clears once readers have caught up
+  // for a period; the current value follows the latest GetRecords.
+  kinlet::ManualClock clock(absl::FromUnixSeconds(1700000040));  // a minute's start
+  auto stream = MakeStream(&clock, 1);
+  REQUIRE(stream->PutRecord("k", "old", OnShard(0, 1)).ok());
+  REQUIRE(stream->PutRecord("k", "new", OnShard(0, 1)).ok());
+  clock.Advance(absl::Seconds(30));
+  auto behind = stream->GetRecords(TrimHorizon(*stream), /*limit=*/1);
+  REQUIRE(behind.ok());
+  REQUIRE(behind->millis_behind_latest == 30000);
+  kinlet::ShardMetrics m = stream->GetMetrics().shards[0];
+  CHECK(m.get_records_iterator_age_ms_max == 30000);
+  CHECK(m.get_records_iterator_age_ms == 30000);
+
+  // Caught up: the current value drops at once, the maximum stays for its period.
+  auto caught_up = stream->GetRecords(*behind->next_shard_iterator);
+  REQUIRE(caught_up.ok());
+  m = stream->GetMetrics().shards[0];
+  CHECK(m.get_records_iterator_age_ms == 0);
+  CHECK(m.get_records_iterator_age_ms_max == 30000);
+  clock.Advance(absl::Seconds(61));
+  CHECK(stream->GetMetrics().shards[0].get_records_iterator_age_ms_max == 30000);
+
+  // Two windows later, with no reader behind since, the maximum has cleared,
+  // with or without further reads.
+  clock.Advance(absl::Seconds(60));
+  CHECK(stream->GetMetrics().shards[0].get_records_iterator_age_ms_max == 0);
+  REQUIRE(stream->GetRecords(*caught_up->next_shard_iterator).ok());
+  m = stream->GetMetrics().shards[0];
+  CHECK(m.get_records_iterator_age_ms_max == 0);
+  CHECK(m.get_records_iterator_age_ms == 0);
+
+  // A new lag raises it again; the Prometheus text has both gauges.
+  REQUIRE(stream->PutRecord("k", "late", OnShard(0, 1)).ok());
+  REQUIRE(stream->PutRecord("k", "later", OnShard(0, 1)).ok());
+  clock.Advance(absl::Seconds(4));
+  auto lag = stream->GetRecords(TrimHorizon(*stream), /*limit=*/1);
+  REQUIRE(lag.ok());
+  kinlet::StreamMetrics all = stream->GetMetrics();
+  CHECK(all.shards[0].get_records_iterator_age_ms == lag->millis_behind_latest);
+  CHECK(all.shards[0].get_records_iterator_age_ms_max == lag->millis_behind_latest);
+  CHECK(lag->millis_behind_latest > 0);
+  const std::string text = kinlet::ToPrometheusText(all);
+  CHECK(text.find("kinlet_get_records_iterator_age_current_milliseconds{stream=") !=
+        std::string::npos);
+}

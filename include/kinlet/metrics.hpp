@@ -4,10 +4,14 @@
 // for the stream, the Kinesis metrics (IncomingBytes, IncomingRecords,
 // PutRecord.Success, PutRecords.FailedRecords, WriteProvisionedThroughputExceeded,
 // ReadProvisionedThroughputExceeded, GetRecords.Bytes/.Records/.Success,
-// GetRecords.IteratorAgeMilliseconds (max), GetRecords.Latency) plus kinlet's
+// GetRecords.IteratorAgeMilliseconds, GetRecords.Latency) plus kinlet's
 // own (ring occupancy, records trimmed by retention, records lost to
 // overwrite, writes refused by a full ring). Counters are cumulative since the
-// stream was created; ToPrometheusText() renders them in the Prometheus text
+// stream was created. The iterator age is a gauge, as CloudWatch reports it:
+// its maximum over a period (the current and the previous one-minute window of
+// the stream's clock, so an alarm on it clears a minute or two after readers
+// catch up) and the current value (the age seen by the shard's latest
+// GetRecords); ToPrometheusText() renders them in the Prometheus text
 // exposition format, and HotShardReport compares two snapshots to show each
 // shard's share of the traffic in between.
 //
@@ -48,8 +52,12 @@ struct ShardMetrics {
   uint64_t get_records_success = 0;                    // GetRecords.Success
   uint64_t get_records_bytes = 0;                      // GetRecords.Bytes
   uint64_t get_records_records = 0;                    // GetRecords.Records
-  int64_t get_records_iterator_age_ms_max = 0;         // GetRecords.IteratorAgeMilliseconds
-  uint64_t get_records_latency_ns_total = 0;           // GetRecords.Latency (sum)
+  // GetRecords.IteratorAgeMilliseconds: the maximum over the current and the
+  // previous kIteratorAgeWindow of the stream's clock (0 when no GetRecords in
+  // that period was behind), and the age seen by the latest GetRecords.
+  int64_t get_records_iterator_age_ms_max = 0;
+  int64_t get_records_iterator_age_ms = 0;
+  uint64_t get_records_latency_ns_total = 0;  // GetRecords.Latency (sum)
   // kinlet.
   uint64_t records_stored = 0;
   uint64_t ring_bytes_in_use = 0;
@@ -59,7 +67,7 @@ struct ShardMetrics {
   uint64_t records_overwritten = 0;  // dropped unexpired by FullPolicy::kOverwrite
   uint64_t shard_full_rejections = 0;
 
-  // Adds `o`'s counters to these (max for the iterator age).
+  // Adds `o`'s counters to these (the maximum for the iterator ages).
   void Accumulate(const ShardMetrics& o) {
     incoming_bytes += o.incoming_bytes;
     incoming_records += o.incoming_records;
@@ -73,6 +81,8 @@ struct ShardMetrics {
     get_records_records += o.get_records_records;
     get_records_iterator_age_ms_max =
         std::max(get_records_iterator_age_ms_max, o.get_records_iterator_age_ms_max);
+    get_records_iterator_age_ms =
+        std::max(get_records_iterator_age_ms, o.get_records_iterator_age_ms);
     get_records_latency_ns_total += o.get_records_latency_ns_total;
     records_stored += o.records_stored;
     ring_bytes_in_use += o.ring_bytes_in_use;
@@ -125,20 +135,82 @@ struct WriteCounters {
   }
 };
 
+// The window of GetRecords.IteratorAgeMilliseconds's maximum (CloudWatch's
+// standard period). A snapshot reports the maximum of the current and the
+// previous window, so a value stays visible for one to two minutes.
+inline constexpr int64_t kIteratorAgeWindowMs = 60'000;
+
+// The maximum iterator age per window, lock-free: one 64-bit word holding the
+// window's number (high 24 bits, minutes modulo 2^24) and its maximum age (low
+// 40 bits, capped at 2^40 - 1 ms, about 34 years). Two words alternate by
+// window parity. Any reader updates with a CAS loop that only raises the age
+// within its window or replaces an older window; snapshots read both (relaxed)
+// and keep the words whose window is the current or the previous one.
+class IteratorAgeMax {
+ public:
+  void Record(int64_t age_ms, int64_t now_ms) {
+    const uint64_t window = Window(now_ms);
+    const uint64_t age = static_cast<uint64_t>(std::clamp<int64_t>(age_ms, 0, kAgeMask));
+    std::atomic<uint64_t>& slot = slots_[window & 1];
+    uint64_t seen = slot.load(std::memory_order_relaxed);
+    for (;;) {
+      const bool same = (seen >> kAgeBits) == window;
+      if (same && (seen & kAgeMask) >= age) return;
+      if (!same && seen != 0 && Older(window, seen >> kAgeBits)) return;  // a newer window won
+      if (slot.compare_exchange_weak(seen, (window << kAgeBits) | age, std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+  // The maximum age recorded in the window of `now_ms` and the one before.
+  int64_t Max(int64_t now_ms) const {
+    const uint64_t window = Window(now_ms);
+    const uint64_t previous = (window - 1) & kWindowMask;
+    int64_t max = 0;
+    for (const std::atomic<uint64_t>& slot : slots_) {
+      const uint64_t word = slot.load(std::memory_order_relaxed);
+      const uint64_t w = word >> kAgeBits;
+      if (word != 0 && (w == window || w == previous)) {
+        max = std::max(max, static_cast<int64_t>(word & kAgeMask));
+      }
+    }
+    return max;
+  }
+
+ private:
+  static constexpr int kAgeBits = 40;
+  static constexpr int64_t kAgeMask = (int64_t{1} << kAgeBits) - 1;
+  static constexpr uint64_t kWindowMask = (uint64_t{1} << (64 - kAgeBits)) - 1;
+
+  static uint64_t Window(int64_t now_ms) {
+    return static_cast<uint64_t>(std::max<int64_t>(now_ms, 0) / kIteratorAgeWindowMs) & kWindowMask;
+  }
+  // Whether window `a` is older than `b` (modular: within half the range).
+  static bool Older(uint64_t a, uint64_t b) {
+    return a != b && ((b - a) & kWindowMask) < (kWindowMask / 2);
+  }
+
+  std::atomic<uint64_t> slots_[2] = {};
+};
+
 // Updated by any reader: one relaxed RMW per GetRecords call each.
 struct alignas(KINLET_CACHE_LINE_SIZE) ReadCounters {
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> throttled{0};
-  std::atomic<int64_t> iterator_age_ms_max{0};
+  // The latest GetRecords' age (a relaxed store by each successful call) and
+  // the windowed maximum (a CAS only when a call is behind).
+  std::atomic<int64_t> iterator_age_ms{0};
+  IteratorAgeMax iterator_age_ms_max;
   std::atomic<uint64_t> latency_ns_total{0};
 
-  void RecordAge(int64_t age_ms) {
-    int64_t seen = iterator_age_ms_max.load(std::memory_order_relaxed);
-    while (age_ms > seen &&
-           !iterator_age_ms_max.compare_exchange_weak(seen, age_ms, std::memory_order_relaxed)) {
+  void RecordAge(int64_t age_ms, int64_t now_ms) {
+    if (iterator_age_ms.load(std::memory_order_relaxed) != age_ms) {
+      iterator_age_ms.store(age_ms, std::memory_order_relaxed);
     }
+    if (age_ms > 0) iterator_age_ms_max.Record(age_ms, now_ms);
   }
 };
 
@@ -177,11 +249,21 @@ inline std::string ToPrometheusText(const StreamMetrics& m) {
                            &S::get_records_latency_ns_total);
   absl::StrAppend(&out,
                   "# HELP kinlet_get_records_iterator_age_milliseconds "
-                  "GetRecords.IteratorAgeMilliseconds (maximum)\n"
+                  "GetRecords.IteratorAgeMilliseconds (maximum over the last one to two "
+                  "minutes)\n"
                   "# TYPE kinlet_get_records_iterator_age_milliseconds gauge\n");
   for (const ShardMetrics& s : m.shards) {
     absl::StrAppend(&out, "kinlet_get_records_iterator_age_milliseconds{stream=\"", m.stream_name,
                     "\",shard=\"", s.shard_id, "\"} ", s.get_records_iterator_age_ms_max, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP kinlet_get_records_iterator_age_current_milliseconds "
+                  "GetRecords.IteratorAgeMilliseconds seen by the shard's latest GetRecords\n"
+                  "# TYPE kinlet_get_records_iterator_age_current_milliseconds gauge\n");
+  for (const ShardMetrics& s : m.shards) {
+    absl::StrAppend(&out, "kinlet_get_records_iterator_age_current_milliseconds{stream=\"",
+                    m.stream_name, "\",shard=\"", s.shard_id, "\"} ", s.get_records_iterator_age_ms,
+                    "\n");
   }
   detail::AppendPrometheus(&out, "records_stored", "records in the shard's ring", "gauge", m,
                            &S::records_stored);

@@ -399,7 +399,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
         read_counters_.records.fetch_add(read.count, std::memory_order_relaxed);
         read_counters_.bytes.fetch_add(read.bytes, std::memory_order_relaxed);
       }
-      if (page->millis_behind_latest > 0) read_counters_.RecordAge(page->millis_behind_latest);
+      read_counters_.RecordAge(page->millis_behind_latest, now_ms);
     }
     return absl::OkStatus();
   }
@@ -475,8 +475,8 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     m.get_records_success = r(read_counters_.calls);
     m.get_records_bytes = r(read_counters_.bytes);
     m.get_records_records = r(read_counters_.records);
-    m.get_records_iterator_age_ms_max =
-        read_counters_.iterator_age_ms_max.load(std::memory_order_relaxed);
+    m.get_records_iterator_age_ms_max = read_counters_.iterator_age_ms_max.Max(context_->NowMs());
+    m.get_records_iterator_age_ms = read_counters_.iterator_age_ms.load(std::memory_order_relaxed);
     m.get_records_latency_ns_total = r(read_counters_.latency_ns_total);
     const ShardStats s = stats();
     m.records_stored = s.records_stored;
