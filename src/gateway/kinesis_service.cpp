@@ -156,7 +156,7 @@ absl::Status RequireAuthentication(const wire::HttpRequest& request) {
   return absl::OkStatus();
 }
 
-KinesisService::KinesisService(std::shared_ptr<Registry<std::string>> registry,
+KinesisService::KinesisService(std::shared_ptr<WireRegistry> registry,
                                KinesisServiceOptions options)
     : impl_(std::make_shared<Impl>(std::move(registry), std::move(options))) {}
 
@@ -181,8 +181,7 @@ uint64_t NextServiceId() {
 }
 }  // namespace
 
-KinesisService::Impl::Impl(std::shared_ptr<Registry<std::string>> registry,
-                           KinesisServiceOptions options)
+KinesisService::Impl::Impl(std::shared_ptr<WireRegistry> registry, KinesisServiceOptions options)
     : registry_(std::move(registry)),
       options_(std::move(options)),
       account_id_(options_.account_id.empty() ? registry_->account_id() : options_.account_id),

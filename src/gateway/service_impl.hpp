@@ -34,7 +34,7 @@
 
 namespace kinlet::gateway {
 
-using StreamT = Stream<std::string>;
+using StreamT = WireStream;
 using StreamPtr = std::shared_ptr<StreamT>;
 using Value = wire::Value;
 
@@ -77,7 +77,7 @@ std::string MakeUuid();
 
 class KinesisService::Impl : public std::enable_shared_from_this<KinesisService::Impl> {
  public:
-  Impl(std::shared_ptr<Registry<std::string>> registry, KinesisServiceOptions options);
+  Impl(std::shared_ptr<WireRegistry> registry, KinesisServiceOptions options);
 
   wire::HttpResponse Handle(wire::HttpRequest& request);
   void Stop();
@@ -141,7 +141,7 @@ class KinesisService::Impl : public std::enable_shared_from_this<KinesisService:
   // The service's state for `stream` (created on first use). REQUIRES state_mu_.
   StreamExtras& ExtrasLocked(const StreamPtr& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
 
-  const std::shared_ptr<Registry<std::string>> registry_;
+  const std::shared_ptr<WireRegistry> registry_;
   const KinesisServiceOptions options_;
   const std::string account_id_;
   const std::string arn_prefix_;  // "arn:aws:kinesis:{region}:{account}:stream/"

@@ -32,9 +32,9 @@ class KinesisService::Impl::SubscriptionBody final
     : public wire::StreamBody,
       public std::enable_shared_from_this<SubscriptionBody> {
  public:
-  using Sub = Subscription<std::string>;
+  using Sub = Subscription<std::string, WireStreamTraits>;
 
-  SubscriptionBody(size_t bound, int64_t deadline_ms, const Registry<std::string>::Clock* clock)
+  SubscriptionBody(size_t bound, int64_t deadline_ms, const WireRegistry::Clock* clock)
       : bound_(bound), deadline_ms_(deadline_ms), clock_(clock) {
     wire::AppendEventMessage({{":message-type", "event"},
                               {":event-type", "initial-response"},
@@ -200,7 +200,7 @@ class KinesisService::Impl::SubscriptionBody final
 
   const size_t bound_;
   const int64_t deadline_ms_;
-  const Registry<std::string>::Clock* const clock_;
+  const WireRegistry::Clock* const clock_;
   detail::Mutex mu_;
   std::string buffer_ ABSL_GUARDED_BY(mu_);                       // encoded messages not yet pulled
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);  // delivery steps

@@ -29,7 +29,7 @@ const Format kFormats[] = {Format::kJson, Format::kCbor};
 }  // namespace
 
 TEST_CASE("envelope: method, target, content type, auth, malformed bodies", "[gateway][service]") {
-  auto registry = std::make_shared<Registry<std::string>>();
+  auto registry = std::make_shared<WireRegistry>();
   KinesisService service(registry, Unlimited());
   SECTION("GET is 403 XML AccessDeniedException") {
     wire::HttpRequest r = MakeRequest("ListStreams", Format::kJson, "{}");
@@ -126,7 +126,7 @@ TEST_CASE("envelope: method, target, content type, auth, malformed bodies", "[ga
 
 TEST_CASE("record path: put, iterate, get, in JSON and CBOR", "[gateway][service]") {
   for (Format f : kFormats) {
-    auto registry = std::make_shared<Registry<std::string>>();
+    auto registry = std::make_shared<WireRegistry>();
     KinesisService service(registry, Unlimited());
     Create(service, f, "s", 2);
     const std::string arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
@@ -206,7 +206,7 @@ TEST_CASE("record path: put, iterate, get, in JSON and CBOR", "[gateway][service
 }
 
 TEST_CASE("record path errors", "[gateway][service]") {
-  auto registry = std::make_shared<Registry<std::string>>();
+  auto registry = std::make_shared<WireRegistry>();
   KinesisService service(registry, Unlimited());
   Create(service, Format::kJson, "s", 1);
   SECTION("neither name nor ARN") {
@@ -271,7 +271,7 @@ TEST_CASE("record path errors", "[gateway][service]") {
 }
 
 TEST_CASE("throttling is ProvisionedThroughputExceededException", "[gateway][service]") {
-  auto registry = std::make_shared<Registry<std::string>>();
+  auto registry = std::make_shared<WireRegistry>();
   KinesisServiceOptions o;
   o.stream_defaults = *WireStreamDefaults("kinesis");
   KinesisService service(registry, o);

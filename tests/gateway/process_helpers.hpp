@@ -82,6 +82,9 @@ class Process {
 
   // Output so far.
   std::string out() const { return ReadWholeFile(out_path_); }
+  std::string err() const { return ReadWholeFile(err_path_); }
+  // The process id (-1 if it did not start), e.g. to send it a signal.
+  pid_t pid() const { return pid_; }
 
   // Waits up to `timeout` for the process to exit, then kills it by pid.
   ProcessResult Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {

@@ -20,7 +20,7 @@ const char kArn[] = "arn:aws:kinesis:us-east-1:000000000000:stream/";
 
 TEST_CASE("control plane: create, describe, list, reshard, tags, delete", "[gateway][service]") {
   for (Format f : {Format::kJson, Format::kCbor}) {
-    auto registry = std::make_shared<Registry<std::string>>();
+    auto registry = std::make_shared<WireRegistry>();
     KinesisService service(registry, Unlimited());
     for (const char* name : {"a", "b", "c"}) {
       REQUIRE(Call(service, "CreateStream", f, [&](wire::Writer& w) {
@@ -239,7 +239,7 @@ TEST_CASE("control plane: create, describe, list, reshard, tags, delete", "[gate
 
 TEST_CASE("GetRecords at a split parent's end: no NextShardIterator, ChildShards",
           "[gateway][service]") {
-  auto registry = std::make_shared<Registry<std::string>>();
+  auto registry = std::make_shared<WireRegistry>();
   KinesisService service(registry, Unlimited());
   const Format f = Format::kJson;
   REQUIRE(Call(service, "CreateStream", f, [](wire::Writer& w) {
@@ -277,7 +277,7 @@ TEST_CASE("GetRecords at a split parent's end: no NextShardIterator, ChildShards
 
 TEST_CASE("create and delete delays: CREATING then ACTIVE, DELETING then gone",
           "[gateway][service]") {
-  auto registry = std::make_shared<Registry<std::string>>();
+  auto registry = std::make_shared<WireRegistry>();
   KinesisServiceOptions o = Unlimited();
   o.create_delay = absl::Seconds(1);
   o.delete_delay = absl::Seconds(1);

@@ -54,7 +54,7 @@ struct Fixture {
               w.String("k");
             }).status == 200);
   }
-  std::shared_ptr<Registry<std::string>> registry = std::make_shared<Registry<std::string>>();
+  std::shared_ptr<WireRegistry> registry = std::make_shared<WireRegistry>();
   std::unique_ptr<KinesisService> service;
   std::string consumer_arn;
 };

@@ -192,15 +192,15 @@ int main(int argc, char** argv) {
   o.service.stream_defaults = *defaults;
   if (o.service.account_id.empty()) o.service.account_id = "000000000000";
   if (flags.debug) {
-    o.http.request_log = [](const kinlet::gateway::HttpRequestLog& r) {
-      // One line per request; fprintf keeps lines whole across threads.
+    o.request_log = [](const kinlet::gateway::GatewayRequestLog& r) {
+      // One line per request; one fprintf keeps lines whole across threads.
       std::fprintf(
-          stderr, "%s %.*s %.*s HTTP/%s %d %llu bytes %.3f ms\n",
+          stderr, "%s %.*s HTTP/%s %.*s %d %zu bytes%s %.3f ms\n",
           absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()).c_str(),
           static_cast<int>(r.remote_address.size()), r.remote_address.data(),
-          static_cast<int>(r.method.size()), r.method.data(),
-          r.version == 20 ? "2" : (r.version == 10 ? "1.0" : "1.1"), r.status,
-          static_cast<unsigned long long>(r.body_bytes),
+          r.http_version == 20 ? "2" : (r.http_version == 10 ? "1.0" : "1.1"),
+          static_cast<int>(r.operation.size()), r.operation.data(), r.status, r.response_bytes,
+          r.streamed ? " (event stream)" : "",
           std::chrono::duration<double, std::milli>(r.duration).count());
     };
   }
@@ -213,8 +213,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto registry = std::make_shared<kinlet::Registry<std::string>>(
-      kinlet::Registry<std::string>::Clock::Default(), o.service.account_id);
+  auto registry = std::make_shared<kinlet::gateway::WireRegistry>(
+      kinlet::gateway::WireRegistry::Clock::Default(), o.service.account_id);
   for (const auto& [name, shards] : flags.create_streams) {
     kinlet::StreamOptions stream = o.service.stream_defaults;
     stream.name = name;

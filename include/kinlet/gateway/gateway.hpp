@@ -1,7 +1,7 @@
 // kinlet/gateway/gateway.hpp: a Registry's streams served as Amazon Kinesis on
 // a local port, for every AWS SDK, the AWS CLI and any language.
 //
-//   auto registry = std::make_shared<kinlet::Registry<std::string>>();
+//   auto registry = std::make_shared<kinlet::gateway::WireRegistry>();
 //   auto gateway = kinlet::gateway::Gateway::Start(registry).value();
 //   // point an AWS SDK at gateway->endpoint() ("http://127.0.0.1:<port>")
 //   gateway->Stop();
@@ -17,7 +17,9 @@
 // registry alive until it is destroyed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,10 +27,21 @@
 #include "absl/status/statusor.h"
 #include "kinlet/gateway/http_server.hpp"
 #include "kinlet/gateway/kinesis_service.hpp"
-#include "kinlet/registry.hpp"
+#include "kinlet/gateway/wire_registry.hpp"
 #include "kinlet/wire/sigv4.hpp"
 
 namespace kinlet::gateway {
+
+// One answered request, for a request log. Views are valid during the call only.
+struct GatewayRequestLog {
+  std::string_view remote_address;  // "ip:port"
+  int http_version = 11;            // 10, 11 or 20
+  std::string_view operation;       // "PutRecord" (from X-Amz-Target), or the method and target
+  int status = 0;                   // the response's HTTP status
+  std::size_t response_bytes = 0;   // body size (0 for a streamed SubscribeToShard response)
+  bool streamed = false;            // a SubscribeToShard event stream started
+  std::chrono::nanoseconds duration{0};  // in the service
+};
 
 struct GatewayOptions {
   // Address, port (0: a free one), TLS certificate and key, threads, limits
@@ -42,14 +55,18 @@ struct GatewayOptions {
   // signature accepted. With verify_signatures and credentials, signatures
   // are verified exactly. (Ignored when service.authenticate is set.)
   wire::SigV4VerifierOptions signatures;
+  // Called on a server thread after each request is answered (before the
+  // response is written); must not block. kinlet-gateway --log-level debug
+  // prints one line per call.
+  std::function<void(const GatewayRequestLog&)> request_log;
 };
 
 class Gateway {
  public:
   // Starts serving `registry`'s streams. Errors: those of HttpServer::Start
   // (the address cannot be bound, a bad certificate or key, bad options).
-  static absl::StatusOr<std::unique_ptr<Gateway>> Start(
-      std::shared_ptr<Registry<std::string>> registry, GatewayOptions options = {});
+  static absl::StatusOr<std::unique_ptr<Gateway>> Start(std::shared_ptr<WireRegistry> registry,
+                                                        GatewayOptions options = {});
 
   ~Gateway();  // Stop()
   Gateway(const Gateway&) = delete;
@@ -67,13 +84,13 @@ class Gateway {
   // Idempotent.
   void Stop();
 
-  const std::shared_ptr<Registry<std::string>>& registry() const { return registry_; }
+  const std::shared_ptr<WireRegistry>& registry() const { return registry_; }
   KinesisService& service() { return *service_; }
 
  private:
-  Gateway(std::shared_ptr<Registry<std::string>> registry, GatewayOptions options);
+  Gateway(std::shared_ptr<WireRegistry> registry, GatewayOptions options);
 
-  std::shared_ptr<Registry<std::string>> registry_;
+  std::shared_ptr<WireRegistry> registry_;
   GatewayOptions options_;
   std::unique_ptr<wire::SigV4Verifier> verifier_;
   std::unique_ptr<KinesisService> service_;

@@ -1,7 +1,7 @@
 // kinlet/gateway/kinesis_service.hpp: the Kinesis API (JSON 1.1 and CBOR 1.1)
 // as a transport-neutral wire::HttpHandler over a kinlet Registry.
 //
-//   auto registry = std::make_shared<kinlet::Registry<std::string>>();
+//   auto registry = std::make_shared<kinlet::gateway::WireRegistry>();
 //   kinlet::gateway::KinesisService service(registry);
 //   kinlet::wire::HttpResponse r = service.Handle(request);  // from any server thread
 //
@@ -30,7 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "kinlet/registry.hpp"
+#include "kinlet/gateway/wire_registry.hpp"
 #include "kinlet/stream_options.hpp"
 #include "kinlet/wire/http.hpp"
 
@@ -84,7 +84,7 @@ class KinesisService {
  public:
   // `registry` is the authority on streams (streams created or deleted
   // in-process are seen at once). Its clock drives the delays.
-  explicit KinesisService(std::shared_ptr<Registry<std::string>> registry,
+  explicit KinesisService(std::shared_ptr<WireRegistry> registry,
                           KinesisServiceOptions options = {});
   // Stops (see Stop).
   ~KinesisService();
