@@ -48,6 +48,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kinlet/detail/epoch.hpp"
+#include "kinlet/detail/list_shards.hpp"
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/detail/reshard_planner.hpp"
 #include "kinlet/detail/shard_set.hpp"
@@ -686,49 +687,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceNotFoundException if deleted. Thread-safe; lock-free.
   absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& request) const {
     if (deleted()) return context_.NotFound();
-    if (request.max_results < 1 || request.max_results > 10000) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '", request.max_results,
-          "' at 'maxResults' failed to satisfy constraint: Member must have value ",
-          request.max_results < 1 ? "greater than or equal to 1" : "less than or equal to 10000"));
-    }
-    ShardFilter filter = request.filter.value_or(ShardFilter::FromTrimHorizon());
-    int64_t after = -1;
-    const int64_t now_ms = context_.NowMs();
-    if (!request.next_token.empty()) {
-      if (request.filter || !request.exclusive_start_shard_id.empty()) {
-        return InvalidArgument(
-            "NextToken cannot be provided together with ShardFilter or ExclusiveStartShardId.");
-      }
-      absl::Status s = ParseListToken(request.next_token, now_ms, &filter, &after);
-      if (!s.ok()) return s;
-    } else {
-      if (!request.exclusive_start_shard_id.empty()) {
-        after = ShardIndexOf(request.exclusive_start_shard_id).value_or(-1);
-        if (after < 0) {
-          return InvalidArgument(absl::StrCat("ExclusiveStartShardId ",
-                                              request.exclusive_start_shard_id, " is invalid."));
-        }
-      }
-      if (filter.type == ShardFilter::Type::kAfterShardId) {
-        const std::optional<int64_t> index = ShardIndexOf(filter.shard_id);
-        if (!index) {
-          return InvalidArgument("ShardFilter of type AFTER_SHARD_ID needs a valid ShardId.");
-        }
-        after = std::max(after, *index);
-      }
-    }
-    absl::StatusOr<std::vector<ShardDescription>> all = ListShardsMatching(filter, after);
-    if (!all.ok()) return all.status();
-    ListShardsResult result;
-    const size_t page = static_cast<size_t>(std::min(request.max_results, 1000));
-    if (all->size() > page) {
-      all->resize(page);
-      const int64_t last = *ShardIndexOf(all->back().shard_id);
-      result.next_token = MakeListToken(filter, last, now_ms);
-    }
-    result.shards = *std::move(all);
-    return result;
+    return detail::ListShardsPage(request, context_.name, context_.tag, context_.NowMs(),
+                                  [&](const ShardFilter& filter, int64_t after) {
+                                    return ListShardsMatching(filter, after);
+                                  });
   }
 
   // DescribeStreamSummary / DescribeStream. stream_status is UPDATING for
@@ -1104,17 +1066,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 
   // ---- Resharding internals (the checks are detail::ReshardChecks) ---------
 
-  // The index in a shard id, in Kinesis's loose forms ("shardId-000000000007",
-  // "shardId-7", "7"); empty if it has none.
   static std::optional<int64_t> ShardIndexOf(std::string_view shard_id) {
-    std::string_view digits = shard_id;
-    if (size_t dash = shard_id.rfind('-'); dash != std::string_view::npos) {
-      digits = shard_id.substr(dash + 1);
-    }
-    if (digits.empty() || !detail::AllDigits(digits) || digits.size() > 12) return std::nullopt;
-    int64_t index = 0;
-    for (char c : digits) index = index * 10 + (c - '0');
-    return index;
+    return detail::ShardIndexOf(shard_id);
   }
 
   static absl::Status NoMetricsError() { return detail::ReshardChecks::NoMetrics(); }
@@ -1225,75 +1178,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     scaler_.Finish(shards_.routing()->shards, decision, now_ms);
   }
 
-  // ---- ListShards internals --------------------------------------------------
+  // ---- ListShards internals (detail/list_shards.hpp) ------------------------
 
   absl::StatusOr<std::vector<ShardDescription>> ListShardsMatching(const ShardFilter& filter,
                                                                    int64_t after) const {
     if (deleted()) return context_.NotFound();
     const int64_t now_ms = context_.NowMs();
     const int64_t horizon = std::max(created_ms_, context_.ExpireBeforeMs(now_ms));
-    auto open_at = [](const ShardType* s, int64_t t, std::optional<int64_t> closed) {
-      return absl::ToUnixMillis(s->created_at()) <= t && (!closed || *closed >= t);
-    };
-    std::vector<ShardDescription> out;
     detail::ReadSection section;
-    for (const ShardType* s : shards_.held()) {
-      if (static_cast<int64_t>(s->index()) <= after) continue;
-      std::optional<int64_t> closed;
-      if (std::optional<absl::Time> at = s->closed_at()) closed = absl::ToUnixMillis(*at);
-      if (closed && *closed < horizon) continue;  // expired: every record is past retention
-      bool match = true;
-      switch (filter.type) {
-        case ShardFilter::Type::kAfterShardId:
-        case ShardFilter::Type::kFromTrimHorizon:
-          break;
-        case ShardFilter::Type::kAtLatest:
-          match = !closed;
-          break;
-        case ShardFilter::Type::kAtTrimHorizon:
-          match = open_at(s, horizon, closed);
-          break;
-        case ShardFilter::Type::kAtTimestamp:
-          match = open_at(s, std::max(horizon, absl::ToUnixMillis(filter.timestamp)), closed);
-          break;
-        case ShardFilter::Type::kFromTimestamp:
-          match = !closed || *closed >= std::max(horizon, absl::ToUnixMillis(filter.timestamp));
-          break;
-      }
-      if (match) out.push_back(s->Describe());
-    }
-    return out;
-  }
-
-  static constexpr int64_t kListTokenTtlMs = 300'000;
-
-  std::string MakeListToken(const ShardFilter& filter, int64_t last_index, int64_t now_ms) const {
-    return absl::StrCat("kinlet-ls.", context_.tag, ".", static_cast<int>(filter.type), ".",
-                        absl::ToUnixMillis(filter.timestamp), ".", last_index, ".", now_ms);
-  }
-
-  absl::Status ParseListToken(std::string_view token, int64_t now_ms, ShardFilter* filter,
-                              int64_t* after) const {
-    const absl::Status invalid = InvalidArgument(absl::StrCat(
-        "NextToken ", detail::ToAbsl(token), " is invalid for stream ", context_.name, "."));
-    const std::vector<absl::string_view> parts = absl::StrSplit(detail::ToAbsl(token), '.');
-    if (parts.size() != 6 || parts[0] != "kinlet-ls") return invalid;
-    int64_t values[5];
-    for (size_t i = 0; i < 5; ++i) {
-      if (!absl::SimpleAtoi(parts[i + 1], &values[i])) return invalid;
-    }
-    if (values[0] != static_cast<int64_t>(context_.tag) || values[1] < 0 || values[1] > 5) {
-      return invalid;
-    }
-    if (now_ms - values[4] > kListTokenTtlMs) {
-      return ExpiredNextToken(absl::StrCat("The NextToken has expired: it was issued at ",
-                                           values[4], " and tokens are valid for ", kListTokenTtlMs,
-                                           " milliseconds."));
-    }
-    filter->type = static_cast<ShardFilter::Type>(values[1]);
-    filter->timestamp = absl::FromUnixMillis(values[2]);
-    *after = values[3];
-    return absl::OkStatus();
+    return detail::MatchShards(shards_.held(), filter, after, horizon);
   }
 
   // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
