@@ -849,22 +849,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     event.reason = absl::StrCat("UpdateShardCount from ", current, " to ", target,
                                 " open shards (UNIFORM_SCALING)");
     LogEvent(std::move(event), now_ms);
-    // Splits at every target boundary inside a shard...
-    for (HashKey boundary : target_starts) {
-      ShardType* shard = Route(boundary);
-      if (shard->hash_key_range().starting_hash_key != boundary) {
-        SplitLocked(shard, boundary, now_ms, ScalingEvent{});
-      }
+    const detail::UniformScalingPlan plan =
+        detail::PlanUniformScaling(shards_.routing()->starts, target_starts);
+    for (HashKey boundary : plan.splits) {
+      SplitLocked(Route(boundary), boundary, now_ms, ScalingEvent{});
     }
-    // ...then one merge after another inside each target range.
-    for (size_t t = 0; t < target_starts.size(); ++t) {
-      for (;;) {
-        ShardType* low = Route(target_starts[t]);
-        const HashKey end = low->hash_key_range().ending_hash_key;
-        const bool last = t + 1 == target_starts.size();
-        if (last ? end == kMaxHashKey : end + 1 == target_starts[t + 1]) break;
-        MergeLocked(low, Route(end + 1), now_ms, ScalingEvent{});
-      }
+    for (const auto& [low, high] : plan.merges) {
+      MergeLocked(Route(low), Route(high), now_ms, ScalingEvent{});
     }
     MarkUpdatedLocked(now_ms);
     ReclaimLocked(now_ms);

@@ -2,6 +2,7 @@
 // resharding calls, apart from the stream that applies them:
 //  - ReshardChecks: the preconditions of SplitShard, MergeShards,
 //    UpdateShardCount and UpdateStreamMode, with AWS's error messages;
+//  - PlanUniformScaling: UpdateShardCount's splits and merges;
 //  - DayWindow: the rolling 24-hour windows of the per-day limits;
 //  - ScalingEventLog: the log every reshard and on-demand decision goes to;
 //  - OnDemandScaler: what on-demand mode remembers between evaluations, and
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -157,6 +159,49 @@ class ReshardChecks {
  private:
   const StreamOptions& options_;
 };
+
+// UpdateShardCount's UNIFORM_SCALING plan, applied in order by the stream.
+struct UniformScalingPlan {
+  // Split the open shard that holds each key, at that key.
+  std::vector<HashKey> splits;
+  // Then merge the open shard starting at .first with the adjacent one
+  // starting at .second (.first is the parent, .second the adjacent parent).
+  std::vector<std::pair<HashKey, HashKey>> merges;
+
+  int64_t shards_created() const {
+    return 2 * static_cast<int64_t>(splits.size()) + static_cast<int64_t>(merges.size());
+  }
+};
+
+// With the open shards starting at `current_starts` and the target's uniform
+// ranges starting at `target_starts` (both sorted, both from 0): a split at
+// every target boundary inside a shard, then, inside each target range, the
+// piece at its start absorbs the next piece, one merge after another. Each
+// is a real reshard with lineage, so short-lived shards appear, as on AWS.
+// (Its shards_created() is UniformScalingShardsCreated's count.)
+inline UniformScalingPlan PlanUniformScaling(const std::vector<HashKey>& current_starts,
+                                             const std::vector<HashKey>& target_starts) {
+  UniformScalingPlan plan;
+  for (HashKey boundary : target_starts) {
+    if (!std::binary_search(current_starts.begin(), current_starts.end(), boundary)) {
+      plan.splits.push_back(boundary);
+    }
+  }
+  std::vector<HashKey> pieces;  // the starts after the splits
+  std::set_union(current_starts.begin(), current_starts.end(), target_starts.begin(),
+                 target_starts.end(), std::back_inserter(pieces));
+  size_t p = 0;
+  for (size_t t = 0; t < target_starts.size(); ++t) {
+    const HashKey start = target_starts[t];
+    while (p < pieces.size() && pieces[p] <= start) ++p;
+    while (p < pieces.size() &&
+           (t + 1 == target_starts.size() || pieces[p] < target_starts[t + 1])) {
+      plan.merges.emplace_back(start, pieces[p]);
+      ++p;
+    }
+  }
+  return plan;
+}
 
 // The times of the calls within the last 24 hours (a rolling window).
 class DayWindow {
