@@ -61,6 +61,7 @@
 #include "kinlet/metrics.hpp"
 #include "kinlet/on_demand.hpp"
 #include "kinlet/payload.hpp"
+#include "kinlet/put_records.hpp"
 #include "kinlet/record.hpp"
 #include "kinlet/resharding.hpp"
 #include "kinlet/retry.hpp"
@@ -71,53 +72,6 @@
 #include "kinlet/traits.hpp"
 
 namespace kinlet {
-
-struct PutRecordOptions {
-  // Places the record by this hash key instead of its partition key's hash.
-  std::optional<HashKey> explicit_hash_key;
-  // The sequence number of the previous record from this client and key; the
-  // new record's number will be greater. Must be a number this stream issued.
-  std::optional<SequenceNumber> sequence_number_for_ordering;
-};
-
-struct PutRecordResult {
-  std::string_view shard_id;  // valid as long as the stream
-  SequenceNumber sequence_number;
-};
-
-// One entry of PutRecords. It refers to its key and payload (a string_view or
-// an ObjectRef): they must stay alive until PutRecords returns, so build
-// entries from named objects, not temporaries.
-template <typename Payload>
-struct PutRecordsRequestEntry {
-  std::string_view partition_key;
-  typename PayloadTraits<Payload>::View data;
-  std::optional<HashKey> explicit_hash_key;
-};
-
-struct PutRecordsResultEntry {
-  // Set on success.
-  std::string_view shard_id;
-  SequenceNumber sequence_number;
-  // Set on failure: kProvisionedThroughputExceeded (with AWS's "Rate exceeded
-  // for shard ..." message), kInternalFailure ("Internal Service Failure", an
-  // injected fault) or kShardFull.
-  ErrorCode error_code = ErrorCode::kNone;
-  std::string error_message;
-
-  bool ok() const { return error_code == ErrorCode::kNone; }
-};
-
-// Reuse one result across PutRecords calls: it then allocates nothing.
-struct PutRecordsResult {
-  int failed_record_count = 0;
-  std::vector<PutRecordsResultEntry> records;  // same length and order as the request
-
- private:
-  template <RecordPayload P, StreamTraits T>
-  friend class Stream;
-  std::vector<uint32_t> route_;  // scratch: shard index per entry
-};
 
 namespace detail {
 inline uint32_t NextStreamTag() {
@@ -261,11 +215,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (deleted()) return context_.NotFound();
     const size_t n = entries.size();
     if (n < 1 || n > static_cast<size_t>(options_.max_put_records_entries)) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '[...]' at 'records' failed to satisfy constraint: "
-          "Member must have length ",
-          n < 1 ? "greater than or equal to 1"
-                : absl::StrCat("less than or equal to ", options_.max_put_records_entries)));
+      return detail::PutRecordsCountError(n, options_.max_put_records_entries);
     }
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -374,37 +324,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // are never written twice. Thread-safe.
   absl::Status PutRecordsWithRetry(std::span<const Entry> entries, const RetryOptions& retry,
                                    PutRecordsResult* result) {
-    absl::Status status = PutRecords(entries, result);
-    if (!status.ok() || result->failed_record_count == 0) return status;
-    Backoff backoff(retry);
-    std::vector<Entry> pending;
-    std::vector<size_t> where;
-    PutRecordsResult partial;
-    for (int attempt = 2; attempt <= retry.max_attempts && result->failed_record_count > 0;
-         ++attempt) {
-      const absl::Time wake = context_.clock->Now() + backoff.Next();
-      if (wake > retry.deadline) break;
-      SleepUntil(*context_.clock, wake);
-      pending.clear();
-      where.clear();
-      for (size_t i = 0; i < result->records.size(); ++i) {
-        const PutRecordsResultEntry& r = result->records[i];
-        if (!r.ok() && (r.error_code == ErrorCode::kProvisionedThroughputExceeded ||
-                        r.error_code == ErrorCode::kShardFull ||
-                        r.error_code == ErrorCode::kInternalFailure)) {
-          pending.push_back(entries[i]);
-          where.push_back(i);
-        }
-      }
-      if (pending.empty()) break;
-      status = PutRecords(pending, &partial);
-      if (!status.ok()) return status;
-      for (size_t k = 0; k < where.size(); ++k) {
-        if (partial.records[k].ok()) --result->failed_record_count;
-        result->records[where[k]] = std::move(partial.records[k]);
-      }
-    }
-    return absl::OkStatus();
+    return detail::PutRecordsRetrying(*context_.clock, retry, entries, result,
+                                      [&](std::span<const Entry> batch, PutRecordsResult* out) {
+                                        return PutRecords(batch, out);
+                                      });
   }
 
   // ---- Enhanced fan-out (see fan_out.hpp) ----------------------------------
@@ -1180,52 +1103,11 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     return detail::MatchShards(shards_.held(), filter, after, horizon);
   }
 
-  // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
-  // built only on failure, so validation allocates nothing.
+  // See detail::ValidateRecord. `entry`: the PutRecords entry index, or -1
+  // for PutRecord.
   absl::Status ValidateRecord(std::string_view key, size_t data_size, int64_t entry) const {
-    // The common case, inline: a short ASCII key and a record within the limit.
-    if (KINLET_LIKELY(!key.empty() && key.size() <= 256 &&
-                      data_size + key.size() <= options_.max_record_size_bytes &&
-                      detail::IsAscii(key))) {
-      return absl::OkStatus();
-    }
-    return ValidateRecordSlow(key, data_size, entry);
-  }
-
-  ABSL_ATTRIBUTE_NOINLINE absl::Status ValidateRecordSlow(std::string_view key, size_t data_size,
-                                                          int64_t entry) const {
-    // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
-    int64_t chars = static_cast<int64_t>(key.size());
-    if (key.size() > 256 || !detail::IsAscii(key)) chars = detail::Utf8CodePoints(key);
-    if (KINLET_LIKELY(chars >= 1 && chars <= 256 &&
-                      data_size + key.size() <= options_.max_record_size_bytes)) {
-      return absl::OkStatus();
-    }
-    const std::string field = entry < 0 ? "" : absl::StrCat("records.", entry + 1, ".member.");
-    const std::string_view operation = entry < 0 ? "PutRecord" : "PutRecords";
-    if (chars < 0) {
-      return InvalidArgument(absl::StrCat("Partition key in ", detail::ToAbsl(operation),
-                                          " on stream ", context_.name, " is not valid UTF-8."));
-    }
-    if (chars < 1 || chars > 256) {
-      return ValidationError(
-          absl::StrCat("1 validation error detected: Value at '", field,
-                       "partitionKey' failed to satisfy constraint: Member must have length ",
-                       chars < 1 ? "greater than or equal to 1" : "less than or equal to 256"));
-    }
-    if (data_size > options_.max_record_size_bytes) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value at '", field,
-          "data' failed to satisfy constraint: Member must have length less than or equal to ",
-          options_.max_record_size_bytes));
-    }
-    if (data_size + key.size() > options_.max_record_size_bytes) {
-      return InvalidArgument(absl::StrCat(
-          "Record size (data ", data_size, " + partition key ", key.size(),
-          " bytes) exceeds the maximum record size of ", options_.max_record_size_bytes,
-          " bytes in ", detail::ToAbsl(operation), " on stream ", context_.name, "."));
-    }
-    return absl::OkStatus();
+    return detail::ValidateRecord(key, data_size, entry, options_.max_record_size_bytes,
+                                  context_.name);
   }
 
   absl::Status ValidateOrdering(SequenceNumber s) const {
