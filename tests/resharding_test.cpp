@@ -6,6 +6,7 @@
 #include "kinlet/resharding.hpp"
 
 #include <catch2/catch.hpp>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
@@ -381,4 +382,43 @@ TEST_CASE("The uniform scaling plan counts the shards it creates", "[resharding]
   CHECK(kinlet::detail::UniformScalingShardsCreated(starts(2), starts(3)) == 5);
   CHECK(kinlet::ShardFilterTypeName(ShardFilter::Type::kFromTimestamp) == "FROM_TIMESTAMP");
   CHECK(kinlet::StreamModeName(kinlet::StreamMode::kOnDemand) == "ON_DEMAND");
+}
+
+// detail::PlanUniformScaling (detail/reshard_planner.hpp), separated from
+// Stream::UpdateShardCount: applied to a simulated shard layout, it ends at
+// exactly the target's uniform ranges, every step is valid (a split inside a
+// shard, a merge of adjacent shards), and it creates the shards
+// UniformScalingShardsCreated counts (the limit UpdateShardCount checks).
+TEST_CASE("PlanUniformScaling reaches the target layout with the counted shards", "[resharding]") {
+  using kinlet::HashKey;
+  auto starts = [](int n) {
+    std::vector<HashKey> s;
+    for (const auto& r : kinlet::InitialHashKeyRanges(n)) s.push_back(r.starting_hash_key);
+    return s;
+  };
+  for (int from = 1; from <= 12; ++from) {
+    for (int to = (from + 1) / 2; to <= 2 * from; ++to) {
+      std::set<HashKey> layout;  // the open shards' starting hash keys
+      for (HashKey k : starts(from)) layout.insert(k);
+      const std::vector<HashKey> current(layout.begin(), layout.end());
+      const kinlet::detail::UniformScalingPlan plan =
+          kinlet::detail::PlanUniformScaling(current, starts(to));
+      for (HashKey k : plan.splits) {
+        INFO(from << " -> " << to);
+        CHECK(layout.count(k) == 0);  // a split strictly inside a shard
+        layout.insert(k);
+      }
+      for (const auto& [low, high] : plan.merges) {
+        INFO(from << " -> " << to);
+        auto it = layout.find(low);
+        REQUIRE(it != layout.end());
+        REQUIRE(std::next(it) != layout.end());
+        CHECK(*std::next(it) == high);  // adjacent
+        layout.erase(std::next(it));
+      }
+      CHECK(std::vector<HashKey>(layout.begin(), layout.end()) == starts(to));
+      CHECK(plan.shards_created() ==
+            kinlet::detail::UniformScalingShardsCreated(current, starts(to)));
+    }
+  }
 }

@@ -50,6 +50,10 @@ template <RecordPayload Payload, StreamTraits Traits>
 class Stream;
 template <RecordPayload Payload, StreamTraits Traits>
 class Subscription;
+namespace detail {
+template <RecordPayload Payload, StreamTraits Traits>
+class ShardSet;
+}  // namespace detail
 
 // "shardId-000000000007" for index 7.
 inline std::string ShardIdFor(uint32_t index) { return absl::StrFormat("shardId-%012u", index); }
@@ -491,6 +495,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
  private:
   friend class Stream<Payload, Traits>;
   friend class Subscription<Payload, Traits>;
+  friend class detail::ShardSet<Payload, Traits>;
 
   enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure };
   // Which API a write came from, for the metrics.

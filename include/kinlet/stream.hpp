@@ -31,9 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -42,8 +40,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -52,8 +48,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kinlet/detail/epoch.hpp"
+#include "kinlet/detail/list_shards.hpp"
 #include "kinlet/detail/mutex.hpp"
+#include "kinlet/detail/reshard_planner.hpp"
+#include "kinlet/detail/shard_set.hpp"
 #include "kinlet/detail/shard_table.hpp"
+#include "kinlet/detail/stream_consumers.hpp"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
@@ -61,6 +61,7 @@
 #include "kinlet/metrics.hpp"
 #include "kinlet/on_demand.hpp"
 #include "kinlet/payload.hpp"
+#include "kinlet/put_records.hpp"
 #include "kinlet/record.hpp"
 #include "kinlet/resharding.hpp"
 #include "kinlet/retry.hpp"
@@ -71,53 +72,6 @@
 #include "kinlet/traits.hpp"
 
 namespace kinlet {
-
-struct PutRecordOptions {
-  // Places the record by this hash key instead of its partition key's hash.
-  std::optional<HashKey> explicit_hash_key;
-  // The sequence number of the previous record from this client and key; the
-  // new record's number will be greater. Must be a number this stream issued.
-  std::optional<SequenceNumber> sequence_number_for_ordering;
-};
-
-struct PutRecordResult {
-  std::string_view shard_id;  // valid as long as the stream
-  SequenceNumber sequence_number;
-};
-
-// One entry of PutRecords. It refers to its key and payload (a string_view or
-// an ObjectRef): they must stay alive until PutRecords returns, so build
-// entries from named objects, not temporaries.
-template <typename Payload>
-struct PutRecordsRequestEntry {
-  std::string_view partition_key;
-  typename PayloadTraits<Payload>::View data;
-  std::optional<HashKey> explicit_hash_key;
-};
-
-struct PutRecordsResultEntry {
-  // Set on success.
-  std::string_view shard_id;
-  SequenceNumber sequence_number;
-  // Set on failure: kProvisionedThroughputExceeded (with AWS's "Rate exceeded
-  // for shard ..." message), kInternalFailure ("Internal Service Failure", an
-  // injected fault) or kShardFull.
-  ErrorCode error_code = ErrorCode::kNone;
-  std::string error_message;
-
-  bool ok() const { return error_code == ErrorCode::kNone; }
-};
-
-// Reuse one result across PutRecords calls: it then allocates nothing.
-struct PutRecordsResult {
-  int failed_record_count = 0;
-  std::vector<PutRecordsResultEntry> records;  // same length and order as the request
-
- private:
-  template <RecordPayload P, StreamTraits T>
-  friend class Stream;
-  std::vector<uint32_t> route_;  // scratch: shard index per entry
-};
 
 namespace detail {
 inline uint32_t NextStreamTag() {
@@ -173,8 +127,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // subscriptions): their calls fail with ResourceNotFoundException.
   ~Stream() {
     context_.deleted.store(true, std::memory_order_release);
-    detail::MutexLock lock(&control_mu_);
-    for (auto& [index, shard] : live_) shard->log().NotifyWaiters();
+    detail::MutexLock lock(&shards_.control_mu_);
+    shards_.NotifyAllLocked();
   }
 
   const std::string& name() const { return context_.name; }
@@ -261,11 +215,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (deleted()) return context_.NotFound();
     const size_t n = entries.size();
     if (n < 1 || n > static_cast<size_t>(options_.max_put_records_entries)) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '[...]' at 'records' failed to satisfy constraint: "
-          "Member must have length ",
-          n < 1 ? "greater than or equal to 1"
-                : absl::StrCat("less than or equal to ", options_.max_put_records_entries)));
+      return detail::PutRecordsCountError(n, options_.max_put_records_entries);
     }
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -289,7 +239,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     std::vector<uint32_t>& route = result->route_;
     constexpr uint32_t kDone = UINT32_MAX;
     auto route_pending = [&] {
-      const RoutingTable* table = routing_.load(std::memory_order_acquire);
+      const RoutingTable* table = shards_.routing();
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
         route[i] = RouteIn(table, entries[i].partition_key, entries[i].explicit_hash_key)->index();
@@ -374,37 +324,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // are never written twice. Thread-safe.
   absl::Status PutRecordsWithRetry(std::span<const Entry> entries, const RetryOptions& retry,
                                    PutRecordsResult* result) {
-    absl::Status status = PutRecords(entries, result);
-    if (!status.ok() || result->failed_record_count == 0) return status;
-    Backoff backoff(retry);
-    std::vector<Entry> pending;
-    std::vector<size_t> where;
-    PutRecordsResult partial;
-    for (int attempt = 2; attempt <= retry.max_attempts && result->failed_record_count > 0;
-         ++attempt) {
-      const absl::Time wake = context_.clock->Now() + backoff.Next();
-      if (wake > retry.deadline) break;
-      SleepUntil(*context_.clock, wake);
-      pending.clear();
-      where.clear();
-      for (size_t i = 0; i < result->records.size(); ++i) {
-        const PutRecordsResultEntry& r = result->records[i];
-        if (!r.ok() && (r.error_code == ErrorCode::kProvisionedThroughputExceeded ||
-                        r.error_code == ErrorCode::kShardFull ||
-                        r.error_code == ErrorCode::kInternalFailure)) {
-          pending.push_back(entries[i]);
-          where.push_back(i);
-        }
-      }
-      if (pending.empty()) break;
-      status = PutRecords(pending, &partial);
-      if (!status.ok()) return status;
-      for (size_t k = 0; k < where.size(); ++k) {
-        if (partial.records[k].ok()) --result->failed_record_count;
-        result->records[where[k]] = std::move(partial.records[k]);
-      }
-    }
-    return absl::OkStatus();
+    return detail::PutRecordsRetrying(*context_.clock, retry, entries, result,
+                                      [&](std::span<const Entry> batch, PutRecordsResult* out) {
+                                        return PutRecords(batch, out);
+                                      });
   }
 
   // ---- Enhanced fan-out (see fan_out.hpp) ----------------------------------
@@ -421,33 +344,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceNotFoundException if the stream was deleted. Thread-safe.
   absl::StatusOr<StreamConsumerDescription> RegisterStreamConsumer(std::string_view consumer_name) {
     if (deleted()) return context_.NotFound();
-    if (!detail::IsResourceName(consumer_name)) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '", detail::ToAbsl(consumer_name),
-          "' at 'consumerName' failed to satisfy constraint: Member must satisfy regular "
-          "expression pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 128"));
-    }
-    detail::MutexLock lock(&fanout_mu_);
-    for (const auto& c : consumers_) {
-      if (c->description.consumer_name == consumer_name) {
-        return ResourceInUse(
-            absl::StrCat("Consumer ", c->description.consumer_arn, " already exists"));
-      }
-    }
-    if (static_cast<int>(consumers_.size()) >= options_.max_stream_consumers) {
-      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
-                                        context_.account_id, " already has ", consumers_.size(),
-                                        " registered consumers, the limit."));
-    }
-    auto entry = std::make_unique<FanOutConsumer>();
-    StreamConsumerDescription& d = entry->description;
-    d.consumer_name = std::string(consumer_name);
-    d.consumer_creation_timestamp = context_.clock->Now();
-    d.consumer_arn = absl::StrCat(arn_, "/consumer/", d.consumer_name, ":",
-                                  absl::ToUnixSeconds(d.consumer_creation_timestamp));
-    d.stream_arn = arn_;
-    consumers_.push_back(std::move(entry));
-    return d;
+    return consumers_.Register(consumer_name, context_.clock->Now());
   }
 
   // DeregisterStreamConsumer, by name or ARN: ends its subscriptions
@@ -455,20 +352,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // consumer or a deleted stream. Thread-safe.
   absl::Status DeregisterStreamConsumer(std::string_view consumer) {
     if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&fanout_mu_);
-    for (auto it = consumers_.begin(); it != consumers_.end(); ++it) {
-      if (!(*it)->Matches(consumer)) continue;
-      const int64_t now_ms = context_.NowMs();
+    return consumers_.Deregister(consumer, context_.NowMs(), [&](uint32_t index) {
       detail::ReadSection section;
-      for (auto& [index, slot] : (*it)->subscriptions) {
-        if (slot.state->End(EndOf(slot, SubscriptionEnd::kConsumerDeregistered, now_ms))) {
-          if (ShardType* shard = ShardAt(index)) shard->log().NotifyWaiters();
-        }
-      }
-      consumers_.erase(it);
-      return absl::OkStatus();
-    }
-    return ConsumerNotFound(consumer);
+      if (ShardType* shard = ShardAt(index)) shard->log().NotifyWaiters();
+    });
   }
 
   // DescribeStreamConsumer, by name or ARN. ResourceNotFoundException for an
@@ -476,21 +363,14 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   absl::StatusOr<StreamConsumerDescription> DescribeStreamConsumer(
       std::string_view consumer) const {
     if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&fanout_mu_);
-    for (const auto& c : consumers_) {
-      if (c->Matches(consumer)) return c->description;
-    }
-    return ConsumerNotFound(consumer);
+    return consumers_.Describe(consumer);
   }
 
   // ListStreamConsumers, in registration order. ResourceNotFoundException if
   // the stream was deleted. Thread-safe.
   absl::StatusOr<std::vector<StreamConsumerDescription>> ListStreamConsumers() const {
     if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&fanout_mu_);
-    std::vector<StreamConsumerDescription> out;
-    for (const auto& c : consumers_) out.push_back(c->description);
-    return out;
+    return consumers_.List();
   }
 
   // SubscribeToShard, pull mode: a handle whose Next() returns the consumer's
@@ -505,41 +385,18 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       std::string_view consumer, std::string_view shard_id, const IteratorPosition& start) {
     absl::StatusOr<ShardHandle> shard = GetShard(shard_id);
     if (!shard.ok()) return shard.status();
-    detail::MutexLock lock(&fanout_mu_);
-    FanOutConsumer* c = nullptr;
-    for (const auto& entry : consumers_) {
-      if (entry->Matches(consumer)) c = entry.get();
-    }
-    if (c == nullptr) return ConsumerNotFound(consumer);
     const int64_t now_ms = context_.NowMs();
-    // The consumer's latest subscription to the shard, if any. (Looked up, not
-    // inserted: a refused subscription must leave no slot behind; an empty
-    // slot crashed DeregisterStreamConsumer. Found by the differential tests.)
-    auto previous = c->subscriptions.find((*shard)->index());
-    const std::shared_ptr<detail::SubscriptionState> old_state =
-        previous == c->subscriptions.end() ? nullptr : previous->second.state;
-    if (old_state != nullptr && old_state->ended() == SubscriptionEnd::kNone &&
-        now_ms - previous->second.subscribed_ms <
-            absl::ToInt64Milliseconds(options_.subscription_takeover_after)) {
-      return ResourceInUse(absl::StrCat(
-          "Another active subscription exists for consumer ", c->description.consumer_arn,
-          " and shard ", (*shard)->shard_id(), ": it was made less than ",
-          absl::FormatDuration(options_.subscription_takeover_after), " ago."));
-    }
-    absl::StatusOr<uint64_t> position =
-        (*shard)->ResolvePosition(start, now_ms, "SubscribeToShard");
-    if (!position.ok()) return position.status();
-    if (old_state != nullptr &&
-        old_state->End(EndOf(previous->second, SubscriptionEnd::kTakenOver, now_ms))) {
-      (*shard)->log().NotifyWaiters();
-    }
-    typename FanOutConsumer::Slot& slot = c->subscriptions[(*shard)->index()];
-    slot.state = std::make_shared<detail::SubscriptionState>();
-    slot.subscribed_ms = now_ms;
-    return std::unique_ptr<SubscriptionType>(new SubscriptionType(
-        *shard, context_owner_, slot.state, c->description.consumer_arn, *position, now_ms,
-        absl::ToInt64Milliseconds(options_.subscription_lifetime),
-        options_.limits.subscribe_bytes_per_second, options_.max_get_records_bytes));
+    return consumers_.Subscribe(
+        consumer, (*shard)->index(), (*shard)->shard_id(), now_ms,
+        [&] { return (*shard)->ResolvePosition(start, now_ms, "SubscribeToShard"); },
+        [&] { (*shard)->log().NotifyWaiters(); },
+        [&](std::shared_ptr<detail::SubscriptionState> state, std::string_view consumer_arn,
+            uint64_t position) {
+          return std::unique_ptr<SubscriptionType>(new SubscriptionType(
+              *shard, context_owner_, std::move(state), std::string(consumer_arn), position, now_ms,
+              absl::ToInt64Milliseconds(options_.subscription_lifetime),
+              options_.limits.subscribe_bytes_per_second, options_.max_get_records_bytes));
+        });
   }
 
   // SubscribeToShard, push mode: `on_event` runs for every event with records,
@@ -600,9 +457,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       m.totals.Accumulate(m.shards.back());
     }
     m.open_shard_count = open_shard_count();
-    detail::MutexLock lock(&events_mu_);
-    m.scaling_events.assign(events_.begin(), events_.end());
-    m.scaling_event_counts.assign(event_counts_, event_counts_ + kScalingEventKinds);
+    events_.Copy(&m.scaling_events, &m.scaling_event_counts);
     return m;
   }
 
@@ -613,14 +468,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     StreamOptions check = options_;
     check.faults = faults;
     if (absl::Status s = ValidateStreamOptions(check); !s.ok()) return s;
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     // The configuration in force is retired, not freed: a call may still hold
     // it (inside a ReadSection) until the next grace period.
     std::unique_ptr<detail::FaultState> next =
         faults.enabled() ? std::make_unique<detail::FaultState>(faults) : nullptr;
     context_.faults.store(next.get(), std::memory_order_release);
-    if (faults_ != nullptr)
-      retired_.push_back(std::shared_ptr<detail::FaultState>(faults_.release()));
+    if (faults_ != nullptr) {
+      shards_.RetireLocked(std::shared_ptr<detail::FaultState>(faults_.release()));
+    }
     faults_ = std::move(next);
     ReclaimLocked(context_.NowMs());
     return absl::OkStatus();
@@ -635,7 +491,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   absl::StatusOr<ShardHandle> GetShard(std::string_view shard_id) const {
     if (deleted()) return context_.NotFound();
     const std::optional<int64_t> index = ShardIndexOf(shard_id);
-    if (index && *index < shard_count_.load(std::memory_order_acquire)) {
+    if (index && *index < shards_.count()) {
       detail::ReadSection section;
       ShardType* shard = ShardAt(static_cast<uint64_t>(*index));
       if (shard != nullptr && !shard->GoneAt(context_.NowMs())) return shard->shared_from_this();
@@ -713,7 +569,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   std::vector<ShardHandle> OpenShards() const {
     detail::ReadSection section;
     std::vector<ShardHandle> out;
-    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
+    for (ShardType* shard : shards_.routing()->shards) {
       out.push_back(shard->shared_from_this());
     }
     return out;
@@ -723,19 +579,19 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   std::vector<ShardHandle> AllShards() const {
     detail::ReadSection section;
     std::vector<ShardHandle> out;
-    for (ShardType* shard : *held_.load(std::memory_order_acquire)) {
+    for (ShardType* shard : shards_.held()) {
       out.push_back(shard->shared_from_this());
     }
     return out;
   }
   int open_shard_count() const {
     detail::ReadSection section;
-    return static_cast<int>(routing_.load(std::memory_order_acquire)->shards.size());
+    return static_cast<int>(shards_.routing()->shards.size());
   }
   // Shards the stream holds now (open and closed within retention).
   int held_shard_count() const {
     detail::ReadSection section;
-    return static_cast<int>(held_.load(std::memory_order_acquire)->size());
+    return static_cast<int>(shards_.held().size());
   }
 
   // ListShards without paging: every shard within retention (open, or closed
@@ -754,49 +610,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceNotFoundException if deleted. Thread-safe; lock-free.
   absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& request) const {
     if (deleted()) return context_.NotFound();
-    if (request.max_results < 1 || request.max_results > 10000) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '", request.max_results,
-          "' at 'maxResults' failed to satisfy constraint: Member must have value ",
-          request.max_results < 1 ? "greater than or equal to 1" : "less than or equal to 10000"));
-    }
-    ShardFilter filter = request.filter.value_or(ShardFilter::FromTrimHorizon());
-    int64_t after = -1;
-    const int64_t now_ms = context_.NowMs();
-    if (!request.next_token.empty()) {
-      if (request.filter || !request.exclusive_start_shard_id.empty()) {
-        return InvalidArgument(
-            "NextToken cannot be provided together with ShardFilter or ExclusiveStartShardId.");
-      }
-      absl::Status s = ParseListToken(request.next_token, now_ms, &filter, &after);
-      if (!s.ok()) return s;
-    } else {
-      if (!request.exclusive_start_shard_id.empty()) {
-        after = ShardIndexOf(request.exclusive_start_shard_id).value_or(-1);
-        if (after < 0) {
-          return InvalidArgument(absl::StrCat("ExclusiveStartShardId ",
-                                              request.exclusive_start_shard_id, " is invalid."));
-        }
-      }
-      if (filter.type == ShardFilter::Type::kAfterShardId) {
-        const std::optional<int64_t> index = ShardIndexOf(filter.shard_id);
-        if (!index) {
-          return InvalidArgument("ShardFilter of type AFTER_SHARD_ID needs a valid ShardId.");
-        }
-        after = std::max(after, *index);
-      }
-    }
-    absl::StatusOr<std::vector<ShardDescription>> all = ListShardsMatching(filter, after);
-    if (!all.ok()) return all.status();
-    ListShardsResult result;
-    const size_t page = static_cast<size_t>(std::min(request.max_results, 1000));
-    if (all->size() > page) {
-      all->resize(page);
-      const int64_t last = *ShardIndexOf(all->back().shard_id);
-      result.next_token = MakeListToken(filter, last, now_ms);
-    }
-    result.shards = *std::move(all);
-    return result;
+    return detail::ListShardsPage(request, context_.name, context_.tag, context_.NowMs(),
+                                  [&](const ShardFilter& filter, int64_t after) {
+                                    return ListShardsMatching(filter, after);
+                                  });
   }
 
   // DescribeStreamSummary / DescribeStream. stream_status is UPDATING for
@@ -815,10 +632,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     d.open_shard_count = open_shard_count();
     d.max_record_size_bytes = options_.max_record_size_bytes;
     d.stream_mode = stream_mode();
-    {
-      detail::MutexLock lock(&fanout_mu_);
-      d.consumer_count = static_cast<int>(consumers_.size());
-    }
+    d.consumer_count = consumers_.size();
     return d;
   }
   absl::StatusOr<StreamDescription> DescribeStream() const {
@@ -863,26 +677,21 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     absl::StatusOr<ShardHandle> found = GetShard(shard_to_split);
     if (!found.ok()) return found.status();
     ShardType* parent = found->get();
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (absl::Status s = CheckReshardableLocked("SplitShard", now_ms); !s.ok()) return s;
-    if (!parent->is_open()) return AlreadyReshardedError(parent);
-    const HashKeyRange range = parent->hash_key_range();
-    const HashKey k = new_starting_hash_key;
-    if (!(range.starting_hash_key + 1 < k && k < range.ending_hash_key)) {
-      return InvalidArgument(absl::StrCat(
-          "NewStartingHashKey ", HashKeyToString(k), " used in SplitShard() on shard ",
-          parent->shard_id(), " in stream ", context_.name, " under account ", context_.account_id,
-          " is not both greater than one plus the shard's StartingHashKey ",
-          HashKeyToString(range.starting_hash_key), " and less than the shard's EndingHashKey ",
-          HashKeyToString(range.ending_hash_key), "."));
+    if (!parent->is_open()) return checks_.AlreadyResharded(parent->shard_id());
+    if (absl::Status s =
+            checks_.SplitKey(parent->shard_id(), parent->hash_key_range(), new_starting_hash_key);
+        !s.ok()) {
+      return s;
     }
     if (absl::Status s =
             CheckShardLimitsLocked(/*created=*/2, /*open_after=*/open_shard_count() + 1);
         !s.ok()) {
       return s;
     }
-    SplitLocked(parent, k, now_ms, ScalingEvent{});
+    SplitLocked(parent, new_starting_hash_key, now_ms, ScalingEvent{});
     MarkUpdatedLocked(now_ms);
     ReclaimLocked(now_ms);
     return absl::OkStatus();
@@ -904,31 +713,21 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (!first_handle.ok()) return first_handle.status();
     absl::StatusOr<ShardHandle> second_handle = GetShard(adjacent_shard_to_merge);
     if (!second_handle.ok()) return second_handle.status();
-    ShardType* const first_shard = first_handle->get();
-    ShardType* const second_shard = second_handle->get();
-    ShardType* const* first = &first_shard;
-    ShardType* const* second = &second_shard;
-    detail::MutexLock lock(&control_mu_);
+    ShardType* const first = first_handle->get();
+    ShardType* const second = second_handle->get();
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (absl::Status s = CheckReshardableLocked("MergeShards", now_ms); !s.ok()) return s;
-    for (ShardType* shard : {*first, *second}) {
-      if (!shard->is_open()) return AlreadyReshardedError(shard);
+    for (ShardType* shard : {first, second}) {
+      if (!shard->is_open()) return checks_.AlreadyResharded(shard->shard_id());
     }
-    const HashKeyRange a = (*first)->hash_key_range();
-    const HashKeyRange b = (*second)->hash_key_range();
-    const bool adjacent =
-        *first != *second &&
-        ((a.ending_hash_key != kMaxHashKey && a.ending_hash_key + 1 == b.starting_hash_key) ||
-         (b.ending_hash_key != kMaxHashKey && b.ending_hash_key + 1 == a.starting_hash_key));
-    if (!adjacent) {
-      return InvalidArgument(absl::StrCat("Shards ", (*first)->shard_id(), " and ",
-                                          (*second)->shard_id(), " in stream ", context_.name,
-                                          " under account ", context_.account_id,
-                                          " are not an adjacent pair of shards eligible for "
-                                          "merging"));
+    if (absl::Status s = checks_.Adjacent(first->shard_id(), first->hash_key_range(),
+                                          second->shard_id(), second->hash_key_range());
+        !s.ok()) {
+      return s;
     }
     if (absl::Status s = CheckShardLimitsLocked(/*created=*/1, /*open_after=*/0); !s.ok()) return s;
-    MergeLocked(*first, *second, now_ms, ScalingEvent{});
+    MergeLocked(first, second, now_ms, ScalingEvent{});
     MarkUpdatedLocked(now_ms);
     ReclaimLocked(now_ms);
     return absl::OkStatus();
@@ -948,67 +747,38 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling) {
     (void)scaling_type;  // UNIFORM_SCALING is the only type
     if (deleted()) return context_.NotFound();
-    if (target_shard_count < 1) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value '", target_shard_count,
-          "' at 'targetShardCount' failed to satisfy constraint: Member must have value greater "
-          "than or equal to 1"));
-    }
-    detail::MutexLock lock(&control_mu_);
+    if (absl::Status s = checks_.TargetShardCount(target_shard_count); !s.ok()) return s;
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (absl::Status s = CheckReshardableLocked("UpdateShardCount", now_ms); !s.ok()) return s;
     const int current = open_shard_count();
     const int64_t target = target_shard_count;
-    if (target > 2 * int64_t{current}) {
-      return LimitExceeded(absl::StrCat(
-          "UpdateShardCount cannot scale up over double your current open shard count. Current "
-          "open shard count: ",
-          current, " Target shard count: ", target));
-    }
-    if (2 * target < current) {
-      return LimitExceeded(absl::StrCat(
-          "UpdateShardCount cannot scale down below half your current open shard count. Current "
-          "open shard count: ",
-          current, " Target shard count: ", target));
-    }
-    PruneWindow(&shard_count_updates_, now_ms);
-    if (static_cast<int64_t>(shard_count_updates_.size()) >=
-        options_.max_shard_count_updates_per_day) {
-      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
-                                        context_.account_id, " has already been scaled ",
-                                        shard_count_updates_.size(),
-                                        " times in the last 24 hours: the limit is ",
-                                        options_.max_shard_count_updates_per_day, "."));
+    if (absl::Status s = checks_.ScalingFactor(current, target); !s.ok()) return s;
+    if (absl::Status s = checks_.DailyLimit("been scaled", shard_count_updates_.Prune(now_ms),
+                                            options_.max_shard_count_updates_per_day);
+        !s.ok()) {
+      return s;
     }
     std::vector<HashKey> target_starts;
     for (const HashKeyRange& r : InitialHashKeyRanges(target_shard_count)) {
       target_starts.push_back(r.starting_hash_key);
     }
-    const int64_t created = detail::UniformScalingShardsCreated(
-        routing_.load(std::memory_order_acquire)->starts, target_starts);
+    const int64_t created =
+        detail::UniformScalingShardsCreated(shards_.routing()->starts, target_starts);
     if (absl::Status s = CheckShardLimitsLocked(created, target); !s.ok()) return s;
-    shard_count_updates_.push_back(now_ms);
+    shard_count_updates_.Add(now_ms);
     ScalingEvent event;
     event.kind = ScalingEvent::Kind::kUpdateShardCount;
     event.reason = absl::StrCat("UpdateShardCount from ", current, " to ", target,
                                 " open shards (UNIFORM_SCALING)");
     LogEvent(std::move(event), now_ms);
-    // Splits at every target boundary inside a shard...
-    for (HashKey boundary : target_starts) {
-      ShardType* shard = Route(boundary);
-      if (shard->hash_key_range().starting_hash_key != boundary) {
-        SplitLocked(shard, boundary, now_ms, ScalingEvent{});
-      }
+    const detail::UniformScalingPlan plan =
+        detail::PlanUniformScaling(shards_.routing()->starts, target_starts);
+    for (HashKey boundary : plan.splits) {
+      SplitLocked(Route(boundary), boundary, now_ms, ScalingEvent{});
     }
-    // ...then one merge after another inside each target range.
-    for (size_t t = 0; t < target_starts.size(); ++t) {
-      for (;;) {
-        ShardType* low = Route(target_starts[t]);
-        const HashKey end = low->hash_key_range().ending_hash_key;
-        const bool last = t + 1 == target_starts.size();
-        if (last ? end == kMaxHashKey : end + 1 == target_starts[t + 1]) break;
-        MergeLocked(low, Route(end + 1), now_ms, ScalingEvent{});
-      }
+    for (const auto& [low, high] : plan.merges) {
+      MergeLocked(Route(low), Route(high), now_ms, ScalingEvent{});
     }
     MarkUpdatedLocked(now_ms);
     ReclaimLocked(now_ms);
@@ -1024,24 +794,19 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceNotFoundException if deleted. Thread-safe.
   absl::Status UpdateStreamMode(StreamMode mode) {
     if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t now_ms = context_.NowMs();
-    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return UpdatingError();
-    if (mode == stream_mode()) {
-      return InvalidArgument(absl::StrCat("Stream ", context_.name, " under account ",
-                                          context_.account_id, " is already in ",
-                                          detail::ToAbsl(StreamModeName(mode)), " mode."));
+    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return checks_.Updating();
+    if (mode == stream_mode()) return checks_.AlreadyInMode(mode);
+    if (mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) {
+      return detail::ReshardChecks::NoMetrics();
     }
-    if (mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) return NoMetricsError();
-    PruneWindow(&mode_updates_, now_ms);
-    if (static_cast<int64_t>(mode_updates_.size()) >= options_.max_stream_mode_updates_per_day) {
-      return LimitExceeded(absl::StrCat("Stream ", context_.name, " under account ",
-                                        context_.account_id, " has already switched mode ",
-                                        mode_updates_.size(),
-                                        " times in the last 24 hours: the limit is ",
-                                        options_.max_stream_mode_updates_per_day, "."));
+    if (absl::Status s = checks_.DailyLimit("switched mode", mode_updates_.Prune(now_ms),
+                                            options_.max_stream_mode_updates_per_day);
+        !s.ok()) {
+      return s;
     }
-    mode_updates_.push_back(now_ms);
+    mode_updates_.Add(now_ms);
     SetModeLocked(mode, now_ms);
     ScalingEvent event;
     event.kind = ScalingEvent::Kind::kStreamModeChange;
@@ -1060,7 +825,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // mode. ResourceNotFoundException if deleted. Thread-safe.
   absl::Status EvaluateOnDemandScaling() {
     if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t now_ms = context_.NowMs();
     if (stream_mode() == StreamMode::kOnDemand) {
       EvaluateOnDemandLocked(now_ms);
@@ -1073,10 +838,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // The scaling event log, oldest first: every split, merge, UpdateShardCount,
   // mode switch and on-demand decision (at most on_demand.max_scaling_events
   // kept). Thread-safe.
-  std::vector<ScalingEvent> ScalingEvents() const {
-    detail::MutexLock lock(&events_mu_);
-    return std::vector<ScalingEvent>(events_.begin(), events_.end());
-  }
+  std::vector<ScalingEvent> ScalingEvents() const { return events_.Events(); }
 
   // Reclaims ring space of expired records on every shard now (puts do it
   // lazily), and deletes closed shards whose records are all past retention
@@ -1090,7 +852,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       typename ShardType::WriterGuard lock(&shard->write_mu_);
       dropped += shard->log_.TrimExpired(expire_before);
     }
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     ReclaimLocked(now_ms);
     return dropped;
   }
@@ -1106,21 +868,22 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
 
  private:
-  struct RoutingTable {
-    std::vector<HashKey> starts;     // sorted starting hash keys of open shards
-    std::vector<ShardType*> shards;  // shards[i] owns [starts[i], starts[i+1])
-
-    ShardType* Find(HashKey hash) const {
-      if (shards.size() == 1) return shards[0];
-      auto it = std::upper_bound(starts.begin(), starts.end(), hash);
-      return shards[static_cast<size_t>(it - starts.begin()) - 1];
-    }
-  };
+  using Shards = detail::ShardSet<Payload, Traits>;
+  using RoutingTable = typename Shards::RoutingTable;
+  using Scaler = detail::OnDemandScaler<Payload, Traits>;
+  static constexpr int64_t kNever = Shards::kNever;
 
   Stream(StreamOptions options, Clock* clock)
       : options_(std::move(options)),
         context_owner_(std::make_shared<detail::StreamContext<Clock>>()),
-        context_(*context_owner_) {
+        context_(*context_owner_),
+        arn_(absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
+                          options_.name)),
+        shards_(context_owner_, options_.shard_capacity_records,
+                options_.EffectiveShardCapacityBytes()),
+        checks_(options_),
+        consumers_(options_, arn_),
+        events_(options_.on_demand.max_scaling_events) {
     context_.name = options_.name;
     context_.account_id = options_.account_id;
     context_.tag = detail::NextStreamTag();
@@ -1134,12 +897,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     context_.trimmed_reads = options_.trimmed_reads;
     context_.retention_ms.store(absl::ToInt64Milliseconds(options_.retention_period),
                                 std::memory_order_relaxed);
-    arn_ = absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
-                        options_.name);
     created_at_ = clock->Now();
     created_ms_ = context_.NowMs();
     auto table = std::make_unique<RoutingTable>();
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     int shard_count = options_.shard_count;
     if (options_.stream_mode == StreamMode::kOnDemand) {
       shard_count = std::max(shard_count, options_.on_demand.min_shard_count);
@@ -1153,24 +914,19 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       table->starts.push_back(range.starting_hash_key);
       table->shards.push_back(shard);
     }
-    PublishRoutingLocked(std::move(table));
+    shards_.PublishRoutingLocked(std::move(table));
     SetModeLocked(options_.stream_mode, created_ms_);
   }
 
-  ShardType* Route(HashKey hash) const {
-    return routing_.load(std::memory_order_acquire)->Find(hash);
-  }
-  // The open shard for a record. With one open shard every key maps to it, so
-  // the key is not hashed (the hash is used for nothing else).
+  ShardType* Route(HashKey hash) const { return shards_.Route(hash); }
+  // The open shard for a record (see ShardSet::RouteIn).
   ShardType* RouteKey(std::string_view partition_key,
                       const std::optional<HashKey>& explicit_hash_key) const {
-    return RouteIn(routing_.load(std::memory_order_acquire), partition_key, explicit_hash_key);
+    return RouteIn(shards_.routing(), partition_key, explicit_hash_key);
   }
   static ShardType* RouteIn(const RoutingTable* table, std::string_view partition_key,
                             const std::optional<HashKey>& explicit_hash_key) {
-    if (table->shards.size() == 1) return table->shards[0];
-    return table->Find(explicit_hash_key.has_value() ? *explicit_hash_key
-                                                     : Traits::Hasher::Hash(partition_key));
+    return Shards::RouteIn(table, partition_key, explicit_hash_key);
   }
   // The shard an iterator of this stream names; nullptr for another stream's
   // or a deleted shard. REQUIRES: inside a ReadSection.
@@ -1180,274 +936,83 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
   // True if the iterator names a shard this stream created (held or deleted).
   bool IsOurs(const ShardIterator& iterator) const {
-    return iterator.stream_tag() == context_.tag &&
-           iterator.shard_index() < shard_count_.load(std::memory_order_acquire);
+    return iterator.stream_tag() == context_.tag && iterator.shard_index() < shards_.count();
   }
   // The shard at `index`, or nullptr if deleted. REQUIRES: inside a
   // ReadSection, or control_mu_ held (only the control plane frees shards).
-  ShardType* ShardAt(uint64_t index) const { return table_.Get(index); }
+  ShardType* ShardAt(uint64_t index) const { return shards_.At(index); }
 
-  // `now_ms`: the shard's creation time (the stream's for the first shards,
-  // the reshard's for children: a child starts when its parent closes).
+  // A new shard (see ShardSet::AddLocked), measured by the on-demand scaler
+  // from its creation.
   ShardType* AddShardLocked(HashKeyRange range, std::optional<std::string> parent,
                             std::optional<std::string> adjacent, int64_t now_ms)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const uint32_t index = shard_count_.load(std::memory_order_relaxed);
-    std::shared_ptr<ShardType> shard(new ShardType(
-        context_owner_, index, range, std::move(parent), std::move(adjacent),
-        options_.shard_capacity_records, options_.EffectiveShardCapacityBytes(), now_ms));
-    LoadSnapshot snap;
-    snap.at_ms = now_ms;
-    loads_[index] = snap;
-    // Publish the shard before the count that makes it visible.
-    table_.Set(index, shard.get());
-    shard_count_.store(index + 1, std::memory_order_release);
-    live_.emplace(index, std::move(shard));
-    RepublishHeldLocked();
-    return table_.Get(index);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    scaler_.Track(shards_.count_locked(), now_ms);
+    return shards_.AddLocked(range, std::move(parent), std::move(adjacent), now_ms);
   }
 
-  void PublishRoutingLocked(std::unique_ptr<RoutingTable> table)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    // The old table is retired, not freed: a writer may still be routing with
-    // it (inside a ReadSection) until the next grace period (ReclaimLocked).
-    routing_.store(table.get(), std::memory_order_release);
-    if (routing_owner_ != nullptr) {
-      retired_.push_back(std::shared_ptr<RoutingTable>(routing_owner_.release()));
-    }
-    routing_owner_ = std::move(table);
-  }
-
-  // Publishes the list of held shards (AllShards) after a shard is added or
-  // deleted; the old list is retired like a routing table.
-  void RepublishHeldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    auto list = std::make_unique<std::vector<ShardType*>>();
-    list->reserve(live_.size());
-    for (const auto& [index, shard] : live_) list->push_back(shard.get());
-    held_.store(list.get(), std::memory_order_release);
-    if (held_owner_ != nullptr) {
-      retired_.push_back(std::shared_ptr<std::vector<ShardType*>>(held_owner_.release()));
-    }
-    held_owner_ = std::move(list);
-  }
-
-  // ---- Deleting expired shards and freeing retired objects -------------------
-  //
-  // A closed shard whose every record is past retention is deleted, as AWS
-  // deletes it: it leaves the shard table and the held list (new lookups no
-  // longer find it: ResourceNotFoundException), its on-demand and fan-out
-  // bookkeeping goes, and the stream's reference to it is retired. Retired
-  // objects (shards, routing tables, held lists, fault configurations, shard
-  // table chunks) are freed after a grace period (detail::EpochDomain): no
-  // call that reached them through a raw pointer is still running. A shard
-  // is then freed with its ring unless a user still holds a handle to it.
-  // Runs at the end of every control call and from the first put after
-  // next_reclaim_ms_. Never under a shard's writer lock, never in a section.
-  void ReclaimLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const int64_t horizon = context_.ExpireBeforeMs(now_ms);
-    int64_t next_due = kNever;
-    std::vector<uint32_t> deleted;
-    for (auto it = live_.begin(); it != live_.end();) {
-      ShardType* shard = it->second.get();
-      if (shard->is_open()) {
-        ++it;
-        continue;
-      }
-      if (shard->closed_ms_ >= horizon) {
-        // Due when its newest possible record (closed_ms_) leaves retention.
-        const int64_t due = shard->closed_ms_ + (now_ms - horizon) + 1;
-        next_due = std::min(next_due, due);
-        ++it;
-        continue;
-      }
-      table_.Clear(it->first, shard_count_.load(std::memory_order_relaxed), &retired_);
-      loads_.erase(it->first);
-      deleted_incoming_bytes_ +=
-          shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-      shard->MarkDeleted();
-      deleted.push_back(it->first);
-      retired_.push_back(std::move(it->second));
-      it = live_.erase(it);
-    }
-    next_reclaim_ms_.store(next_due, std::memory_order_relaxed);
+  // Deletes the closed shards past retention with their on-demand and fan-out
+  // bookkeeping, and frees retired objects after a grace period (see
+  // detail/shard_set.hpp). Runs at the end of every control call and from the
+  // first put after the due time. Never under a shard's writer lock, never in
+  // a section.
+  void ReclaimLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    const std::vector<uint32_t> deleted = shards_.DeleteExpiredLocked(now_ms);
     if (!deleted.empty()) {
-      RepublishHeldLocked();
-      detail::MutexLock lock(&fanout_mu_);
-      for (auto& consumer : consumers_) {
-        for (uint32_t index : deleted) consumer->subscriptions.erase(index);
-      }
+      for (uint32_t index : deleted) scaler_.Forget(index);
+      consumers_.ForgetShards(deleted);
     }
-    if (!retired_.empty() && detail::EpochDomain::Global().Synchronize()) retired_.clear();
+    shards_.FreeRetiredLocked();
   }
 
   // The hot path's check (one relaxed load and a compare): the first put at
   // or after the due time deletes the expired shards.
   void MaybeReclaim(int64_t now_ms) {
-    if (KINLET_LIKELY(now_ms < next_reclaim_ms_.load(std::memory_order_relaxed))) return;
+    if (KINLET_LIKELY(!shards_.ReclaimDue(now_ms))) return;
     ReclaimSlow(now_ms);
   }
   ABSL_ATTRIBUTE_NOINLINE void ReclaimSlow(int64_t now_ms) {
-    if (!control_mu_.TryLock()) return;  // a control call is running: it reclaims
+    // A control call is running: it reclaims.
+    if (!shards_.control_mu_.TryLock()) return;
     ReclaimLocked(now_ms);
-    control_mu_.Unlock();
+    shards_.control_mu_.Unlock();
   }
 
-  // ---- Fan-out internals ------------------------------------------------------
+  // ---- Resharding internals (the checks are detail::ReshardChecks) ---------
 
-  struct FanOutConsumer {
-    struct Slot {
-      std::shared_ptr<detail::SubscriptionState> state;
-      int64_t subscribed_ms = 0;
-    };
-    StreamConsumerDescription description;
-    absl::flat_hash_map<uint32_t, Slot> subscriptions;  // by shard index: the latest
-
-    bool Matches(std::string_view name_or_arn) const {
-      return description.consumer_name == name_or_arn || description.consumer_arn == name_or_arn;
-    }
-  };
-
-  // Why a subscription ends when `why` happens at `now_ms`: a subscription
-  // whose lifetime had already elapsed ended then, whatever comes later (its
-  // end is only noticed lazily, by its next call). Found by the differential
-  // tests: a takeover 25 hours later reported ResourceInUse.
-  SubscriptionEnd EndOf(const typename FanOutConsumer::Slot& slot, SubscriptionEnd why,
-                        int64_t now_ms) const {
-    return now_ms - slot.subscribed_ms >= absl::ToInt64Milliseconds(options_.subscription_lifetime)
-               ? SubscriptionEnd::kLifetimeElapsed
-               : why;
-  }
-
-  absl::Status ConsumerNotFound(std::string_view consumer) const {
-    return ResourceNotFound(absl::StrCat("Consumer ", detail::ToAbsl(consumer), " of stream ",
-                                         context_.name, " under account ", context_.account_id,
-                                         " not found."));
-  }
-
-  // ---- Resharding internals --------------------------------------------------
-
-  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-  static constexpr int64_t kDayMs = 24 * 60 * 60 * 1000;
-
-  // The index in a shard id, in Kinesis's loose forms ("shardId-000000000007",
-  // "shardId-7", "7"); empty if it has none.
   static std::optional<int64_t> ShardIndexOf(std::string_view shard_id) {
-    std::string_view digits = shard_id;
-    if (size_t dash = shard_id.rfind('-'); dash != std::string_view::npos) {
-      digits = shard_id.substr(dash + 1);
-    }
-    if (digits.empty() || !detail::AllDigits(digits) || digits.size() > 12) return std::nullopt;
-    int64_t index = 0;
-    for (char c : digits) index = index * 10 + (c - '0');
-    return index;
+    return detail::ShardIndexOf(shard_id);
   }
 
-  absl::Status UpdatingError() const {
-    return ResourceInUse(absl::StrCat("Stream ", context_.name, " under account ",
-                                      context_.account_id,
-                                      " not ACTIVE, instead in state UPDATING"));
-  }
-  static absl::Status NoMetricsError() {
-    return InvalidArgument(
-        "On-demand mode measures write rates with the stream's metrics: it needs "
-        "Traits::kMetrics = true.");
-  }
-  absl::Status AlreadyReshardedError(const ShardType* shard) const {
-    return InvalidArgument(absl::StrCat("Shard ", shard->shard_id(), " in stream ", context_.name,
-                                        " under account ", context_.account_id,
-                                        " has already been merged or split, and thus is not "
-                                        "eligible for merging or splitting."));
-  }
+  static absl::Status NoMetricsError() { return detail::ReshardChecks::NoMetrics(); }
 
   absl::Status CheckReshardableLocked(std::string_view operation, int64_t now_ms) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
     if (deleted()) return context_.NotFound();
-    if (stream_mode() == StreamMode::kOnDemand) {
-      return ValidationError(absl::StrCat(
-          detail::ToAbsl(operation), " is not supported for stream ", context_.name,
-          " under account ", context_.account_id,
-          " because it is in ON_DEMAND mode. Switch it to PROVISIONED with UpdateStreamMode."));
-    }
-    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return UpdatingError();
+    if (stream_mode() == StreamMode::kOnDemand) return checks_.OnDemandUnsupported(operation);
+    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return checks_.Updating();
     return absl::OkStatus();
   }
 
   // `created`: shards the operation adds; `open_after`: open shards after it.
   absl::Status CheckShardLimitsLocked(int64_t created, int64_t open_after) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    if (static_cast<int64_t>(live_.size()) + created > options_.max_shard_count) {
-      return LimitExceeded(absl::StrCat(
-          "This request would exceed the shard limit of ", options_.max_shard_count, " for stream ",
-          context_.name,
-          " (shards held: open, and closed ones until their records pass retention)."));
-    }
-    if (static_cast<uint64_t>(shard_count_.load(std::memory_order_relaxed)) + created >
-        detail::ShardTable<ShardType>::kMaxIndices) {
-      return LimitExceeded(absl::StrCat("Stream ", context_.name, " has used every shard id (",
-                                        detail::ShardTable<ShardType>::kMaxIndices, ")."));
-    }
-    if (open_after > options_.max_open_shard_count) {
-      return LimitExceeded(absl::StrCat("This request would exceed the open shard limit of ",
-                                        options_.max_open_shard_count, " for stream ",
-                                        context_.name, "."));
-    }
-    return absl::OkStatus();
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    return checks_.ShardLimits(shards_.held_count_locked(), shards_.count_locked(),
+                               detail::ShardTable<ShardType>::kMaxIndices, created, open_after);
   }
 
-  void MarkUpdatedLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+  void MarkUpdatedLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
     updating_until_ms_.store(now_ms + absl::ToInt64Milliseconds(options_.update_duration),
                              std::memory_order_relaxed);
   }
 
-  // Drops the entries of a rolling 24-hour window that are older than a day.
-  static void PruneWindow(std::deque<int64_t>* window, int64_t now_ms) {
-    while (!window->empty() && window->front() <= now_ms - kDayMs) window->pop_front();
-  }
-
-  // Publishes a routing table in which the consecutive open shards `old` are
-  // replaced by `replacement` (all in hash key order).
-  void ReplaceRoutesLocked(std::initializer_list<ShardType*> old,
-                           std::initializer_list<ShardType*> replacement)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    auto table = std::make_unique<RoutingTable>();
-    auto add = [&](ShardType* s) {
-      table->starts.push_back(s->hash_key_range().starting_hash_key);
-      table->shards.push_back(s);
-    };
-    bool placed = false;
-    for (ShardType* s : routing_.load(std::memory_order_acquire)->shards) {
-      if (std::find(old.begin(), old.end(), s) == old.end()) {
-        add(s);
-      } else if (!placed) {
-        for (ShardType* r : replacement) add(r);
-        placed = true;
-      }
-    }
-    PublishRoutingLocked(std::move(table));
-  }
-
-  // Splits open `parent` into [S, k-1] and [k, E]. REQUIRES S < k <= E.
-  // Routing first, then the parent closes: writers that still route with the
-  // old table reach the parent and write there until it closes, then route
-  // again.
+  // A split (see ShardSet::SplitLocked), logged with `event`.
   std::pair<ShardType*, ShardType*> SplitLocked(ShardType* parent, HashKey k, int64_t now_ms,
                                                 ScalingEvent event)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const HashKeyRange range = parent->hash_key_range();
-    ShardType* low =
-        AddShardLocked({range.starting_hash_key, k - 1}, parent->shard_id(), std::nullopt, now_ms);
-    ShardType* high =
-        AddShardLocked({k, range.ending_hash_key}, parent->shard_id(), std::nullopt, now_ms);
-    ReplaceRoutesLocked({parent}, {low, high});
-    std::vector<ChildShard> children;
-    for (ShardType* child : {low, high}) {
-      children.push_back(
-          ChildShard{child->shard_id(), {parent->shard_id()}, child->hash_key_range()});
-    }
-    {
-      typename ShardType::WriterGuard writer(&parent->write_mu_);
-      parent->CloseLocked(std::move(children), now_ms);
-    }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    scaler_.Track(shards_.count_locked(), now_ms);
+    scaler_.Track(shards_.count_locked() + 1, now_ms);
+    const auto [low, high] = shards_.SplitLocked(parent, k, now_ms);
     event.kind = ScalingEvent::Kind::kSplit;
     event.parent_shard_ids = {parent->shard_id()};
     event.child_shard_ids = {low->shard_id(), high->shard_id()};
@@ -1455,23 +1020,11 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     return {low, high};
   }
 
-  // Merges the adjacent open shards `parent` and `adjacent` into one child.
+  // A merge (see ShardSet::MergeLocked), logged with `event`.
   ShardType* MergeLocked(ShardType* parent, ShardType* adjacent, int64_t now_ms, ScalingEvent event)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const bool parent_low =
-        parent->hash_key_range().starting_hash_key < adjacent->hash_key_range().starting_hash_key;
-    ShardType* low = parent_low ? parent : adjacent;
-    ShardType* high = parent_low ? adjacent : parent;
-    ShardType* child = AddShardLocked(
-        {low->hash_key_range().starting_hash_key, high->hash_key_range().ending_hash_key},
-        parent->shard_id(), adjacent->shard_id(), now_ms);
-    ReplaceRoutesLocked({low, high}, {child});
-    const ChildShard reported{
-        child->shard_id(), {parent->shard_id(), adjacent->shard_id()}, child->hash_key_range()};
-    for (ShardType* p : {parent, adjacent}) {
-      typename ShardType::WriterGuard writer(&p->write_mu_);
-      p->CloseLocked({reported}, now_ms);
-    }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    scaler_.Track(shards_.count_locked(), now_ms);
+    ShardType* child = shards_.MergeLocked(parent, adjacent, now_ms);
     event.kind = ScalingEvent::Kind::kMerge;
     event.parent_shard_ids = {parent->shard_id(), adjacent->shard_id()};
     event.child_shard_ids = {child->shard_id()};
@@ -1482,64 +1035,24 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   void LogEvent(ScalingEvent event, int64_t now_ms) {
     event.time = absl::FromUnixMillis(now_ms);
     event.open_shard_count = open_shard_count();
-    detail::MutexLock lock(&events_mu_);
-    ++event_counts_[static_cast<int>(event.kind)];
-    events_.push_back(std::move(event));
-    while (events_.size() > static_cast<size_t>(options_.on_demand.max_scaling_events)) {
-      events_.pop_front();
-    }
+    events_.Add(std::move(event));
   }
 
-  // ---- On-demand scaling -----------------------------------------------------
-
-  // What the scaler remembers of a shard between evaluations (by shard index).
-  struct LoadSnapshot {
-    uint64_t bytes = 0;     // IncomingBytes at the last evaluation
-    uint64_t records = 0;   // IncomingRecords at the last evaluation
-    uint64_t position = 0;  // the shard's end at the last evaluation
-    int64_t at_ms = 0;
-    int64_t cold_since_ms = -1;  // below the merge rates since (-1: not cold)
-    bool hot_key_reported = false;
-    bool limit_reported = false;
-  };
+  // ---- On-demand scaling (the scaler is detail/reshard_planner.hpp) ---------
 
   int64_t OnDemandIntervalMs() const {
     return std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.on_demand.evaluation_interval));
   }
 
-  void SetModeLocked(StreamMode mode, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+  void SetModeLocked(StreamMode mode, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
     mode_.store(mode, std::memory_order_relaxed);
     if (mode != StreamMode::kOnDemand) {
       next_scaling_ms_.store(kNever, std::memory_order_relaxed);
       return;
     }
-    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
-      loads_[shard->index()] = LoadSnapshot{};
-      SnapshotLoadLocked(shard, now_ms);
-    }
-    peaks_.clear();
-    last_total_bytes_ = TotalIncomingBytes();
-    last_evaluation_ms_ = now_ms;
+    scaler_.Reset(shards_.routing()->shards, shards_.TotalIncomingBytesLocked(), now_ms);
     next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
-  }
-
-  // Records `shard`'s counters and end as the start of its next interval.
-  void SnapshotLoadLocked(ShardType* shard, int64_t now_ms)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    LoadSnapshot& snap = loads_[shard->index()];
-    snap.bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-    snap.records = shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
-    snap.position = shard->log_.End();
-    snap.at_ms = now_ms;
-  }
-
-  // Bytes ever written to the stream (held shards, and deleted ones).
-  uint64_t TotalIncomingBytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    uint64_t total = deleted_incoming_bytes_;
-    for (const ShardHandle& shard : AllShards()) {
-      total += shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-    }
-    return total;
   }
 
   // The hot path's check: one relaxed load and a compare. The first put at or
@@ -1554,289 +1067,52 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
                                                   std::memory_order_relaxed)) {
       return;  // another put claimed this evaluation
     }
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     if (stream_mode() != StreamMode::kOnDemand || deleted()) return;
     EvaluateOnDemandLocked(now_ms);
     ReclaimLocked(now_ms);
   }
 
-  template <typename P>
-  static double PayloadBytes(const P& p) {
-    if constexpr (requires { p.size(); }) {
-      return static_cast<double>(p.size());
-    } else {
-      return static_cast<double>(sizeof(P));
+  // One evaluation of the on-demand policy: the scaler decides, the stream
+  // logs its reports and applies its splits and merges.
+  void EvaluateOnDemandLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    const std::vector<ShardType*> open = shards_.routing()->shards;
+    const std::vector<detail::ShardLoad> loads =
+        scaler_.Measure(options_.on_demand, open, now_ms, context_.tag);
+    typename Scaler::Decision decision = scaler_.Decide(
+        options_, open, loads, shards_.TotalIncomingBytesLocked(),
+        options_.max_shard_count - static_cast<int64_t>(shards_.held_count_locked()), now_ms);
+    for (ScalingEvent& e : decision.reports) LogEvent(std::move(e), now_ms);
+    for (typename Scaler::Split& split : decision.splits) {
+      SplitLocked(split.shard, split.at, now_ms, std::move(split.event));
     }
+    for (typename Scaler::Merge& merge : decision.merges) {
+      MergeLocked(merge.low, merge.high, now_ms, std::move(merge.event));
+    }
+    scaler_.Finish(shards_.routing()->shards, decision, now_ms);
   }
 
-  // Samples the records `shard` took since `from` (its last
-  // hot_key_sample_records at most) for its busiest partition key by bytes.
-  void SampleTopKey(ShardType* shard, uint64_t from, detail::ShardLoad* load) const {
-    const RingLog<Payload>& log = shard->log_;
-    const uint64_t end = log.End();
-    const uint64_t n = static_cast<uint64_t>(options_.on_demand.hot_key_sample_records);
-    const uint64_t at = std::max({from, end > n ? end - n : uint64_t{0}, log.Begin()});
-    if (at >= end) return;
-    GetRecordsResult<Payload> page;
-    auto read = log.Read(at, end - at, std::numeric_limits<size_t>::max(), context_.tag,
-                         shard->index(), &page);
-    if (read.trimmed || page.records.empty()) return;
-    absl::flat_hash_map<std::string_view, std::pair<double, double>> by_key;
-    double total_bytes = 0;
-    for (const Record<Payload>& r : page.records) {
-      const double bytes = static_cast<double>(r.partition_key.size()) + PayloadBytes(r.data);
-      auto& entry = by_key[r.partition_key];
-      entry.first += bytes;
-      entry.second += 1;
-      total_bytes += bytes;
-    }
-    auto top = by_key.begin();
-    for (auto it = by_key.begin(); it != by_key.end(); ++it) {
-      if (it->second.first > top->second.first) top = it;
-    }
-    load->top_key = std::string(top->first);
-    load->top_key_bytes_per_second =
-        total_bytes > 0 ? load->bytes_per_second * top->second.first / total_bytes : 0;
-    load->top_key_records_per_second =
-        load->records_per_second * top->second.second / static_cast<double>(page.records.size());
-  }
-
-  // One evaluation of the on-demand policy (see on_demand.hpp).
-  void EvaluateOnDemandLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
-    const OnDemandOptions& o = options_.on_demand;
-    const std::vector<ShardType*> open = routing_.load(std::memory_order_acquire)->shards;
-    std::vector<detail::ShardLoad> loads(open.size());
-    const int64_t scale_down_ms = absl::ToInt64Milliseconds(o.scale_down_after);
-    for (size_t i = 0; i < open.size(); ++i) {
-      ShardType* shard = open[i];
-      LoadSnapshot& snap = loads_[shard->index()];
-      detail::ShardLoad& load = loads[i];
-      const uint64_t bytes = shard->write_counters_.incoming_bytes.load(std::memory_order_relaxed);
-      const uint64_t records =
-          shard->write_counters_.incoming_records.load(std::memory_order_relaxed);
-      const double seconds = static_cast<double>(now_ms - snap.at_ms) / 1000.0;
-      if (seconds > 0) {
-        load.bytes_per_second = static_cast<double>(bytes - snap.bytes) / seconds;
-        load.records_per_second = static_cast<double>(records - snap.records) / seconds;
-      }
-      const bool cold = load.bytes_per_second <= o.merge_bytes_per_second &&
-                        load.records_per_second <= o.merge_records_per_second;
-      if (!cold) {
-        snap.cold_since_ms = -1;
-      } else if (snap.cold_since_ms < 0) {
-        snap.cold_since_ms = snap.at_ms;  // cold over the whole interval
-      }
-      load.cold_long_enough = cold && now_ms - snap.cold_since_ms >= scale_down_ms;
-      if (detail::OverSplit(o, load.bytes_per_second, load.records_per_second)) {
-        const HashKeyRange& r = shard->hash_key_range();
-        if (r.starting_hash_key == r.ending_hash_key) {
-          // A range of one hash key cannot be split at all.
-          load.top_key_bytes_per_second = load.bytes_per_second;
-          load.top_key_records_per_second = load.records_per_second;
-        } else {
-          SampleTopKey(shard, snap.position, &load);
-        }
-      } else {
-        snap.hot_key_reported = false;
-        snap.limit_reported = false;
-      }
-    }
-    const uint64_t total = TotalIncomingBytes();
-    const double elapsed = static_cast<double>(now_ms - last_evaluation_ms_) / 1000.0;
-    if (elapsed > 0) {
-      peaks_.emplace_back(now_ms, static_cast<double>(total - last_total_bytes_) / elapsed);
-    }
-    const int64_t window_ms = absl::ToInt64Milliseconds(o.peak_window);
-    while (!peaks_.empty() && peaks_.front().first < now_ms - window_ms) peaks_.pop_front();
-    double peak = 0;
-    for (const auto& [at, rate] : peaks_) peak = std::max(peak, rate);
-    OnDemandOptions bounded = o;
-    bounded.max_shard_count = std::min(o.max_shard_count, options_.max_open_shard_count);
-    const detail::OnDemandPlan plan = detail::PlanOnDemand(
-        bounded, loads, peak, options_.max_shard_count - static_cast<int64_t>(live_.size()));
-    for (size_t i : plan.hot_keys) {
-      LoadSnapshot& snap = loads_[open[i]->index()];
-      if (snap.hot_key_reported) continue;
-      snap.hot_key_reported = true;
-      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kHotKey, open[i], loads[i]);
-      e.partition_key = loads[i].top_key;
-      e.reason = absl::StrCat("partition key '", e.partition_key, "' alone writes ",
-                              static_cast<int64_t>(loads[i].top_key_bytes_per_second), " B/s, ",
-                              static_cast<int64_t>(loads[i].top_key_records_per_second),
-                              " records/s to ", open[i]->shard_id(),
-                              ", over the split threshold: splitting cannot spread one key, so "
-                              "the shard is not split");
-      LogEvent(std::move(e), now_ms);
-    }
-    for (size_t i : plan.limited) {
-      LoadSnapshot& snap = loads_[open[i]->index()];
-      if (snap.limit_reported) continue;
-      snap.limit_reported = true;
-      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kShardLimitReached, open[i], loads[i]);
-      e.reason = absl::StrCat(open[i]->shard_id(),
-                              " is over the split threshold, but the stream "
-                              "is at its shard limit");
-      LogEvent(std::move(e), now_ms);
-    }
-    for (size_t i : plan.splits) {
-      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kSplit, open[i], loads[i]);
-      e.reason = detail::OverSplit(o, loads[i].bytes_per_second, loads[i].records_per_second)
-                     ? "write rate over the split threshold"
-                     : absl::StrCat("below the capacity floor of ", plan.floor,
-                                    " open shards (double the peak of ", static_cast<int64_t>(peak),
-                                    " B/s)");
-      const HashKeyRange& r = open[i]->hash_key_range();
-      SplitLocked(open[i], r.starting_hash_key + (r.ending_hash_key - r.starting_hash_key) / 2 + 1,
-                  now_ms, std::move(e));
-    }
-    for (size_t i : plan.merges) {
-      ScalingEvent e = MeasuredEvent(ScalingEvent::Kind::kMerge, open[i], loads[i]);
-      e.bytes_per_second += loads[i + 1].bytes_per_second;
-      e.records_per_second += loads[i + 1].records_per_second;
-      e.reason = "both shards cold for scale_down_after";
-      MergeLocked(open[i], open[i + 1], now_ms, std::move(e));
-    }
-    for (ShardType* shard : routing_.load(std::memory_order_acquire)->shards) {
-      SnapshotLoadLocked(shard, now_ms);  // keeps the cold and reported flags
-    }
-    last_total_bytes_ = total;
-    last_evaluation_ms_ = now_ms;
-  }
-
-  static ScalingEvent MeasuredEvent(ScalingEvent::Kind kind, const ShardType* shard,
-                                    const detail::ShardLoad& load) {
-    ScalingEvent e;
-    e.kind = kind;
-    e.automatic = true;
-    e.parent_shard_ids = {shard->shard_id()};
-    e.bytes_per_second = load.bytes_per_second;
-    e.records_per_second = load.records_per_second;
-    return e;
-  }
-
-  // ---- ListShards internals --------------------------------------------------
+  // ---- ListShards internals (detail/list_shards.hpp) ------------------------
 
   absl::StatusOr<std::vector<ShardDescription>> ListShardsMatching(const ShardFilter& filter,
                                                                    int64_t after) const {
     if (deleted()) return context_.NotFound();
     const int64_t now_ms = context_.NowMs();
     const int64_t horizon = std::max(created_ms_, context_.ExpireBeforeMs(now_ms));
-    auto open_at = [](const ShardType* s, int64_t t, std::optional<int64_t> closed) {
-      return absl::ToUnixMillis(s->created_at()) <= t && (!closed || *closed >= t);
-    };
-    std::vector<ShardDescription> out;
     detail::ReadSection section;
-    for (const ShardType* s : *held_.load(std::memory_order_acquire)) {
-      if (static_cast<int64_t>(s->index()) <= after) continue;
-      std::optional<int64_t> closed;
-      if (std::optional<absl::Time> at = s->closed_at()) closed = absl::ToUnixMillis(*at);
-      if (closed && *closed < horizon) continue;  // expired: every record is past retention
-      bool match = true;
-      switch (filter.type) {
-        case ShardFilter::Type::kAfterShardId:
-        case ShardFilter::Type::kFromTrimHorizon:
-          break;
-        case ShardFilter::Type::kAtLatest:
-          match = !closed;
-          break;
-        case ShardFilter::Type::kAtTrimHorizon:
-          match = open_at(s, horizon, closed);
-          break;
-        case ShardFilter::Type::kAtTimestamp:
-          match = open_at(s, std::max(horizon, absl::ToUnixMillis(filter.timestamp)), closed);
-          break;
-        case ShardFilter::Type::kFromTimestamp:
-          match = !closed || *closed >= std::max(horizon, absl::ToUnixMillis(filter.timestamp));
-          break;
-      }
-      if (match) out.push_back(s->Describe());
-    }
-    return out;
+    return detail::MatchShards(shards_.held(), filter, after, horizon);
   }
 
-  static constexpr int64_t kListTokenTtlMs = 300'000;
-
-  std::string MakeListToken(const ShardFilter& filter, int64_t last_index, int64_t now_ms) const {
-    return absl::StrCat("kinlet-ls.", context_.tag, ".", static_cast<int>(filter.type), ".",
-                        absl::ToUnixMillis(filter.timestamp), ".", last_index, ".", now_ms);
-  }
-
-  absl::Status ParseListToken(std::string_view token, int64_t now_ms, ShardFilter* filter,
-                              int64_t* after) const {
-    const absl::Status invalid = InvalidArgument(absl::StrCat(
-        "NextToken ", detail::ToAbsl(token), " is invalid for stream ", context_.name, "."));
-    const std::vector<absl::string_view> parts = absl::StrSplit(detail::ToAbsl(token), '.');
-    if (parts.size() != 6 || parts[0] != "kinlet-ls") return invalid;
-    int64_t values[5];
-    for (size_t i = 0; i < 5; ++i) {
-      if (!absl::SimpleAtoi(parts[i + 1], &values[i])) return invalid;
-    }
-    if (values[0] != static_cast<int64_t>(context_.tag) || values[1] < 0 || values[1] > 5) {
-      return invalid;
-    }
-    if (now_ms - values[4] > kListTokenTtlMs) {
-      return ExpiredNextToken(absl::StrCat("The NextToken has expired: it was issued at ",
-                                           values[4], " and tokens are valid for ", kListTokenTtlMs,
-                                           " milliseconds."));
-    }
-    filter->type = static_cast<ShardFilter::Type>(values[1]);
-    filter->timestamp = absl::FromUnixMillis(values[2]);
-    *after = values[3];
-    return absl::OkStatus();
-  }
-
-  // `entry`: the PutRecords entry index, or -1 for PutRecord. Messages are
-  // built only on failure, so validation allocates nothing.
+  // See detail::ValidateRecord. `entry`: the PutRecords entry index, or -1
+  // for PutRecord.
   absl::Status ValidateRecord(std::string_view key, size_t data_size, int64_t entry) const {
-    // The common case, inline: a short ASCII key and a record within the limit.
-    if (KINLET_LIKELY(!key.empty() && key.size() <= 256 &&
-                      data_size + key.size() <= options_.max_record_size_bytes &&
-                      detail::IsAscii(key))) {
-      return absl::OkStatus();
-    }
-    return ValidateRecordSlow(key, data_size, entry);
-  }
-
-  ABSL_ATTRIBUTE_NOINLINE absl::Status ValidateRecordSlow(std::string_view key, size_t data_size,
-                                                          int64_t entry) const {
-    // Fast path: short ASCII keys are 1..256 characters and valid UTF-8.
-    int64_t chars = static_cast<int64_t>(key.size());
-    if (key.size() > 256 || !detail::IsAscii(key)) chars = detail::Utf8CodePoints(key);
-    if (KINLET_LIKELY(chars >= 1 && chars <= 256 &&
-                      data_size + key.size() <= options_.max_record_size_bytes)) {
-      return absl::OkStatus();
-    }
-    const std::string field = entry < 0 ? "" : absl::StrCat("records.", entry + 1, ".member.");
-    const std::string_view operation = entry < 0 ? "PutRecord" : "PutRecords";
-    if (chars < 0) {
-      return InvalidArgument(absl::StrCat("Partition key in ", detail::ToAbsl(operation),
-                                          " on stream ", context_.name, " is not valid UTF-8."));
-    }
-    if (chars < 1 || chars > 256) {
-      return ValidationError(
-          absl::StrCat("1 validation error detected: Value at '", field,
-                       "partitionKey' failed to satisfy constraint: Member must have length ",
-                       chars < 1 ? "greater than or equal to 1" : "less than or equal to 256"));
-    }
-    if (data_size > options_.max_record_size_bytes) {
-      return ValidationError(absl::StrCat(
-          "1 validation error detected: Value at '", field,
-          "data' failed to satisfy constraint: Member must have length less than or equal to ",
-          options_.max_record_size_bytes));
-    }
-    if (data_size + key.size() > options_.max_record_size_bytes) {
-      return InvalidArgument(absl::StrCat(
-          "Record size (data ", data_size, " + partition key ", key.size(),
-          " bytes) exceeds the maximum record size of ", options_.max_record_size_bytes,
-          " bytes in ", detail::ToAbsl(operation), " on stream ", context_.name, "."));
-    }
-    return absl::OkStatus();
+    return detail::ValidateRecord(key, data_size, entry, options_.max_record_size_bytes,
+                                  context_.name);
   }
 
   absl::Status ValidateOrdering(SequenceNumber s) const {
     detail::ReadSection section;
-    const ShardType* shard = s.stream_tag() == context_.tag &&
-                                     s.shard_index() < shard_count_.load(std::memory_order_acquire)
+    const ShardType* shard = s.stream_tag() == context_.tag && s.shard_index() < shards_.count()
                                  ? ShardAt(s.shard_index())
                                  : nullptr;
     const bool ours = shard != nullptr && s.position() < shard->log_.End();
@@ -1851,7 +1127,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (period <= absl::ZeroDuration()) {
       return InvalidArgument("Retention period must be positive.");
     }
-    detail::MutexLock lock(&control_mu_);
+    detail::MutexLock lock(&shards_.control_mu_);
     const int64_t current = context_.retention_ms.load(std::memory_order_relaxed);
     const int64_t wanted = absl::ToInt64Milliseconds(period);
     if (increase && wanted <= current) {
@@ -1882,60 +1158,36 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // Shared with every shard and subscription (handles may outlive the stream).
   const std::shared_ptr<detail::StreamContext<Clock>> context_owner_;
   detail::StreamContext<Clock>& context_;
-  std::string arn_;
+  const std::string arn_;
   absl::Time created_at_;
 
-  // The shards by index: a slot is set (release) before shard_count_ grows
-  // past it (release); readers load shard_count_ (acquire), then the slot,
-  // inside a ReadSection. Written by the control plane only.
-  detail::ShardTable<ShardType> table_;
-  std::atomic<uint32_t> shard_count_{0};  // indices taken so far (ids are never reused)
-  // The routing table and the held-shard list in force: published by the
-  // control plane (release), loaded by puts and reads (acquire) inside a
-  // ReadSection; replaced ones are retired and freed after a grace period.
-  std::atomic<const RoutingTable*> routing_{nullptr};
-  std::atomic<const std::vector<ShardType*>*> held_{nullptr};
-
-  // Control plane: creation, resharding, retention changes, deletion.
-  mutable detail::Mutex control_mu_;
-  // The shards held, by index: the stream's own references.
-  std::map<uint32_t, std::shared_ptr<ShardType>> live_ ABSL_GUARDED_BY(control_mu_);
-  std::unique_ptr<RoutingTable> routing_owner_ ABSL_GUARDED_BY(control_mu_);
-  std::unique_ptr<std::vector<ShardType*>> held_owner_ ABSL_GUARDED_BY(control_mu_);
+  // The shards: the table by index, the routing table and held list in force
+  // (lock-free reads), the control lock (shards_.control_mu_: creation,
+  // resharding, retention changes, deletion) and retirement. See
+  // detail/shard_set.hpp for who writes and reads each.
+  Shards shards_;
+  const detail::ReshardChecks checks_;
   // The fault configuration in force (calls hold it inside a ReadSection).
-  std::unique_ptr<detail::FaultState> faults_ ABSL_GUARDED_BY(control_mu_);
-  // Unpublished objects awaiting a grace period (see ReclaimLocked).
-  std::vector<std::shared_ptr<void>> retired_ ABSL_GUARDED_BY(control_mu_);
+  std::unique_ptr<detail::FaultState> faults_ ABSL_GUARDED_BY(shards_.control_mu_);
 
   int64_t created_ms_ = 0;
-  // Written under control_mu_ (relaxed); read without it (relaxed): a stale
-  // value only delays a mode's effect or a status change by one call.
+  // Written under the control lock (relaxed); read without it (relaxed): a
+  // stale value only delays a mode's effect or a status change by one call.
   std::atomic<StreamMode> mode_{StreamMode::kProvisioned};
   std::atomic<int64_t> updating_until_ms_{0};
   // When the next on-demand evaluation is due (kNever in provisioned mode).
   // Loaded relaxed by every put; claimed by CAS (see MaybeScaleOnDemand).
   std::atomic<int64_t> next_scaling_ms_{kNever};
-  // When the next closed shard passes retention (kNever: none closed). Loaded
-  // relaxed by every put; written under control_mu_ (see ReclaimLocked).
-  std::atomic<int64_t> next_reclaim_ms_{kNever};
   // On-demand measurements and the rolling windows of the 24-hour limits.
-  // By shard index; node-based: references stay valid while shards are added.
-  absl::node_hash_map<uint32_t, LoadSnapshot> loads_ ABSL_GUARDED_BY(control_mu_);
-  std::deque<std::pair<int64_t, double>> peaks_ ABSL_GUARDED_BY(control_mu_);
-  uint64_t last_total_bytes_ ABSL_GUARDED_BY(control_mu_) = 0;
-  uint64_t deleted_incoming_bytes_ ABSL_GUARDED_BY(control_mu_) = 0;
-  int64_t last_evaluation_ms_ ABSL_GUARDED_BY(control_mu_) = 0;
-  std::deque<int64_t> shard_count_updates_ ABSL_GUARDED_BY(control_mu_);
-  std::deque<int64_t> mode_updates_ ABSL_GUARDED_BY(control_mu_);
+  Scaler scaler_ ABSL_GUARDED_BY(shards_.control_mu_);
+  detail::DayWindow shard_count_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
+  detail::DayWindow mode_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
 
   // Registered fan-out consumers (its own lock: never held across a reshard).
-  mutable detail::Mutex fanout_mu_;
-  std::vector<std::unique_ptr<FanOutConsumer>> consumers_ ABSL_GUARDED_BY(fanout_mu_);
+  detail::StreamConsumerRegistry consumers_;
 
   // The scaling event log (its own lock: GetMetrics must not wait for a reshard).
-  mutable detail::Mutex events_mu_;
-  std::deque<ScalingEvent> events_ ABSL_GUARDED_BY(events_mu_);
-  uint64_t event_counts_[kScalingEventKinds] ABSL_GUARDED_BY(events_mu_) = {};
+  detail::ScalingEventLog events_;
 };
 
 }  // namespace kinlet
