@@ -108,12 +108,39 @@ class TimedBody final : public StreamBody {
   std::thread producer_;
 };
 
-// Echoes the request; /stream sends 5 timed pieces, /forever pieces until cancelled.
+// Always has 64 KiB ready: only the client's pace limits it.
+class FloodBody final : public StreamBody {
+ public:
+  explicit FloodBody(std::shared_ptr<std::atomic<std::uint64_t>> pulled)
+      : pulled_(std::move(pulled)) {}
+  void Start(std::function<void()> wake) override { wake_ = std::move(wake); }
+  bool Pull(std::string* out) override {
+    out->append(64 * 1024, 'f');
+    pulled_->fetch_add(64 * 1024);
+    wake_();  // more is ready at once
+    return true;
+  }
+  void Cancel(bool) override {}
+
+ private:
+  std::shared_ptr<std::atomic<std::uint64_t>> pulled_;
+  std::function<void()> wake_;
+};
+
+std::shared_ptr<std::atomic<std::uint64_t>> g_flood_pulled =
+    std::make_shared<std::atomic<std::uint64_t>>(0);
+
+// Echoes the request; /flood never ends; /stream sends 5 timed pieces, /forever pieces until
+// cancelled.
 kinlet::wire::HttpHandler TestHandler(std::shared_ptr<Probe> probe) {
   return [probe](HttpRequest& request) {
     HttpResponse response;
     response.headers.push_back({"content-type", "text/plain"});
     response.headers.push_back({"x-amzn-requestid", "test-id"});
+    if (request.target == "/flood") {
+      response.stream = std::make_shared<FloodBody>(g_flood_pulled);
+      return response;
+    }
     if (request.target == "/stream" || request.target == "/forever") {
       response.stream = std::make_shared<TimedBody>(probe, request.target == "/stream" ? 5 : -1,
                                                     std::chrono::milliseconds(30));
@@ -473,4 +500,33 @@ TEST_CASE("Idle and slow-request timeouts, connection limit", "[gateway][http]")
     return RunProcess({kCurl, "-sS", "--http1.1", Url(*server, "/y")}).out.find("target=/y") !=
            std::string::npos;
   }));
+}
+
+TEST_CASE("Backpressure: a client that does not read stops Pull", "[gateway][http]") {
+  auto probe = std::make_shared<Probe>();
+  auto server = StartServer(probe);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const int small = 16 * 1024;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string request = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  // The socket buffers fill, then Pull is no longer called: the count settles.
+  std::uint64_t last = 0;
+  REQUIRE(Eventually([&] {
+    const std::uint64_t now = g_flood_pulled->load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const bool settled = now > 0 && now == g_flood_pulled->load();
+    last = now;
+    return settled;
+  }));
+  CHECK(last < std::uint64_t{64} << 20);  // what the kernel buffers, not what the body could make
+  ::close(fd);
+  server->Stop();
 }
