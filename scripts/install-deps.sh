@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config libabsl-dev libxxhash-dev libssl-dev ca-certificates
-  zlib1g-dev libsimdjson-dev libboost-dev libnghttp2-dev)
+  zlib1g-dev libsimdjson-dev libboost-dev libnghttp2-dev libcurl4-openssl-dev libsqlite3-dev)
 case "${1:-}" in
   "") ;;
   test)
