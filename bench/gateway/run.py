@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,17 @@ class Servers:
             "kinesalite": self._start_kinesalite(),
         }
         self.clients = {k: kh.Client(s.port) for k, s in self.servers.items()}
+        floor = os.path.join(ROOT, "build", "release", "floor_server")
+        if os.access(floor, os.X_OK):
+            # The loopback floor (floor_server.c): a fixed 200 per request, nothing else.
+            port_file = os.path.join(TMP, "floor.port")
+            proc = subprocess.Popen([floor, port_file])
+            for _ in range(200):
+                if os.path.exists(port_file) and open(port_file).read().strip():
+                    break
+                time.sleep(0.01)
+            self.servers["floor"] = harness.Server("floor", proc, int(open(port_file).read()), os.devnull)
+            self.clients["floor"] = None
 
     def _start_kinesalite(self):
         # harness.start("kinesalite") with --shardLimit: the PutRecords points use 160-shard streams.
@@ -162,7 +174,8 @@ class Servers:
 
     def stop(self):
         for c in self.clients.values():
-            c.close()
+            if c is not None:
+                c.close()
         codes = {k: s.stop() for k, s in self.servers.items()}
         return codes
 
@@ -224,7 +237,7 @@ def h2_point(servers, conns, streams_per_conn, n, make_stream):
     return res
 
 
-def wait_quiet(max_wait_s=60):
+def wait_quiet(max_wait_s=20):
     """Waits (up to max_wait_s) until other processes use under FOREIGN_LIMIT cores over 1 s.
 
     Nothing of this bench runs between points, so the busy time measured here is someone else's
@@ -282,12 +295,15 @@ def med(runs, key="rps"):
 
 
 def main():
+    # SIGTERM (e.g. `kill` of this script): unwind, so that the servers are stopped by pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateway", default=os.path.join(ROOT, "build/release/tools/kinlet-gateway/kinlet-gateway"))
     ap.add_argument("--gateway-arg", action="append", default=[], help="extra kinlet-gateway flag (repeatable)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="put,puts,get,lat,h2,sub")
+    # build/release/floor_server (cc -O2 bench/gateway/floor_server.c), when built, joins the latency point.
     ap.add_argument("--out", default=os.path.join(ROOT, "build/release/bench-gateway.json"))
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -300,6 +316,8 @@ def main():
 
     def fresh(shards, bodies_fn):
         def make(client):
+            if client is None:  # the floor server: no streams
+                return None, bodies_fn("floor", shards)
             counter[0] += 1
             name = "bench%d" % counter[0]
             client.create_stream(name, shards)
@@ -341,7 +359,8 @@ def main():
                 points[name] = alternate(name, args.reps, lambda k: wrk_point(servers, k, "getrecords.lua", c, d, get_body))
         if "lat" in only:
             name = "PutRecord latency c1"
-            points[name] = alternate(name, args.reps, lambda k: wrk_point(servers, k, "putrecord.lua", 1, d, fresh(16, bodies_putrecord), latency=True))
+            kinds = ("kinlet", "kinesalite") + (("floor",) if "floor" in servers.servers else ())
+            points[name] = alternate(name, args.reps, lambda k: wrk_point(servers, k, "putrecord.lua", 1, d, fresh(16, bodies_putrecord), latency=True), kinds=kinds)
         if "h2" in only:
             for c, m in ((1, 1), (8, 1), (8, 16)):
                 name = "h2 PutRecord c%d m%d" % (c, m)
@@ -389,6 +408,9 @@ def table(result):
         print("| %s%s | %s | %s | %s |" % (name, flags, cell(kv), cell(sv) if s else "n/a (no HTTP/2)", ratio))
         if "latency" in name:
             print("| %s p50 / p99 | %.1f / %.1f us | %.1f / %.1f us | |" % (name, med(k, "p50_us"), med(k, "p99_us"), med(s, "p50_us"), med(s, "p99_us")))
+            fl = runs.get("floor")
+            if fl:
+                print("| floor_server (loopback floor), same point: %s req/s, p50 / p99 %.1f / %.1f us | | | |" % (format(int(med(fl)), ","), med(fl, "p50_us"), med(fl, "p99_us")))
 
 
 if __name__ == "__main__":
