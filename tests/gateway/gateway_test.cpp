@@ -164,7 +164,8 @@ TEST_CASE("kinlet-gateway documents its flags, serves and exits cleanly on SIGTE
   for (const char* flag :
        {"--bind", "--port", "--port-file", "--tls-cert", "--tls-key", "--region", "--account-id",
         "--credentials", "--create-stream", "--limits", "--create-stream-ms", "--delete-stream-ms",
-        "--update-stream-ms", "--threads", "--max-body-bytes", "--log-level", "--help"}) {
+        "--update-stream-ms", "--shard-capacity-records", "--shard-capacity-bytes", "--threads",
+        "--max-body-bytes", "--log-level", "--help"}) {
     CHECK(help.out.find(flag) != std::string::npos);
   }
   ProcessResult bad = RunProcess({program, "--limits", "infinite"});
@@ -191,4 +192,35 @@ TEST_CASE("kinlet-gateway documents its flags, serves and exits cleanly on SIGTE
   CHECK(done.exit_code == 0);
   // --log-level debug: one line per request, naming the operation.
   CHECK(done.err.find("DescribeStreamSummary 200") != std::string::npos);
+}
+
+TEST_CASE("kinlet-gateway --shard-capacity-records bounds a shard, refusing as a throttle",
+          "[gateway][program]") {
+  const std::string program =
+      std::string(KINLET_BINARY_DIR) + "/tools/kinlet-gateway/kinlet-gateway";
+  TempDir dir;
+  const std::string port_file = dir.path() + "/port";
+  Process gateway({program, "--port", "0", "--port-file", port_file, "--create-stream", "small:1",
+                   "--limits", "unlimited", "--shard-capacity-records", "16"});
+  REQUIRE(Eventually([&] { return !kinlet::gateway::testing::ReadWholeFile(port_file).empty(); }));
+  const std::string endpoint =
+      "http://127.0.0.1:" +
+      std::to_string(std::stoi(kinlet::gateway::testing::ReadWholeFile(port_file)));
+  // One PutRecords of 16 fills the shard; the next put is refused, retryably.
+  std::string records;
+  for (int i = 0; i < 16; ++i) {
+    records += std::string(i ? "," : "") + R"({"Data":"eA==","PartitionKey":"k)" +
+               std::to_string(i) + R"("})";
+  }
+  ProcessResult fill =
+      Call(endpoint, "PutRecords", R"({"StreamName":"small","Records":[)" + records + "]}",
+           {"-H", kAnySignature, "-H", kAnyDate});
+  CHECK(fill.out.find("\"FailedRecordCount\":0") != std::string::npos);
+  ProcessResult full =
+      Call(endpoint, "PutRecord", R"({"StreamName":"small","Data":"eA==","PartitionKey":"k"})",
+           {"-H", kAnySignature, "-H", kAnyDate});
+  CHECK(full.out.find("ProvisionedThroughputExceededException") != std::string::npos);
+  CHECK(full.out.substr(full.out.size() - 3) == "400");
+  REQUIRE(::kill(gateway.pid(), SIGTERM) == 0);
+  CHECK(gateway.Wait(std::chrono::seconds(20)).exit_code == 0);
 }

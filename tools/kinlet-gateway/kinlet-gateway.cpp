@@ -52,6 +52,10 @@ usage: kinlet-gateway [flags]
   --create-stream-ms N       time a new stream stays CREATING (default 0: ACTIVE at once)
   --delete-stream-ms N       time a deleted stream stays DELETING (default 0)
   --update-stream-ms N       time a resharded or updated stream stays UPDATING (default 0)
+  --shard-capacity-records N records one shard holds in memory (default 65536, rounded up to a
+                             power of two); a put into a shard full of unexpired records is
+                             refused with ProvisionedThroughputExceededException (retryable)
+  --shard-capacity-bytes N   bytes of keys and data one shard holds (default 64 MiB)
   --threads N                event-loop threads (default: one per core)
   --max-body-bytes N         largest request body (default 16777216, for 10 MiB records in
                              base64); larger requests get 413
@@ -64,6 +68,8 @@ responses end with a final event, exit status 0.
 
 struct Flags {
   kinlet::gateway::GatewayOptions options;
+  long long shard_capacity_records = 0;  // 0: the default
+  long long shard_capacity_bytes = 0;
   std::string port_file;
   std::string limits = "kinesis";
   std::vector<std::pair<std::string, std::string>> create_streams;  // name, shards
@@ -155,6 +161,12 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       if (name[0] == 'c') o.service.create_delay = d;
       if (name[0] == 'd') o.service.delete_delay = d;
       if (name[0] == 'u') o.service.update_delay = d;
+    } else if (name == "shard-capacity-records") {
+      if (!ParseInt(value, 16, 1LL << 30, &n)) return bad("a record count (16..2^30)");
+      flags->shard_capacity_records = n;
+    } else if (name == "shard-capacity-bytes") {
+      if (!ParseInt(value, 1LL << 16, 1LL << 40, &n)) return bad("bytes (64 KiB..1 TiB)");
+      flags->shard_capacity_bytes = n;
     } else if (name == "threads") {
       if (!ParseInt(value, 1, 1024, &n)) return bad("a thread count (1..1024)");
       o.http.threads = static_cast<int>(n);
@@ -190,6 +202,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.service.stream_defaults = *defaults;
+  if (flags.shard_capacity_records > 0) {
+    o.service.stream_defaults.shard_capacity_records =
+        static_cast<size_t>(flags.shard_capacity_records);
+  }
+  if (flags.shard_capacity_bytes > 0) {
+    o.service.stream_defaults.shard_capacity_bytes =
+        static_cast<size_t>(flags.shard_capacity_bytes);
+  }
   if (o.service.account_id.empty()) o.service.account_id = "000000000000";
   if (flags.debug) {
     o.request_log = [](const kinlet::gateway::GatewayRequestLog& r) {
