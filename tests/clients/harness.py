@@ -151,9 +151,16 @@ def ensure_node_modules(dest=None):
     if os.path.abspath(dest) != HERE:
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(os.path.join(HERE, name), os.path.join(dest, name))
+    # npm trusts only the CAs bundled with node; use the system's store as well, as every other
+    # client does (a registry reached through an administrator's proxy CA then works).
+    env = dict(os.environ)
+    system_cas = "/etc/ssl/certs/ca-certificates.crt"
+    if os.path.exists(system_cas) and "npm_config_cafile" not in env:
+        env["npm_config_cafile"] = system_cas
     subprocess.run(
         [NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=dest,
+        env=env,
         check=True,
     )
     with open(stamp, "w") as f:
