@@ -137,6 +137,12 @@ class KinesisService::Impl : public std::enable_shared_from_this<KinesisService:
   void WriteConsumer(wire::Writer& w, const StreamT& stream, const StreamConsumerDescription& d);
   // Writes the Shard shape.
   static void WriteShard(wire::Writer& w, const ShardDescription& s);
+  // Writes the members StreamDescription and StreamDescriptionSummary share
+  // (name, ARN, status, mode, retention, creation time, enhanced monitoring,
+  // encryption) from `d`, either description, and the service's extras.
+  // Defined in service_streams.cpp, its only user.
+  template <typename Description>
+  void WriteDescriptionCommon(wire::Writer& w, const StreamPtr& stream, const Description& d);
 
   // The service's state for `stream` (created on first use). REQUIRES state_mu_.
   StreamExtras& ExtrasLocked(const StreamPtr& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
@@ -170,5 +176,7 @@ absl::StatusOr<std::pair<StreamPtr, std::string>> ResolveConsumerArn(
     KinesisService::Impl& impl, std::string_view arn, KinesisService::Impl::Plane plane);
 // Writes a ChildShards member (GetRecords, SubscribeToShardEvent).
 void WriteChildShards(wire::Writer& w, const std::vector<ChildShard>& children);
+// Writes the "Records" member: GetRecords' and SubscribeToShardEvent's Record shapes.
+void WriteRecords(wire::Writer& w, const std::vector<Record<std::string>>& records);
 
 }  // namespace kinlet::gateway

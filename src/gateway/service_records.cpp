@@ -27,6 +27,24 @@ void WriteEncryption(wire::Writer& w, bool kms) {
 
 }  // namespace
 
+void WriteRecords(wire::Writer& w, const std::vector<Record<std::string>>& records) {
+  w.Key("Records");
+  w.BeginArray();
+  for (const Record<std::string>& r : records) {
+    w.BeginObject();
+    w.Key("SequenceNumber");
+    w.String(r.sequence_number.ToString());
+    w.Key("ApproximateArrivalTimestamp");
+    w.Time(r.approximate_arrival_timestamp);
+    w.Key("Data");
+    w.Blob(r.data);
+    w.Key("PartitionKey");
+    w.String(r.partition_key);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 void WriteChildShards(wire::Writer& w, const std::vector<ChildShard>& children) {
   w.Key("ChildShards");
   w.BeginArray();
@@ -218,21 +236,7 @@ absl::Status KinesisService::Impl::GetRecords(Call& c) {
   if (!s.ok()) return s;
   wire::Writer& w = c.out;
   w.BeginObject();
-  w.Key("Records");
-  w.BeginArray();
-  for (const Record<std::string>& r : page.records) {
-    w.BeginObject();
-    w.Key("SequenceNumber");
-    w.String(r.sequence_number.ToString());
-    w.Key("ApproximateArrivalTimestamp");
-    w.Time(r.approximate_arrival_timestamp);
-    w.Key("Data");
-    w.Blob(r.data);
-    w.Key("PartitionKey");
-    w.String(r.partition_key);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteRecords(w, page.records);
   if (page.next_shard_iterator) {
     w.Key("NextShardIterator");
     w.String(page.next_shard_iterator->ToString());

@@ -187,6 +187,39 @@ absl::Status KinesisService::Impl::DeleteStream(Call& c) {
   return absl::OkStatus();
 }
 
+template <typename Description>
+void KinesisService::Impl::WriteDescriptionCommon(wire::Writer& w, const StreamPtr& stream,
+                                                  const Description& d) {
+  std::set<std::string> metrics;
+  bool kms = false;
+  std::string key_id;
+  {
+    detail::MutexLock lock(&state_mu_);
+    const StreamExtras& e = ExtrasLocked(stream);
+    metrics = e.shard_level_metrics;
+    kms = e.kms;
+    key_id = e.key_id;
+  }
+  w.Key("StreamName");
+  w.String(d.stream_name);
+  w.Key("StreamARN");
+  w.String(StreamArn(d.stream_name));
+  w.Key("StreamStatus");
+  w.String(StatusOf(*stream, StreamStatusName(d.stream_status)));
+  WriteMode(w, d.stream_mode);
+  w.Key("RetentionPeriodHours");
+  w.Int(RetentionHours(d.retention_period));
+  w.Key("StreamCreationTimestamp");
+  w.Time(d.stream_creation_timestamp);
+  WriteMonitoring(w, metrics);
+  w.Key("EncryptionType");
+  w.String(kms ? "KMS" : "NONE");
+  if (kms) {
+    w.Key("KeyId");
+    w.String(key_id);
+  }
+}
+
 absl::Status KinesisService::Impl::DescribeStream(Call& c) {
   absl::StatusOr<StreamPtr> stream = ResolveStream(c.in, Plane::kDescribe);
   if (!stream.ok()) return stream.status();
@@ -217,44 +250,17 @@ absl::Status KinesisService::Impl::DescribeStream(Call& c) {
     }
     shards.push_back(&s);
   }
-  std::set<std::string> metrics;
-  bool kms = false;
-  std::string key_id;
-  {
-    detail::MutexLock lock(&state_mu_);
-    const StreamExtras& e = ExtrasLocked(*stream);
-    metrics = e.shard_level_metrics;
-    kms = e.kms;
-    key_id = e.key_id;
-  }
   wire::Writer& w = c.out;
   w.BeginObject();
   w.Key("StreamDescription");
   w.BeginObject();
-  w.Key("StreamName");
-  w.String(d->stream_name);
-  w.Key("StreamARN");
-  w.String(StreamArn(d->stream_name));
-  w.Key("StreamStatus");
-  w.String(StatusOf(**stream, StreamStatusName(d->stream_status)));
-  WriteMode(w, d->stream_mode);
+  WriteDescriptionCommon(w, *stream, *d);
   w.Key("Shards");
   w.BeginArray();
   for (const ShardDescription* s : shards) WriteShard(w, *s);
   w.EndArray();
   w.Key("HasMoreShards");
   w.Bool(more);
-  w.Key("RetentionPeriodHours");
-  w.Int(RetentionHours(d->retention_period));
-  w.Key("StreamCreationTimestamp");
-  w.Time(d->stream_creation_timestamp);
-  WriteMonitoring(w, metrics);
-  w.Key("EncryptionType");
-  w.String(kms ? "KMS" : "NONE");
-  if (kms) {
-    w.Key("KeyId");
-    w.String(key_id);
-  }
   w.EndObject();
   w.EndObject();
   return absl::OkStatus();
@@ -265,38 +271,11 @@ absl::Status KinesisService::Impl::DescribeStreamSummary(Call& c) {
   if (!stream.ok()) return stream.status();
   absl::StatusOr<StreamDescriptionSummary> d = (*stream)->DescribeStreamSummary();
   if (!d.ok()) return d.status();
-  std::set<std::string> metrics;
-  bool kms = false;
-  std::string key_id;
-  {
-    detail::MutexLock lock(&state_mu_);
-    const StreamExtras& e = ExtrasLocked(*stream);
-    metrics = e.shard_level_metrics;
-    kms = e.kms;
-    key_id = e.key_id;
-  }
   wire::Writer& w = c.out;
   w.BeginObject();
   w.Key("StreamDescriptionSummary");
   w.BeginObject();
-  w.Key("StreamName");
-  w.String(d->stream_name);
-  w.Key("StreamARN");
-  w.String(StreamArn(d->stream_name));
-  w.Key("StreamStatus");
-  w.String(StatusOf(**stream, StreamStatusName(d->stream_status)));
-  WriteMode(w, d->stream_mode);
-  w.Key("RetentionPeriodHours");
-  w.Int(RetentionHours(d->retention_period));
-  w.Key("StreamCreationTimestamp");
-  w.Time(d->stream_creation_timestamp);
-  WriteMonitoring(w, metrics);
-  w.Key("EncryptionType");
-  w.String(kms ? "KMS" : "NONE");
-  if (kms) {
-    w.Key("KeyId");
-    w.String(key_id);
-  }
+  WriteDescriptionCommon(w, *stream, *d);
   w.Key("OpenShardCount");
   w.Int(d->open_shard_count);
   w.Key("ConsumerCount");

@@ -62,21 +62,7 @@ class KinesisService::Impl::SubscriptionBody final
   void OnEvent(const SubscribeToShardEvent<std::string>& e) {
     wire::Writer w(wire::Format::kJson);
     w.BeginObject();
-    w.Key("Records");
-    w.BeginArray();
-    for (const Record<std::string>& r : e.records()) {
-      w.BeginObject();
-      w.Key("SequenceNumber");
-      w.String(r.sequence_number.ToString());
-      w.Key("ApproximateArrivalTimestamp");
-      w.Time(r.approximate_arrival_timestamp);
-      w.Key("Data");
-      w.Blob(r.data);
-      w.Key("PartitionKey");
-      w.String(r.partition_key);
-      w.EndObject();
-    }
-    w.EndArray();
+    WriteRecords(w, e.records());
     std::string continuation;
     if (e.continuation_sequence_number) {
       continuation = e.continuation_sequence_number->ToString();
