@@ -145,7 +145,7 @@ absl::Status SqliteCheckpointStore::Init() {
   constexpr const char* kColumns =
       "lease_key, owner, lease_counter, checkpoint, last_renewal_ms,"
       " owner_switches_since_checkpoint, parent_shard_ids";
-  auto prepare = [&](Statement* out, const std::string& sql) {
+  auto prepare = [&](Statement* out, const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     sqlite3_stmt* raw = nullptr;
     const int code =
         sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
