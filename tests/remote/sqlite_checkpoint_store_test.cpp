@@ -174,13 +174,13 @@ TEST_CASE("SQLite store: leases survive a reopen; tables are per application", "
 }
 
 // Takes `rounds` compare-and-set increments of `key` through `store`,
-// retrying on ConditionalCheckFailed; returns the failures seen.
-int Increment(SqliteCheckpointStore& store, const std::string& key, int rounds,
-              const std::string& owner) {
-  int conflicts = 0;
+// retrying on ConditionalCheckFailed. Runs on test threads: no Catch2 macros
+// here (they are not thread-safe); returns the first unexpected error.
+absl::Status Increment(SqliteCheckpointStore& store, const std::string& key, int rounds,
+                       const std::string& owner, std::atomic<int>* conflicts) {
   for (int done = 0; done < rounds;) {
     auto leases = store.ListLeases();
-    REQUIRE(leases.ok());
+    if (!leases.ok()) return leases.status();
     Lease lease;
     for (const Lease& l : *leases) {
       if (l.lease_key == key) lease = l;
@@ -191,12 +191,13 @@ int Increment(SqliteCheckpointStore& store, const std::string& key, int rounds,
     absl::Status s = store.UpdateLease(lease, expected);
     if (s.ok()) {
       ++done;
+    } else if (kinlet::IsConditionalCheckFailed(s)) {
+      ++*conflicts;
     } else {
-      REQUIRE(kinlet::IsConditionalCheckFailed(s));
-      ++conflicts;
+      return s;
     }
   }
-  return conflicts;
+  return absl::OkStatus();
 }
 
 TEST_CASE("SQLite store: two instances on one file, several threads, no lost update",
@@ -207,12 +208,16 @@ TEST_CASE("SQLite store: two instances on one file, several threads, no lost upd
   REQUIRE(first->CreateLeaseIfNotExists(MakeLease("shared")).ok());
   constexpr int kThreads = 4, kRounds = 100;
   std::vector<std::thread> threads;
+  std::vector<absl::Status> results(kThreads);
+  std::atomic<int> conflicts{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      Increment(t % 2 == 0 ? *first : *second, "shared", kRounds, absl::StrCat("t", t));
+      results[t] = Increment(t % 2 == 0 ? *first : *second, "shared", kRounds, absl::StrCat("t", t),
+                             &conflicts);
     });
   }
   for (auto& t : threads) t.join();
+  for (const absl::Status& s : results) CHECK(s.ok());
   // Every successful conditional write was exactly one increment.
   CHECK(second->ListLeases()->at(0).lease_counter == kThreads * kRounds);
 }
