@@ -21,6 +21,7 @@ namespace kinlet::remote {
 namespace {
 
 constexpr const char* kDefaultImdsEndpoint = "http://169.254.169.254";
+constexpr const char* kDefaultImdsEndpointV6 = "http://[fd00:ec2::254]";
 
 std::string Trimmed(std::string_view s) {
   return std::string(absl::StripAsciiWhitespace(kinlet::detail::ToAbsl(s)));
@@ -294,6 +295,7 @@ absl::StatusOr<TimedCredentials> FetchInstanceMetadataCredentials(
         "instance metadata: disabled by AWS_EC2_METADATA_DISABLED=true");
   }
   std::string endpoint = GetEnv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  std::string mode = GetEnv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
   if (endpoint.empty()) {
     absl::StatusOr<AwsProfile> profile = LoadAwsProfile(ProfileName(options.profile));
     if (!profile.ok()) return profile.status();
@@ -301,8 +303,21 @@ absl::StatusOr<TimedCredentials> FetchInstanceMetadataCredentials(
         it != profile->config.end()) {
       endpoint = it->second;
     }
+    if (auto it = profile->config.find("ec2_metadata_service_endpoint_mode");
+        mode.empty() && it != profile->config.end()) {
+      mode = it->second;
+    }
   }
-  if (endpoint.empty()) endpoint = kDefaultImdsEndpoint;
+  if (endpoint.empty()) {
+    if (mode.empty() || absl::EqualsIgnoreCase(mode, "IPv4")) {
+      endpoint = kDefaultImdsEndpoint;
+    } else if (absl::EqualsIgnoreCase(mode, "IPv6")) {
+      endpoint = kDefaultImdsEndpointV6;
+    } else {
+      return kinlet::InvalidArgument(absl::StrCat("instance metadata: the endpoint mode '", mode,
+                                                  "' is neither IPv4 nor IPv6"));
+    }
+  }
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
 
   const std::string token_url = endpoint + "/latest/api/token";

@@ -336,6 +336,13 @@ TEST_CASE("IMDSv2: token first, then role and credentials with the token",
   FakeService service([&imds](const HttpRequest& r) { return imds(r); });
   env.Unset("AWS_EC2_METADATA_DISABLED");
   env.Set("AWS_EC2_METADATA_SERVICE_ENDPOINT", service.url() + "/");
+  // Proxies configured for the process are not used for the metadata service.
+  const std::string dead = DeadUrl();
+  for (const char* proxy : {"http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"}) {
+    env.Set(proxy, dead);
+  }
+  env.Set("no_proxy", "");
+  env.Set("NO_PROXY", "");
   CredentialsOptions options;
   options.clock = [] { return kT0; };
   DefaultCredentialsChain chain(options);
@@ -414,6 +421,13 @@ TEST_CASE("IMDSv2 errors: disabled, no role, failure code, retry, down", "[remot
     REQUIRE_FALSE(c.ok());
     CHECK(absl::IsUnavailable(c.status()));
     CHECK(c.status().message().find("HTTP 503") != std::string_view::npos);
+  }
+  SECTION("an unknown endpoint mode") {
+    env.Set("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv5");
+    auto c = kinlet::remote::FetchInstanceMetadataCredentials(options);
+    REQUIRE_FALSE(c.ok());
+    CHECK(kinlet::IsInvalidArgument(c.status()));
+    CHECK(c.status().message().find("IPv5") != std::string_view::npos);
   }
   SECTION("a service that is down") {
     env.Set("AWS_EC2_METADATA_SERVICE_ENDPOINT", DeadUrl());

@@ -9,6 +9,7 @@
 #include "kinlet/remote/sqlite_checkpoint_store.hpp"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +172,30 @@ TEST_CASE("SQLite store: leases survive a reopen; tables are per application", "
   CHECK(other_app->ListLeases()->empty());
   REQUIRE(other_app->CreateLeaseIfNotExists(MakeLease("x")).ok());
   CHECK(reopened->ListLeases()->size() == 1);
+}
+
+TEST_CASE("SQLite store: a lock held too long is Unavailable and changes nothing",
+          "[remote][sqlite]") {
+  TempDb db;
+  kinlet::remote::SqliteCheckpointStoreOptions options;
+  options.busy_timeout = std::chrono::milliseconds(20);
+  auto opened = SqliteCheckpointStore::Open(db.path(), options);
+  REQUIRE(opened.ok());
+  auto& store = *opened;
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("l")).ok());
+  // Another connection (another process, say) holds the write lock.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.path().c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  absl::Status busy = store->UpdateLease(MakeLease("l", 1, "w"), 0);
+  CHECK(absl::IsUnavailable(busy));
+  CHECK(busy.message().find(db.path()) != std::string_view::npos);
+  CHECK(absl::IsUnavailable(store->DeleteLease("l", 0)));
+  CHECK(store->ListLeases().ok());  // WAL: readers are not blocked by the writer
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_close(other) == SQLITE_OK);
+  CHECK(store->ListLeases()->at(0).lease_counter == 0);  // nothing changed
+  CHECK(store->UpdateLease(MakeLease("l", 1, "w"), 0).ok());
 }
 
 // Takes `rounds` compare-and-set increments of `key` through `store`,

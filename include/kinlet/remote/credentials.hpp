@@ -154,10 +154,13 @@ absl::StatusOr<TimedCredentials> FetchContainerCredentials(const CredentialsOpti
 // (JSON with Code "Success", AccessKeyId, SecretAccessKey, Token,
 // Expiration), each with the token. The endpoint is
 // AWS_EC2_METADATA_SERVICE_ENDPOINT, else the profile's
-// ec2_metadata_service_endpoint, else http://169.254.169.254. Errors:
-// kUnauthenticated when AWS_EC2_METADATA_DISABLED is "true" or the instance
-// has no role; kUnavailable when the service cannot be reached or answers
-// otherwise (after http_attempts tries per request).
+// ec2_metadata_service_endpoint, else by AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE
+// (or the profile's ec2_metadata_service_endpoint_mode): http://169.254.169.254
+// for IPv4 (the default), http://[fd00:ec2::254] for IPv6. IMDSv1 (no token)
+// is never used. Errors: kUnauthenticated when AWS_EC2_METADATA_DISABLED is
+// "true" or the instance has no role; InvalidArgument for an unknown endpoint
+// mode; kUnavailable when the service cannot be reached or answers otherwise
+// (after http_attempts tries per request).
 absl::StatusOr<TimedCredentials> FetchInstanceMetadataCredentials(
     const CredentialsOptions& options);
 
