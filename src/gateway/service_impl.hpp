@@ -141,6 +141,9 @@ class KinesisService::Impl : public std::enable_shared_from_this<KinesisService:
   // (name, ARN, status, mode, retention, creation time, enhanced monitoring,
   // encryption) from `d`, either description, and the service's extras.
   // Defined in service_streams.cpp, its only user.
+  // Enable/DisableEnhancedMonitoring: adds or removes the requested metrics
+  // and answers both sets.
+  absl::Status UpdateMonitoring(Call& c, bool enable);
   template <typename Description>
   void WriteDescriptionCommon(wire::Writer& w, const StreamPtr& stream, const Description& d);
 

@@ -569,37 +569,14 @@ absl::Status ReadMetrics(const Value& in, std::set<std::string>* out) {
 }  // namespace
 
 absl::Status KinesisService::Impl::EnableEnhancedMonitoring(Call& c) {
-  absl::StatusOr<StreamPtr> stream = ResolveStream(c.in, Plane::kControl);
-  if (!stream.ok()) return stream.status();
-  std::set<std::string> metrics;
-  if (absl::Status s = ReadMetrics(c.in, &metrics); !s.ok()) return s;
-  std::set<std::string> current, desired;
-  {
-    detail::MutexLock lock(&state_mu_);
-    StreamExtras& e = ExtrasLocked(*stream);
-    current = e.shard_level_metrics;
-    e.shard_level_metrics.insert(metrics.begin(), metrics.end());
-    desired = e.shard_level_metrics;
-  }
-  wire::Writer& w = c.out;
-  w.BeginObject();
-  w.Key("StreamName");
-  w.String((*stream)->name());
-  w.Key("StreamARN");
-  w.String(StreamArn((*stream)->name()));
-  w.Key("CurrentShardLevelMetrics");
-  w.BeginArray();
-  for (const std::string& m : current) w.String(m);
-  w.EndArray();
-  w.Key("DesiredShardLevelMetrics");
-  w.BeginArray();
-  for (const std::string& m : desired) w.String(m);
-  w.EndArray();
-  w.EndObject();
-  return absl::OkStatus();
+  return UpdateMonitoring(c, /*enable=*/true);
 }
 
 absl::Status KinesisService::Impl::DisableEnhancedMonitoring(Call& c) {
+  return UpdateMonitoring(c, /*enable=*/false);
+}
+
+absl::Status KinesisService::Impl::UpdateMonitoring(Call& c, bool enable) {
   absl::StatusOr<StreamPtr> stream = ResolveStream(c.in, Plane::kControl);
   if (!stream.ok()) return stream.status();
   std::set<std::string> metrics;
@@ -609,7 +586,13 @@ absl::Status KinesisService::Impl::DisableEnhancedMonitoring(Call& c) {
     detail::MutexLock lock(&state_mu_);
     StreamExtras& e = ExtrasLocked(*stream);
     current = e.shard_level_metrics;
-    for (const std::string& m : metrics) e.shard_level_metrics.erase(m);
+    for (const std::string& m : metrics) {
+      if (enable) {
+        e.shard_level_metrics.insert(m);
+      } else {
+        e.shard_level_metrics.erase(m);
+      }
+    }
     desired = e.shard_level_metrics;
   }
   wire::Writer& w = c.out;
