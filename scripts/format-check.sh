@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # clang-format --dry-run --Werror over every *.hpp / *.cpp under include/ src/ tools/ tests/ examples/ bench/.
 # Uses $CLANG_FORMAT if it names a program, else clang-format, else clang-format-14.
+# Also refuses Catch2 test names containing ';'.
 # Exits 77 (ctest: skipped) when no clang-format is installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# ctest splits test names at ';' (CMake's list separator): such a test can never run, so refuse it here.
+if bad=$(grep -rnE '(TEST_CASE|SCENARIO)\("[^"]*;' tests 2>/dev/null); then
+  echo "format-check: test names must not contain ';' (ctest splits them):" >&2
+  echo "$bad" >&2
+  exit 1
+fi
 
 cf=""
 for candidate in "${CLANG_FORMAT:-}" clang-format clang-format-14; do

@@ -154,7 +154,8 @@ TEST_CASE("SQLite store: bad input and bad files are clear errors", "[remote][sq
   CHECK(kinlet::IsInternalFailure(no_dir.status()));
 }
 
-TEST_CASE("SQLite store: leases survive a reopen; tables are per application", "[remote][sqlite]") {
+TEST_CASE("SQLite store: leases survive a reopen and tables are per application",
+          "[remote][sqlite]") {
   TempDb db;
   Lease lease = MakeLease("shardId-000000000003", 0);
   {
