@@ -12,6 +12,10 @@
 // idempotent the usual way: with its totals it keeps, per shard, the last
 // sequence number applied, and skips anything at or before it.
 //
+// The application code (Write, RunWorkers, the processor) is generic over
+// the stream (kinlet::KinesisStream, kinlet/stream_concept.hpp): main() hands
+// it an in-process stream; a remote stream (kinlet::remote) runs it unchanged.
+//
 //   consumer_group [checkpoint-file]   (default: a file in the temp directory)
 #include <unistd.h>
 
@@ -31,7 +35,6 @@
 namespace {
 
 using Stream = kinlet::Stream<std::string>;
-using Group = kinlet::ConsumerGroup<std::string>;
 
 // The application's state: word totals, shared by every processor.
 struct WordCounts {
@@ -83,7 +86,8 @@ class WordCountProcessor : public kinlet::RecordProcessor<std::string> {
 const char* const kWords[] = {"stream", "shard", "record", "lease", "checkpoint", "worker"};
 
 // Writes `n` sentences and adds their words to `expected`.
-bool Write(Stream& stream, int n, int first, std::map<std::string, long>* expected) {
+template <kinlet::KinesisStream S>
+bool Write(S& stream, int n, int first, std::map<std::string, long>* expected) {
   for (int i = first; i < first + n; ++i) {
     std::string sentence;
     for (int w = 0; w < 1 + i % 5; ++w) {
@@ -98,15 +102,16 @@ bool Write(Stream& stream, int n, int first, std::map<std::string, long>* expect
 
 // Starts three workers on `store`, waits until `sentences` have been counted,
 // then shuts them down gracefully.
-bool RunWorkers(Stream* stream, kinlet::CheckpointStore* store, WordCounts* totals, long sentences,
+template <kinlet::KinesisStream S>
+bool RunWorkers(S* stream, kinlet::CheckpointStore* store, WordCounts* totals, long sentences,
                 const char* phase) {
-  std::vector<std::unique_ptr<Group>> workers;
+  std::vector<std::unique_ptr<kinlet::StreamConsumerGroup<S>>> workers;
   for (int w = 0; w < 3; ++w) {
     kinlet::ConsumerGroupOptions options;
     options.application_name = "word-count";
     options.worker_id = std::string(phase) + "-worker-" + std::to_string(w);
     options.idle_time_between_reads = absl::Milliseconds(20);
-    auto worker = Group::Create(
+    auto worker = kinlet::MakeConsumerGroup(
         stream, store, [totals] { return std::make_unique<WordCountProcessor>(totals); }, options);
     if (!worker.ok()) return false;
     (*worker)->Start();

@@ -77,6 +77,7 @@
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/stream.hpp"
+#include "kinlet/stream_concept.hpp"
 
 namespace kinlet {
 
@@ -123,8 +124,14 @@ struct ProcessRecordsInput {
   int64_t millis_behind_latest;
 };
 
-template <RecordPayload Payload, StreamTraits Traits>
-class ConsumerGroup;
+// A worker over any KinesisStream (stream_concept.hpp): kinlet's in-process
+// Stream or a remote one; the same leases, store and processors either way.
+template <typename S>
+class StreamConsumerGroup;
+
+// Today's spelling: a worker over an in-process stream.
+template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
+using ConsumerGroup = StreamConsumerGroup<Stream<Payload, Traits>>;
 
 namespace detail {
 
@@ -195,8 +202,8 @@ class Checkpointer {
   const std::string& last_checkpoint() const { return handle_->lease.checkpoint; }
 
  private:
-  template <RecordPayload P, StreamTraits T>
-  friend class ConsumerGroup;
+  template <typename S>
+  friend class StreamConsumerGroup;
   explicit Checkpointer(detail::HeldLease* handle) : handle_(handle) {}
 
   absl::Status Write(std::string checkpoint) {
@@ -253,10 +260,13 @@ struct ConsumerGroupStats {
   std::string last_error;  // the latest problem (a missing SHARD_END checkpoint, ...)
 };
 
-template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
-class ConsumerGroup {
+template <typename S>
+class StreamConsumerGroup {
+  static_assert(KinesisStream<S>, "StreamConsumerGroup needs a KinesisStream (stream_concept.hpp)");
+
  public:
-  using StreamType = Stream<Payload, Traits>;
+  using StreamType = S;
+  using Payload = StreamPayloadT<S>;
   using Processor = RecordProcessor<Payload>;
   using ProcessorFactory = std::function<std::unique_ptr<Processor>()>;
 
@@ -267,10 +277,10 @@ class ConsumerGroup {
   // (outside 1..10000) or lease limits (< 0, max_leases_for_worker < 1);
   // ResourceNotFoundException for a deleted stream; with enhanced_fan_out,
   // the errors of RegisterStreamConsumer except ResourceInUse (registered).
-  static absl::StatusOr<std::unique_ptr<ConsumerGroup>> Create(StreamType* stream,
-                                                               CheckpointStore* store,
-                                                               ProcessorFactory factory,
-                                                               ConsumerGroupOptions options) {
+  static absl::StatusOr<std::unique_ptr<StreamConsumerGroup>> Create(StreamType* stream,
+                                                                     CheckpointStore* store,
+                                                                     ProcessorFactory factory,
+                                                                     ConsumerGroupOptions options) {
     if (!detail::IsResourceName(options.application_name)) {
       return InvalidArgument("application_name must match [a-zA-Z0-9_.-]{1,128}");
     }
@@ -293,23 +303,29 @@ class ConsumerGroup {
           "failover_time must be positive, max_records 1..10000, max_leases_for_worker >= 1, "
           "max_leases_to_steal_at_one_time >= 0, and a processor factory given");
     }
-    if (stream->deleted()) return ResourceNotFound(absl::StrCat("Stream ", stream->name()));
-    if (options.enhanced_fan_out) {
-      auto registered = stream->RegisterStreamConsumer(options.application_name);
-      if (!registered.ok() && !IsResourceInUse(registered.status())) return registered.status();
+    if (detail::KnownDeleted(*stream)) {
+      return ResourceNotFound(absl::StrCat("Stream ", std::string(stream->name())));
     }
-    return std::unique_ptr<ConsumerGroup>(
-        new ConsumerGroup(stream, store, std::move(factory), std::move(options)));
+    if (options.enhanced_fan_out) {
+      if constexpr (FanOutStream<S>) {
+        auto registered = stream->RegisterStreamConsumer(options.application_name);
+        if (!registered.ok() && !IsResourceInUse(registered.status())) return registered.status();
+      } else {
+        return InvalidArgument("enhanced_fan_out needs a stream with SubscribeToShard");
+      }
+    }
+    return std::unique_ptr<StreamConsumerGroup>(
+        new StreamConsumerGroup(stream, store, std::move(factory), std::move(options)));
   }
 
-  ConsumerGroup(const ConsumerGroup&) = delete;
-  ConsumerGroup& operator=(const ConsumerGroup&) = delete;
+  StreamConsumerGroup(const StreamConsumerGroup&) = delete;
+  StreamConsumerGroup& operator=(const StreamConsumerGroup&) = delete;
 
   // Stops the thread (after the cycle in progress) without telling the
   // processors or releasing the leases: to the other workers this worker
   // crashed, and its leases expire after failover_time. Use RequestShutdown
   // for a clean stop.
-  ~ConsumerGroup() {
+  ~StreamConsumerGroup() {
     stop_.store(true, std::memory_order_release);
     if (thread_.joinable()) thread_.join();
   }
@@ -324,8 +340,9 @@ class ConsumerGroup {
   // are retried next cycle and reported in stats().last_error.
   absl::Status RunOnce() {
     if (shut_down_) return absl::FailedPreconditionError("the consumer group was shut down");
-    if (stream_->deleted()) {
-      return Failed(ResourceNotFound(absl::StrCat("Stream ", stream_->name(), " was deleted")));
+    if (detail::KnownDeleted(*stream_)) {
+      return Failed(
+          ResourceNotFound(absl::StrCat("Stream ", std::string(stream_->name()), " was deleted")));
     }
     const int64_t now = Now();
     delivered_this_cycle_ = false;
@@ -397,17 +414,17 @@ class ConsumerGroup {
   }
 
  private:
-  using ConsumerType = Consumer<Payload, Traits>;
+  using ConsumerType = StreamConsumer<S>;
 
   struct Held : detail::HeldLease {
     std::unique_ptr<Processor> processor;
     std::unique_ptr<ConsumerType> reader;
   };
 
-  ConsumerGroup(StreamType* stream, CheckpointStore* store, ProcessorFactory factory,
-                ConsumerGroupOptions options)
+  StreamConsumerGroup(StreamType* stream, CheckpointStore* store, ProcessorFactory factory,
+                      ConsumerGroupOptions options)
       : stream_(stream),
-        stream_owner_(stream->weak_from_this().lock()),
+        stream_owner_(detail::SharedOwner(stream)),
         store_(store),
         factory_(std::move(factory)),
         options_(std::move(options)),
@@ -671,7 +688,7 @@ class ConsumerGroup {
       if (options_.enhanced_fan_out) co.fan_out_consumer = options_.application_name;
       absl::StatusOr<std::unique_ptr<ConsumerType>> reader = ConsumerType::Create(stream_, co);
       if (!reader.ok()) {
-        if (IsResourceNotFound(reader.status()) && !stream_->deleted()) {
+        if (IsResourceNotFound(reader.status()) && !detail::KnownDeleted(*stream_)) {
           // The shard is gone (closed, every record expired): nothing to
           // process, and its children may start.
           Lease next = h.lease;
@@ -779,7 +796,7 @@ class ConsumerGroup {
 
   // The RunOnce thread's state.
   std::map<std::string, std::unique_ptr<Held>> held_;
-  ConsumerBatch<Payload> batch_;  // reused for every poll
+  typename ConsumerType::Batch batch_;  // reused for every poll
   bool need_sync_ = true;
   int64_t last_sync_ms_ = 0;
   bool shut_down_ = false;
@@ -796,5 +813,14 @@ class ConsumerGroup {
   const std::shared_future<absl::Status> shutdown_future_;
   std::thread thread_;
 };
+
+// Deduces the group type from the stream: MakeConsumerGroup(stream, store,
+// factory, options). As StreamConsumerGroup<S>::Create.
+template <typename S>
+absl::StatusOr<std::unique_ptr<StreamConsumerGroup<S>>> MakeConsumerGroup(
+    S* stream, CheckpointStore* store, typename StreamConsumerGroup<S>::ProcessorFactory factory,
+    ConsumerGroupOptions options) {
+  return StreamConsumerGroup<S>::Create(stream, store, std::move(factory), std::move(options));
+}
 
 }  // namespace kinlet

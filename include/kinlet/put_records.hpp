@@ -186,4 +186,37 @@ absl::Status PutRecordsRetrying(Clock& clock, const RetryOptions& retry,
 }
 
 }  // namespace detail
+// PutRecord and PutRecords with retries, over any stream with PutRecord,
+// PutRecords and clock() (every KinesisStream, stream_concept.hpp; Stream's
+// members of the same names call these). PutRecordWithRetry: PutRecord,
+// retried with exponential backoff and full jitter (retry.hpp) while it is
+// throttled, the shard is full or InternalFailure, until it succeeds,
+// attempts run out or the deadline would pass; sleeps through the stream's
+// clock. Errors: the last attempt's. Thread-safe if the stream is.
+template <typename S>
+requires requires(S& s) { *s.clock(); }
+absl::StatusOr<PutRecordResult> PutRecordWithRetry(S& stream, std::string_view partition_key,
+                                                   typename S::View data,
+                                                   const RetryOptions& retry = {},
+                                                   const PutRecordOptions& options = {}) {
+  return RetryWithBackoff(*stream.clock(), retry,
+                          [&] { return stream.PutRecord(partition_key, data, options); });
+}
+
+// PutRecords, then again for the entries that failed with a retryable error,
+// with backoff, until none fails or attempts or time run out; a retry resends
+// only the failed entries, in request order. `result` holds, in request order,
+// each entry's final outcome. Request-level errors return at once. Entries
+// that succeed are never written twice. Thread-safe if the stream is.
+template <typename S>
+requires requires(S& s) { *s.clock(); }
+absl::Status PutRecordsWithRetry(S& stream, std::span<const typename S::Entry> entries,
+                                 const RetryOptions& retry, PutRecordsResult* result) {
+  return detail::PutRecordsRetrying(
+      *stream.clock(), retry, entries, result,
+      [&](std::span<const typename S::Entry> batch, PutRecordsResult* out) {
+        return stream.PutRecords(batch, out);
+      });
+}
+
 }  // namespace kinlet
