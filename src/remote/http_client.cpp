@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -169,6 +170,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.loop_error);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
+    if (std::getenv("KINLET_CURL_VERBOSE") != nullptr) curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
   }
 
   void Start(std::shared_ptr<Transfer> t) {
@@ -197,8 +199,15 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   void Release(Transfer& t) {
     if (t.loop_easy != nullptr) {
       curl_multi_remove_handle(multi_, t.loop_easy);
-      curl_easy_reset(t.loop_easy);
-      pool_.push_back(t.loop_easy);
+      if (options.http_version == HttpVersion::kHttp11) {
+        curl_easy_reset(t.loop_easy);
+        pool_.push_back(t.loop_easy);
+      } else {
+        // libcurl 7.88 leaves a reset handle's HTTP/2 stream state behind: a
+        // reused handle's next request on a multiplexed connection never
+        // starts ("Error in the HTTP2 framing layer"). Fresh handles there.
+        curl_easy_cleanup(t.loop_easy);
+      }
       t.loop_easy = nullptr;
     }
     if (t.loop_headers != nullptr) {
