@@ -199,7 +199,7 @@ TEST_CASE("Producer: nothing lost or doubled, per-key order kept, under faults a
   CheckExactlyOnceInOrder(ReadAll(stream.get()), kThreads * kPerThread);
 }
 
-TEST_CASE("Producer: requests hold at most 500 records; Flush sends before the linger",
+TEST_CASE("Producer: requests hold at most 500 records and Flush sends before the linger",
           "[producer]") {
   auto stream = MakeStream(1);
   kinlet::ProducerOptions options;
@@ -332,7 +332,7 @@ TEST_CASE("Producer: a full buffer blocks Put in kBlock mode until records are a
   CheckExactlyOnceInOrder(ReadAll(stream.get()), 3);
 }
 
-TEST_CASE("Producer: bad records are refused by Put; bad options by Create", "[producer]") {
+TEST_CASE("Producer: bad records are refused by Put and bad options by Create", "[producer]") {
   auto stream = MakeStream(1);
   auto producer = kinlet::MakeProducer(stream.get());
   REQUIRE(producer.ok());
