@@ -155,7 +155,9 @@ class Dynalite {
   // the build tree (the client tests' harness, under a lock) when missing.
   static std::string FindDynalite(std::string* error) {
     if (const char* dir = std::getenv("KINLET_DYNALITE_DIR"); dir != nullptr && *dir != '\0') {
-      return std::filesystem::exists(std::filesystem::path(dir) / "package.json") ? dir : "";
+      if (std::filesystem::exists(std::filesystem::path(dir) / "package.json")) return dir;
+      *error = absl::StrCat("KINLET_DYNALITE_DIR=", dir, " holds no package.json");
+      return "";
     }
     static std::mutex mu;
     std::lock_guard<std::mutex> lock(mu);
