@@ -532,7 +532,8 @@ TEST_CASE("DynamoDB store: bad input and bad tables are clear errors", "[remote]
   CHECK(absl::IsUnavailable(unreachable.status()));
 }
 
-TEST_CASE("DynamoDB store: DynamoDB's throttling errors are retried", "[remote][dynamodb]") {
+TEST_CASE("DynamoDB store: throttling errors are retryable, a failed condition is not",
+          "[remote][dynamodb]") {
   // The names DynamoDB throttles with (no server needed).
   for (const char* type :
        {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}) {
