@@ -152,15 +152,7 @@ absl::Status WithContext(const absl::Status& s, std::string_view context) {
 
 absl::StatusOr<RemoteOptions> ResolveDynamoDbRemoteOptions(RemoteConfigOptions config) {
   config.service = "dynamodb";
-  absl::StatusOr<RemoteConfig> resolved = ResolveRemoteConfig(config);
-  if (!resolved.ok()) return resolved.status();
-  RemoteOptions options;
-  options.endpoint = resolved->endpoint;
-  options.region = resolved->region;
-  CredentialsOptions credentials;
-  credentials.profile = resolved->profile;
-  options.credentials = std::make_shared<DefaultCredentialsChain>(std::move(credentials));
-  return options;
+  return DefaultRemoteOptions(config);
 }
 
 DynamoDbCheckpointStore::DynamoDbCheckpointStore(DynamoDbCheckpointStoreOptions options,

@@ -96,10 +96,10 @@ struct DynamoDbCheckpointStoreOptions {
   int scan_page_limit = 0;
 };
 
-// RemoteOptions for DynamoDB resolved as the AWS SDKs do (kinlet/remote/config.hpp
-// with service "dynamodb": AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, the
-// profile's services section, ...), signed by the default credentials chain
-// (kinlet/remote/credentials.hpp). Errors: ResolveRemoteConfig's.
+// DefaultRemoteOptions (kinlet/remote/remote_stream.hpp) for DynamoDB: the
+// same resolution with service "dynamodb" (AWS_ENDPOINT_URL_DYNAMODB,
+// AWS_ENDPOINT_URL, the profile's services section, ...). Errors:
+// ResolveRemoteConfig's.
 absl::StatusOr<RemoteOptions> ResolveDynamoDbRemoteOptions(RemoteConfigOptions config = {});
 
 class DynamoDbCheckpointStore : public CheckpointStore {

@@ -108,8 +108,8 @@ struct RemoteOptions {
 
 // RemoteOptions as an AWS SDK configures a client, so operators need nothing
 // new: region and endpoint by ResolveRemoteConfig(config) (options, then
-// AWS_REGION / AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL, then the shared
-// files' profile; kinlet/remote/config.hpp), credentials by a
+// AWS_REGION / AWS_ENDPOINT_URL_<config.service> / AWS_ENDPOINT_URL, then the
+// shared files' profile; kinlet/remote/config.hpp), credentials by a
 // DefaultCredentialsChain for that profile (explicit keys in `credentials`,
 // the environment, the shared files, container, instance metadata;
 // kinlet/remote/credentials.hpp), resolved lazily at the first call and
