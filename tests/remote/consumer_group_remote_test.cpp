@@ -194,6 +194,10 @@ struct WorkerOutput {
   std::set<std::pair<std::string, int>> records;
   size_t lines = 0;
   std::vector<std::string> order_errors;
+  // Per shard, the records after its last "checkpoint" or "init" line: never
+  // checkpointed by this worker.
+  std::map<std::string, std::vector<std::pair<std::string, int>>> uncheckpointed;
+  bool ends_in_record = false;  // the last line is a record (mid-batch)
 };
 
 WorkerOutput ParseOutput(const std::string& text) {
@@ -203,7 +207,13 @@ WorkerOutput ParseOutput(const std::string& text) {
   for (const std::string& line :
        std::vector<std::string>(absl::StrSplit(text, '\n', absl::SkipEmpty()))) {
     std::vector<std::string> f = absl::StrSplit(line, ' ');
+    out.ends_in_record = false;
+    if (f.size() == 2 && f[0] == "checkpoint") {
+      out.uncheckpointed[f[1]].clear();
+      continue;
+    }
     if (f.size() == 3 && f[0] == "init") {
+      out.uncheckpointed[f[1]].clear();
       for (auto it = last_n.begin(); it != last_n.end();) {  // a new run of shard f[1]
         it = shard_of[it->first] == f[1] ? last_n.erase(it) : std::next(it);
       }
@@ -217,7 +227,9 @@ WorkerOutput ParseOutput(const std::string& text) {
       continue;
     }
     ++out.lines;
+    out.ends_in_record = true;
     out.records.emplace(f[1], n);
+    out.uncheckpointed[f[0]].emplace_back(f[1], n);
     shard_of[f[1]] = f[0];
     auto [it, first] = last_n.try_emplace(f[1], n);
     if (!first) {
@@ -299,6 +311,12 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases
   INFO("worker-0: " << workers[0]->err() << " worker-1: " << workers[1]->err());
   REQUIRE(balanced());
   PutRound(stream, kKeys, round++);
+  // Mid-batch: right after it wrote a record line (it sleeps 2 ms after each,
+  // so its "checkpoint" line is not near).
+  const auto mid_batch_deadline = Clock::now() + std::chrono::seconds(5);
+  while (!ParseOutput(ReadFile(outs[0])).ends_in_record && Clock::now() < mid_batch_deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
   workers[0]->Signal(SIGKILL);
   CHECK(workers[0]->Wait(std::chrono::seconds(5)) == -1);  // killed, not exited
   const size_t victim_leases = LeasesOf(**store, ids[0]);
@@ -343,6 +361,26 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(processed() == expected);
+  // What the victim processed without checkpointing was processed again by
+  // the survivors that took its leases over.
+  {
+    const WorkerOutput victim = ParseOutput(ReadFile(outs[0]));
+    std::set<std::pair<std::string, int>> survivors;
+    for (size_t w = 1; w < outs.size(); ++w) {
+      WorkerOutput o = ParseOutput(ReadFile(outs[w]));
+      survivors.insert(o.records.begin(), o.records.end());
+    }
+    size_t redone = 0;
+    for (const auto& [shard, records] : victim.uncheckpointed) {
+      for (const auto& record : records) {
+        INFO("killed worker's uncheckpointed " << record.first << " " << record.second << " of "
+                                               << shard);
+        CHECK(survivors.contains(record));
+        ++redone;
+      }
+    }
+    if (redone == 0) WARN("the kill came between batches this time");
+  }
 
   // SIGTERM: the survivors checkpoint, release their leases and exit 0.
   for (int w = 1; w < 3; ++w) workers[w]->Signal(SIGTERM);

@@ -16,8 +16,10 @@
 // Every record processed appends the line "<shard> <partition key> <data>"
 // to --out, written with write(2) before the batch is checkpointed, so a
 // record checkpointed is always in the file (a SIGKILL loses nothing written).
-// A processor's start appends "init <shard> <checkpoint>", its end
-// "end <shard> <why>": a test can tell one processor's run from the next.
+// A processor's start appends "init <shard> <checkpoint>", each checkpoint
+// after a batch "checkpoint <shard>" (before the write), its end "end <shard>
+// <why>": a test can tell one processor's run from the next, and which
+// records a killed worker processed without checkpointing them.
 // --record-delay-ms sleeps after each record (a batch then takes a while, so
 // a kill lands mid-batch).
 //
@@ -162,6 +164,9 @@ class LineProcessor : public kinlet::RecordProcessor<std::string> {
           absl::StrCat(std::string(input.shard_id), " ", record.partition_key, " ", record.data));
       if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     }
+    // Written before the checkpoint: the records after a shard's last
+    // "checkpoint" line were certainly not checkpointed.
+    out_->Line(absl::StrCat("checkpoint ", shard_));
     (void)checkpointer.Checkpoint();  // a lost lease comes as LeaseLost
   }
   void LeaseLost() override { out_->Line(absl::StrCat("end ", shard_, " lease-lost")); }
