@@ -12,15 +12,22 @@
 // idempotent the usual way: with its totals it keeps, per shard, the last
 // sequence number applied, and skips anything at or before it.
 //
-// The application code (Write, RunWorkers, the processor) is generic over
-// the stream (kinlet::KinesisStream, kinlet/stream_concept.hpp): main() hands
-// it an in-process stream; a remote stream (kinlet::remote) runs it unchanged.
+// The application code (RunApplication, Write, RunWorkers, the processor) is
+// generic over the stream (kinlet::KinesisStream, kinlet/stream_concept.hpp)
+// and runs unchanged on either: main() hands it an in-process stream, or,
+// given an endpoint (--endpoint or AWS_ENDPOINT_URL_KINESIS, when built with
+// kinlet::remote), a stream of its own on that Kinesis endpoint (Amazon
+// Kinesis, kinlet-gateway, kinesalite), created for the run and deleted after
+// it. Region and credentials then come as the AWS SDKs find them (AWS_REGION,
+// AWS_ACCESS_KEY_ID, ~/.aws/..., instance metadata).
 //
-//   consumer_group [checkpoint-file]   (default: a file in the temp directory)
+//   consumer_group [--endpoint URL] [checkpoint-file]
+//                  (default file: one in the temp directory)
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -31,6 +38,12 @@
 #include <vector>
 
 #include "kinlet/kinlet.hpp"
+
+#if KINLET_EXAMPLE_REMOTE
+#include "kinlet/remote/config.hpp"
+#include "kinlet/remote/credentials.hpp"
+#include "kinlet/remote/remote_registry.hpp"
+#endif
 
 namespace {
 
@@ -138,37 +151,27 @@ bool RunWorkers(S* stream, kinlet::CheckpointStore* store, WordCounts* totals, l
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string path =
-      argc > 1 ? argv[1]
-               : (std::filesystem::temp_directory_path() /
-                  ("kinlet-word-count-" + std::to_string(::getpid()) + ".checkpoints"))
-                     .string();
-  std::filesystem::remove(path);
-
-  kinlet::StreamOptions options;
-  options.name = "sentences";
-  options.shard_count = 4;
-  auto stream = std::move(*Stream::Create(options));
+// The whole application over any stream: two runs of three workers with a
+// restart between them, checked against what was written.
+template <kinlet::KinesisStream S>
+bool RunApplication(S* stream, const std::string& path) {
   WordCounts totals;
   std::map<std::string, long> expected;
 
   std::printf("run 1: 600 sentences, three workers, checkpoints in %s\n", path.c_str());
-  if (!Write(*stream, 600, 0, &expected)) return 1;
+  if (!Write(*stream, 600, 0, &expected)) return false;
   {
     auto store = kinlet::FileCheckpointStore::Open(path);
-    if (!store.ok() || !RunWorkers(stream.get(), store->get(), &totals, 600, "run1")) return 1;
+    if (!store.ok() || !RunWorkers(stream, store->get(), &totals, 600, "run1")) return false;
   }
 
   std::printf("run 2: restarted from the checkpoint file, 400 more sentences\n");
-  if (!Write(*stream, 400, 600, &expected)) return 1;
+  if (!Write(*stream, 400, 600, &expected)) return false;
   {
     auto store = kinlet::FileCheckpointStore::Open(path);
-    if (!store.ok() || !RunWorkers(stream.get(), store->get(), &totals, 1000, "run2")) return 1;
+    if (!store.ok() || !RunWorkers(stream, store->get(), &totals, 1000, "run2")) return false;
     const absl::StatusOr<std::vector<kinlet::Lease>> leases = (*store)->ListLeases();
-    if (!leases.ok()) return 1;
+    if (!leases.ok()) return false;
     for (const kinlet::Lease& lease : *leases) {
       std::printf("  lease %s: owner '%s', counter %llu, checkpoint %s\n", lease.lease_key.c_str(),
                   lease.owner.c_str(), static_cast<unsigned long long>(lease.lease_counter),
@@ -176,7 +179,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  bool complete = totals.sentences == 1000 && totals.counts == expected;
+  const bool complete = totals.sentences == 1000 && totals.counts == expected;
   for (const auto& [word, count] : totals.counts) {
     std::printf("  %-10s %5ld (expected %ld)\n", word.c_str(), count, expected[word]);
   }
@@ -184,6 +187,87 @@ int main(int argc, char** argv) {
       "%ld sentences counted once each across the restart (%ld redeliveries skipped): "
       "counts %s\n",
       totals.sentences, totals.duplicates, complete ? "complete" : "WRONG");
+  return complete;
+}
+
+#if KINLET_EXAMPLE_REMOTE
+// The application on a stream of its own at `endpoint`.
+bool RunRemote(const std::string& endpoint, const std::string& path) {
+  kinlet::remote::RemoteConfigOptions config_options;
+  config_options.endpoint = endpoint;
+  auto config = kinlet::remote::ResolveRemoteConfig(config_options);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
+    return false;
+  }
+  kinlet::remote::RemoteOptions options;
+  options.endpoint = config->endpoint;
+  options.region = config->region;
+  options.credentials = std::make_shared<kinlet::remote::DefaultCredentialsChain>();
+  auto registry = kinlet::remote::RemoteRegistry::Create(options);
+  if (!registry.ok()) {
+    std::fprintf(stderr, "%s\n", registry.status().ToString().c_str());
+    return false;
+  }
+  kinlet::StreamOptions stream_options;
+  stream_options.name = "sentences-" + std::to_string(::getpid());
+  stream_options.shard_count = 4;
+  auto stream = (*registry)->CreateStream(stream_options);
+  if (!stream.ok()) {
+    std::fprintf(stderr, "%s\n", stream.status().ToString().c_str());
+    return false;
+  }
+  std::printf("remote stream %s at %s (%s)\n", stream_options.name.c_str(),
+              config->endpoint.c_str(), config->region.c_str());
+  const bool ok = RunApplication(stream->get(), path);
+  (void)(*registry)->DeleteStream(stream_options.name);
+  return ok;
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string endpoint;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--endpoint" && i + 1 < argc) {
+      endpoint = argv[++i];
+    } else if (path.empty() && arg.rfind("--", 0) != 0) {
+      path = arg;
+    } else {
+      std::fprintf(stderr, "usage: %s [--endpoint URL] [checkpoint-file]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (endpoint.empty()) {
+    if (const char* env = std::getenv("AWS_ENDPOINT_URL_KINESIS"); env != nullptr) endpoint = env;
+  }
+  if (path.empty()) {
+    path = (std::filesystem::temp_directory_path() /
+            ("kinlet-word-count-" + std::to_string(::getpid()) + ".checkpoints"))
+               .string();
+  }
+  std::filesystem::remove(path);
+
+  bool complete = false;
+  if (!endpoint.empty()) {
+#if KINLET_EXAMPLE_REMOTE
+    complete = RunRemote(endpoint, path);
+#else
+    std::fprintf(stderr, "this build has no remote streams (kinlet::remote): %s not used\n",
+                 endpoint.c_str());
+    return 2;
+#endif
+  } else {
+    kinlet::StreamOptions options;
+    options.name = "sentences";
+    options.shard_count = 4;
+    auto stream = std::move(*Stream::Create(options));
+    std::printf("in-process stream %s\n", options.name.c_str());
+    complete = RunApplication(stream.get(), path);
+  }
   std::filesystem::remove(path);
   return complete ? 0 : 1;
 }

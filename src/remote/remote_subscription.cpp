@@ -31,8 +31,10 @@ struct RemoteSubscription::State {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<SubscribeToShardEvent<std::string>> events;
-  bool finished = false;  // no event will be added
-  absl::Status end;       // why, once finished
+  bool finished = false;                            // no event will be added
+  absl::Status end;                                 // why, once finished
+  SubscriptionEnd reason = SubscriptionEnd::kNone;  // set with `finished`
+  bool end_of_shard = false;                        // the final event was received
   bool paused = false;
   std::optional<SequenceNumber> last_continuation;
   int64_t last_millis_behind = 0;
@@ -41,11 +43,24 @@ struct RemoteSubscription::State {
   std::thread delivery;
   std::thread::id delivery_id;
 
-  void FinishLocked(absl::Status why) {
+  void FinishLocked(absl::Status why, SubscriptionEnd how) {
     if (finished) return;
     finished = true;
     end = std::move(why);
+    reason = end_of_shard ? SubscriptionEnd::kShardEnded : how;
     cv.notify_all();
+  }
+  // An error that ended the event stream, as a SubscriptionEnd.
+  void FinishLocked(absl::Status why) {
+    // Anything else (a transport failure, InternalFailure, a malformed
+    // event) cut the stream short: subscribe again after the last event.
+    SubscriptionEnd how = SubscriptionEnd::kLifetimeElapsed;
+    if (IsResourceInUse(why)) {
+      how = SubscriptionEnd::kTakenOver;
+    } else if (IsResourceNotFound(why)) {
+      how = SubscriptionEnd::kStreamDeleted;
+    }
+    FinishLocked(std::move(why), how);
   }
 
   // Loop thread: false pauses the transfer (the bytes come again on Resume).
@@ -104,6 +119,7 @@ struct RemoteSubscription::State {
         event.continuation_sequence_number = *seq;
       } else {
         event.end_of_shard = true;
+        end_of_shard = true;
       }
       event.millis_behind_latest = json::Int(*doc, "MillisBehindLatest");
       last_continuation = event.continuation_sequence_number;
@@ -117,10 +133,11 @@ struct RemoteSubscription::State {
   void Done(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(mu);
     if (status.ok()) {
-      FinishLocked(
-          absl::OutOfRangeError("subscription ended: the endpoint ended the event stream"));
+      FinishLocked(absl::OutOfRangeError("subscription ended: the endpoint ended the event stream"),
+                   SubscriptionEnd::kLifetimeElapsed);
     } else if (absl::IsCancelled(status)) {
-      FinishLocked(absl::OutOfRangeError("subscription ended: cancelled"));
+      FinishLocked(absl::OutOfRangeError("subscription ended: cancelled"),
+                   SubscriptionEnd::kCancelled);
     } else {
       FinishLocked(status);
     }
@@ -162,7 +179,8 @@ struct RemoteSubscription::State {
   void Cancel() {
     {
       std::lock_guard<std::mutex> lock(mu);
-      FinishLocked(absl::OutOfRangeError("subscription ended: cancelled"));
+      FinishLocked(absl::OutOfRangeError("subscription ended: cancelled"),
+                   SubscriptionEnd::kCancelled);
     }
     if (handle) handle->Cancel();
   }
@@ -195,6 +213,11 @@ void RemoteSubscription::Cancel() { state_->Cancel(); }
 bool RemoteSubscription::ended() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->finished;
+}
+
+SubscriptionEnd RemoteSubscription::end() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->reason;
 }
 
 void RemoteSubscription::StartDelivery(Callback on_event, EndCallback on_end) {

@@ -36,6 +36,13 @@
 //  - There is no in-process state to reach: no GetShard/OpenShards handles,
 //    metrics, fault injection or HasRecords/WaitForRecords.
 //
+// RemoteStream satisfies kinlet::KinesisStream and kinlet::FanOutStream
+// (kinlet/stream_concept.hpp): StreamConsumer<RemoteStream>,
+// StreamConsumerGroup<RemoteStream>, PutRecordWithRetry and
+// Producer<RemoteStream> run over it unchanged. Its clock is the wall clock
+// (SystemClock): lease expiry and backoffs of consumer groups in several
+// processes or hosts compare wall-clock times, as the KCL's do.
+//
 // Thread safety: every method is thread-safe. Lifetime: a RemoteStream keeps
 // its client (connections, credentials) alive; subscriptions keep it alive too.
 #pragma once
@@ -54,6 +61,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kinlet/clock.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
 #include "kinlet/hash_key.hpp"
@@ -187,6 +195,15 @@ class RemoteSubscription {
   // True once the subscription is over (Next has returned, or would return,
   // its end status after the events already received).
   bool ended() const;
+  // Why it is over (kNone while it is not; as Subscription::end()):
+  // kShardEnded after a closed shard's final event; kTakenOver for
+  // ResourceInUseException; kStreamDeleted for ResourceNotFoundException (the
+  // stream or the consumer is gone: the endpoint does not say which);
+  // kCancelled after Cancel or the destructor; otherwise kLifetimeElapsed:
+  // the endpoint ended the event stream, or a transport failure, an
+  // InternalFailure or a malformed event cut it (either way: subscribe again
+  // after the last event received). Never kDataTrimmed. Thread-safe.
+  SubscriptionEnd end() const;
   const std::string& consumer_arn() const { return consumer_arn_; }
   const std::string& shard_id() const { return shard_id_; }
 
@@ -208,6 +225,10 @@ class RemoteStream {
   using Page = RemoteGetRecordsResult;
   using Event = SubscribeToShardEvent<std::string>;
   using SubscriptionType = RemoteSubscription;
+  // What PutRecord takes as data (as Stream<std::string>::View).
+  using View = std::string_view;
+  // The clock of consumer groups and producers over this stream: wall time.
+  using Clock = SystemClock;
 
   // Use RemoteRegistry::GetStream / CreateStream.
   RemoteStream(std::shared_ptr<KinesisClient> client, std::string name, std::string arn);
@@ -217,6 +238,8 @@ class RemoteStream {
 
   const std::string& name() const { return name_; }
   const std::string& arn() const { return arn_; }
+  // SystemClock::Default(), shared by every RemoteStream. Thread-safe.
+  Clock* clock() const { return SystemClock::Default(); }
 
   // ---- Writes ---------------------------------------------------------------
 
