@@ -23,8 +23,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "dynalite.hpp"
 #include "kinlet/gateway/gateway.hpp"
 #include "kinlet/gateway/kinesis_service.hpp"
+#include "kinlet/remote/dynamodb_checkpoint_store.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/remote/sqlite_checkpoint_store.hpp"
 
@@ -256,8 +258,9 @@ size_t LeasesOf(kinlet::CheckpointStore& store, const std::string& worker) {
 
 }  // namespace
 
-TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases taken over",
-          "[remote][remote-groups]") {
+// Three worker processes over one remote stream, leases in the store `spec`
+// names (`store` is the test's own view of that table); one is SIGKILLed mid-batch.
+void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_view) {
   Endpoint e;
   TempDir dir;
   kinlet::StreamOptions so;
@@ -268,9 +271,7 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases
   REQUIRE(created.ok());
   RemoteStream& stream = **created;
 
-  const std::string db = dir.path() + "/leases.db";
-  auto store = kinlet::remote::SqliteCheckpointStore::Open(db);
-  REQUIRE(store.ok());
+  kinlet::CheckpointStore* const* store = &store_view;  // read as **store below
 
   constexpr int kKeys = 24;
   constexpr int kRounds = 60;
@@ -281,11 +282,10 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases
     ids.push_back("worker-" + std::to_string(w));
     outs.push_back(dir.path() + "/" + ids.back() + ".out");
     workers.push_back(std::make_unique<Child>(
-        std::vector<std::string>{KINLET_GROUP_WORKER, "--endpoint", e.gateway->endpoint(),
-                                 "--stream", "groups", "--store", "sqlite:" + db, "--out",
-                                 outs.back(), "--worker-id", ids.back(), "--failover-ms",
-                                 std::to_string(kFailoverMs), "--max-records", "20",
-                                 "--record-delay-ms", "2"},
+        std::vector<std::string>{
+            KINLET_GROUP_WORKER, "--endpoint", e.gateway->endpoint(), "--stream", "groups",
+            "--store", spec, "--out", outs.back(), "--worker-id", ids.back(), "--failover-ms",
+            std::to_string(kFailoverMs), "--max-records", "20", "--record-delay-ms", "2"},
         ClientEnv(), dir.path() + "/" + ids.back()));
     REQUIRE(workers.back()->pid() > 0);
   }
@@ -408,6 +408,29 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, leases
     }
     for (const std::string& error : o.order_errors) FAIL_CHECK(error);
   }
+}
+
+TEST_CASE("Consumer group across processes: SIGKILL one of three workers, SQLite leases",
+          "[remote][remote-groups]") {
+  TempDir dir;
+  const std::string db = dir.path() + "/leases.db";
+  auto store = kinlet::remote::SqliteCheckpointStore::Open(db);
+  REQUIRE(store.ok());
+  RunThreeWorkers("sqlite:" + db, store->get());
+}
+
+TEST_CASE("Consumer group across processes: SIGKILL one of three workers, DynamoDB leases",
+          "[remote][remote-groups][dynamodb]") {
+  auto dynalite = kinlet_test::StartDynalite();
+  if (dynalite == nullptr) return;  // WARNed (or failed) by StartDynalite
+  kinlet::remote::DynamoDbCheckpointStoreOptions options;
+  options.table = "groups-app";
+  options.remote.endpoint = dynalite->endpoint();
+  options.remote.credentials = std::make_shared<StaticCredentials>();
+  auto store = kinlet::remote::DynamoDbCheckpointStore::Open(std::move(options));
+  INFO(store.status().ToString());
+  REQUIRE(store.ok());
+  RunThreeWorkers("dynamodb:groups-app@" + dynalite->endpoint(), store->get());
 }
 
 TEST_CASE("A worker refuses an unknown store and bad flags", "[remote][remote-groups]") {

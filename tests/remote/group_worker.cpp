@@ -10,8 +10,9 @@
 //
 // --store SPEC picks the lease table:
 //   sqlite:<path>                   SqliteCheckpointStore (processes on one host)
-//   dynamodb:<table>@<endpoint>     the KCL's DynamoDB lease table: not wired
-//                                   yet (OpenStore below is the extension point)
+//   dynamodb:<table>[@<endpoint>]   DynamoDbCheckpointStore, the KCL's lease
+//                                   table (created when missing); without an
+//                                   endpoint, DynamoDB's as the SDKs find it
 //
 // Every record processed appends the line "<shard> <partition key> <data>"
 // to --out, written with write(2) before the batch is checkpointed, so a
@@ -46,6 +47,7 @@
 #include "kinlet/consumer_group.hpp"
 #include "kinlet/remote/config.hpp"
 #include "kinlet/remote/credentials.hpp"
+#include "kinlet/remote/dynamodb_checkpoint_store.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/remote/sqlite_checkpoint_store.hpp"
 
@@ -117,9 +119,23 @@ absl::StatusOr<std::unique_ptr<kinlet::CheckpointStore>> OpenStore(const std::st
     return std::unique_ptr<kinlet::CheckpointStore>(std::move(*store));
   }
   if (spec.rfind(kDynamoDb, 0) == 0) {
-    // table@endpoint: wire DynamoDbCheckpointStore here.
-    return absl::UnimplementedError(
-        absl::StrCat("--store ", spec, ": the DynamoDB lease store is not built in yet"));
+    // dynamodb:<table>[@<endpoint>]: the KCL's lease table, created when
+    // missing; without an endpoint, DynamoDB's as the SDKs resolve it.
+    const std::string rest = spec.substr(kDynamoDb.size());
+    const size_t at = rest.find('@');
+    kinlet::remote::RemoteConfigOptions config;
+    if (at != std::string::npos) config.endpoint = rest.substr(at + 1);
+    auto remote = kinlet::remote::ResolveDynamoDbRemoteOptions(config);
+    if (!remote.ok()) return remote.status();
+    kinlet::remote::DynamoDbCheckpointStoreOptions options;
+    options.table = rest.substr(0, at);
+    options.remote = *std::move(remote);
+    auto store = kinlet::remote::DynamoDbCheckpointStore::Open(std::move(options));
+    if (!store.ok()) {
+      return absl::Status(store.status().code(),
+                          absl::StrCat("--store ", spec, ": ", store.status().message()));
+    }
+    return std::unique_ptr<kinlet::CheckpointStore>(std::move(*store));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--store ", spec, ": expected sqlite:<path> or dynamodb:<table>@<endpoint>"));
