@@ -54,6 +54,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kinlet/clock.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
 #include "kinlet/hash_key.hpp"
@@ -194,6 +195,11 @@ class RemoteStream {
   using Page = RemoteGetRecordsResult;
   using Event = SubscribeToShardEvent<std::string>;
   using SubscriptionType = RemoteSubscription;
+  // For the KinesisStream concept (stream_concept.hpp): PutRecord's data, and
+  // the clock a Producer's linger and TTLs are read with (the wall clock).
+  using View = std::string_view;
+  using Clock = SystemClock;
+  Clock* clock() const { return SystemClock::Default(); }
 
   // Use RemoteRegistry::GetStream / CreateStream.
   RemoteStream(std::shared_ptr<KinesisClient> client, std::string name, std::string arn);
