@@ -199,7 +199,12 @@ int Latency(const std::map<std::string, std::string>& flags) {
   const std::string data(64, 'x');
   std::string data_b64;
   kinlet::wire::Base64Encode(data, &data_b64);
-  const char* modes[] = {"floor", "remote", "remote-loop"};
+  std::vector<const char*> modes = {"floor", "remote", "remote-loop"};
+  if (flags.count("only")) {  // one mode (for strace/perf)
+    modes.erase(std::remove_if(modes.begin(), modes.end(),
+                               [&](const char* m) { return flags.at("only") != m; }),
+                modes.end());
+  }
   std::map<std::string, std::vector<double>> samples;
   for (int r = 0; r < rounds; ++r) {
     // A fresh stream per round: shards hold 65,536 records at most.
@@ -237,7 +242,7 @@ int Latency(const std::map<std::string, std::string>& flags) {
   std::printf("added_p50_us %.1f\nadded_loop_p50_us %.1f\ncalls_per_mode %zu\n",
               Percentile(samples["remote"], 0.5) - Percentile(samples["floor"], 0.5),
               Percentile(samples["remote-loop"], 0.5) - Percentile(samples["floor"], 0.5),
-              samples["floor"].size());
+              samples[modes.front()].size());
   return 0;
 }
 
