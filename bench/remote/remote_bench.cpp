@@ -299,7 +299,10 @@ int ProducerMode(const std::map<std::string, std::string>& flags) {
     std::memcpy(data.data(), &i, sizeof i);
     (void)producer->Put(key_names[static_cast<size_t>(i % keys)], data,
                         [&failed](const kinlet::Producer<RemoteStream>::Result& r) {
-                          if (!r.ok()) failed.fetch_add(1, std::memory_order_relaxed);
+                          if (!r.ok() && failed.fetch_add(1, std::memory_order_relaxed) == 0) {
+                            std::fprintf(stderr, "first failure: %s\n",
+                                         r.status().ToString().c_str());
+                          }
                         });
   }
   (void)producer->Flush();
