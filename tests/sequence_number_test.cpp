@@ -158,17 +158,56 @@ TEST_CASE("SequenceNumber::Parse rejects malformed text as ValidationException",
   }
 }
 
-TEST_CASE("SequenceNumber::Parse rejects well-formed values over 2^128-1 as InvalidArgument",
+TEST_CASE("SequenceNumber::Parse rejects well-formed values over 2^192-1 as InvalidArgument",
           "[sequence_number]") {
-  const std::string digits40 = "1" + std::string(39, '0');
+  const std::string digits59 = "1" + std::string(58, '0');
   const std::string digits129 = "1" + std::string(128, '0');
   for (const std::string& text :
-       {std::string("340282366920938463463374607431768211456"), digits40, digits129}) {
+       {std::string("6277101735386680763835789423207666416102355444464034512896"), digits59,
+        digits129}) {
     INFO(text);
     auto s = SequenceNumber::Parse(text);
     REQUIRE_FALSE(s.ok());
     CHECK(kinlet::IsInvalidArgument(s.status()));
     CHECK_FALSE(kinlet::IsValidationError(s.status()));
     CHECK_THAT(Msg(s.status()), Catch::Matchers::Contains(text));
+  }
+}
+
+TEST_CASE("SequenceNumber holds Kinesis's 56-digit numbers exactly", "[sequence_number]") {
+  // Amazon Kinesis's documentation example, and two neighbours.
+  const std::string aws = "49590338271490256608559692538361571095921575989136588898";
+  auto s = SequenceNumber::Parse(aws);
+  REQUIRE(s.ok());
+  CHECK(s->ToString() == aws);
+  CHECK(s->high_bits() != 0);
+  SECTION("a wide number is no kinlet stream's: tag and shard read as 0") {
+    CHECK(s->stream_tag() == 0u);
+    CHECK(s->shard_index() == 0u);
+  }
+  SECTION("ordering is numeric across all 192 bits") {
+    auto next = SequenceNumber::Parse("49590338271490256608559692538361571095921575989136588899");
+    auto later = SequenceNumber::Parse("49590338271490256608559692538361571095921575989136588900");
+    auto other = SequenceNumber::Parse("49590338271490256608559692538361571095921575989136588898");
+    REQUIRE((next.ok() && later.ok() && other.ok()));
+    CHECK(*s < *next);
+    CHECK(*next < *later);
+    CHECK(*s == *other);
+    CHECK(SequenceNumber(UINT32_MAX, UINT32_MAX, kMaxPosition) < *s);
+    absl::flat_hash_set<SequenceNumber> set = {*s, *next};
+    CHECK(set.contains(*other));
+    CHECK_FALSE(set.contains(*later));
+  }
+  SECTION("the extremes of 192 bits round-trip") {
+    for (const std::string& text :
+         {std::string("340282366920938463463374607431768211456"),                     // 2^128
+          std::string("6277101735386680763835789423207666416102355444464034512895"),  // 2^192-1
+          std::string("10000000000000000000000000000000000000000"),
+          std::string("18446744073709551616000000000000000000001")}) {
+      INFO(text);
+      auto v = SequenceNumber::Parse(text);
+      REQUIRE(v.ok());
+      CHECK(v->ToString() == text);
+    }
   }
 }

@@ -165,9 +165,9 @@ TEST_CASE("IteratorPosition::FromKinesis passes on the sequence number's parse e
       CHECK(kinlet::IsValidationError(p.status()));
     }
   }
-  SECTION("a well-formed number over 2^128-1 is InvalidArgument") {
-    auto p = IteratorPosition::FromKinesis("AFTER_SEQUENCE_NUMBER",
-                                           "340282366920938463463374607431768211456");
+  SECTION("a well-formed number over 2^192-1 is InvalidArgument") {
+    auto p = IteratorPosition::FromKinesis(
+        "AFTER_SEQUENCE_NUMBER", "6277101735386680763835789423207666416102355444464034512896");
     REQUIRE_FALSE(p.ok());
     CHECK(kinlet::IsInvalidArgument(p.status()));
   }

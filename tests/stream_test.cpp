@@ -197,6 +197,15 @@ TEST_CASE("GetShardIterator rejects sequence numbers of other shards and streams
     CHECK(kinlet::IsInvalidArgument(it.status()));
     CHECK_THAT(Msg(it.status()), Catch::Matchers::Contains("did not come from this stream"));
   }
+  SECTION("Amazon Kinesis's (a 56-digit number, no kinlet stream's)") {
+    auto aws =
+        kinlet::SequenceNumber::Parse("49590338271490256608559692538361571095921575989136588898");
+    REQUIRE(aws.ok());
+    auto it =
+        stream->GetShardIterator("shardId-000000000000", IteratorPosition::AtSequenceNumber(*aws));
+    CHECK(kinlet::IsInvalidArgument(it.status()));
+    CHECK_THAT(Msg(it.status()), Catch::Matchers::Contains("did not come from this stream"));
+  }
   SECTION("a number not issued yet") {
     kinlet::SequenceNumber future(put->sequence_number.stream_tag(), 0, 5);
     CHECK(kinlet::IsInvalidArgument(

@@ -28,6 +28,7 @@
 #include "kinlet/shard_iterator.hpp"
 #include "kinlet/stream.hpp"
 #include "kinlet/stream_concept.hpp"
+#include "kinlet/stream_consumer.hpp"
 #include "kinlet/stream_options.hpp"
 #include "kinlet/token_bucket.hpp"
 #include "kinlet/traits.hpp"

@@ -2,6 +2,7 @@
 // (kinlet/remote/config.hpp).
 #include "kinlet/remote/config.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +198,15 @@ absl::StatusOr<AwsProfile> LoadAwsProfile(std::string_view name) {
 }
 
 absl::StatusOr<RemoteConfig> ResolveRemoteConfig(const RemoteConfigOptions& options) {
+  const std::string& service_id = options.service;
+  if (service_id.empty() || !std::all_of(service_id.begin(), service_id.end(), [](char c) {
+        return absl::ascii_islower(static_cast<unsigned char>(c)) ||
+               absl::ascii_isdigit(static_cast<unsigned char>(c));
+      })) {
+    return InvalidArgument(absl::StrCat("RemoteConfigOptions::service '", service_id,
+                                        "' is not a service id (lower-case letters and digits)"));
+  }
+  const std::string service_env = "AWS_ENDPOINT_URL_" + absl::AsciiStrToUpper(service_id);
   RemoteConfig config;
   config.profile = ProfileName(options.profile);
   const bool profile_explicit = !options.profile.empty() || !GetEnv("AWS_PROFILE").empty();
@@ -248,11 +258,11 @@ absl::StatusOr<RemoteConfig> ResolveRemoteConfig(const RemoteConfigOptions& opti
     endpoint = options.endpoint;
     source = "options";
   } else if (!ignore_configured) {
-    auto service = profile->services.find("kinesis.endpoint_url");
+    auto service = profile->services.find(service_id + ".endpoint_url");
     auto global = profile->config.find("endpoint_url");
-    if (std::string env = GetEnv("AWS_ENDPOINT_URL_KINESIS"); !env.empty()) {
+    if (std::string env = GetEnv(service_env.c_str()); !env.empty()) {
       endpoint = env;
-      source = "AWS_ENDPOINT_URL_KINESIS";
+      source = service_env;
     } else if (std::string env_all = GetEnv("AWS_ENDPOINT_URL"); !env_all.empty()) {
       endpoint = env_all;
       source = "AWS_ENDPOINT_URL";
@@ -266,7 +276,7 @@ absl::StatusOr<RemoteConfig> ResolveRemoteConfig(const RemoteConfigOptions& opti
   }
   if (endpoint.empty()) {
     const bool china = absl::StartsWith(config.region, "cn-");
-    endpoint = absl::StrCat("https://kinesis.", config.region,
+    endpoint = absl::StrCat("https://", service_id, ".", config.region,
                             china ? ".amazonaws.com.cn" : ".amazonaws.com");
     source = "the region";
   }

@@ -41,6 +41,17 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// A status with its own representation, for a waiter (a transport error has
+// no payload). The loop thread's status is only read under the Transfer's
+// mutex and freed with the Transfer (shared_ptr: ordered after the waiter's
+// reads). Sharing the representation instead would let the loop thread free
+// it after the waiter read it, ordered only by absl::Status's reference count,
+// whose atomics live in Debian's uninstrumented libabsl_status: a
+// ThreadSanitizer report (a false one, but CI halts on it).
+absl::Status OwnCopy(const absl::Status& s) {
+  return absl::Status(s.code(), std::string(s.message()));
+}
+
 struct Transfer {
   // Request: written before submission, then read by the loop only.
   HttpCall call;
@@ -431,7 +442,7 @@ class StreamHandle : public HttpStreamHandle {
   absl::StatusOr<long> AwaitStatus(std::string* error_body) override {
     std::unique_lock<std::mutex> lock(t_->mu);
     t_->cv.wait(lock, [&] { return t_->status_ready; });
-    if (t_->done && !t_->transport.ok()) return t_->transport;
+    if (t_->done && !t_->transport.ok()) return OwnCopy(t_->transport);
     if (t_->result.status != 200 && error_body != nullptr) *error_body = t_->result.body;
     return t_->result.status;
   }
@@ -475,7 +486,7 @@ absl::StatusOr<HttpResult> HttpClient::Post(HttpCall call) {
   }
   std::unique_lock<std::mutex> lock(t->mu);
   t->cv.wait(lock, [&] { return t->done; });
-  if (!t->transport.ok()) return t->transport;
+  if (!t->transport.ok()) return OwnCopy(t->transport);
   return std::move(t->result);
 }
 

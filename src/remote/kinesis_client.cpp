@@ -1,4 +1,5 @@
-// Signed Kinesis calls with the SDKs' standard retry mode (see kinesis_client.hpp).
+// Signed AWS JSON calls (Kinesis, DynamoDB) with the SDKs' standard retry mode
+// (see kinesis_client.hpp).
 #include "kinesis_client.hpp"
 
 #include <algorithm>
@@ -13,8 +14,6 @@
 namespace kinlet::remote {
 namespace {
 
-constexpr std::string_view kContentType = "application/x-amz-json-1.1";
-
 double UniformUnit() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -22,15 +21,18 @@ double UniformUnit() {
 
 }  // namespace
 
-KinesisClient::KinesisClient(RemoteOptions options) : options_(std::move(options)) {}
+KinesisClient::KinesisClient(RemoteOptions options, AwsJsonService service)
+    : options_(std::move(options)), service_(service) {}
 
-absl::StatusOr<std::shared_ptr<KinesisClient>> KinesisClient::Create(RemoteOptions options) {
+absl::StatusOr<std::shared_ptr<KinesisClient>> KinesisClient::Create(RemoteOptions options,
+                                                                     AwsJsonService service) {
   if (options.credentials == nullptr) {
     return InvalidArgument("RemoteOptions.credentials is required");
   }
   if (options.endpoint.empty()) {
-    options.endpoint = absl::StrCat("https://kinesis.", options.region, ".amazonaws.com",
-                                    absl::StartsWith(options.region, "cn-") ? ".cn" : "");
+    options.endpoint =
+        absl::StrCat("https://", detail::ToAbsl(service.endpoint_prefix), ".", options.region,
+                     ".amazonaws.com", absl::StartsWith(options.region, "cn-") ? ".cn" : "");
   }
   std::string_view rest = options.endpoint;
   if (rest.substr(0, 8) == "https://") {
@@ -41,7 +43,7 @@ absl::StatusOr<std::shared_ptr<KinesisClient>> KinesisClient::Create(RemoteOptio
     return InvalidArgument(
         absl::StrCat("endpoint must start with http:// or https://: ", options.endpoint));
   }
-  std::shared_ptr<KinesisClient> client(new KinesisClient(std::move(options)));
+  std::shared_ptr<KinesisClient> client(new KinesisClient(std::move(options), service));
   const size_t slash = rest.find('/');
   client->host_ = std::string(rest.substr(0, slash));
   client->url_ = client->options_.endpoint;
@@ -61,10 +63,10 @@ absl::StatusOr<HttpCall> KinesisClient::Prepare(std::string_view operation, std:
   wire::HttpRequest request;
   request.method = "POST";
   request.target = "/";
-  request.headers = {
-      {"host", host_},
-      {"content-type", std::string(kContentType)},
-      {"x-amz-target", absl::StrCat("Kinesis_20131202.", detail::ToAbsl(operation))}};
+  request.headers = {{"host", host_},
+                     {"content-type", std::string(service_.content_type)},
+                     {"x-amz-target", absl::StrCat(detail::ToAbsl(service_.target_prefix), ".",
+                                                   detail::ToAbsl(operation))}};
   request.body = std::move(body);
   const absl::Time now = absl::Now();
   const std::string date = wire::FormatAmzDate(now).substr(0, 8);
@@ -72,14 +74,14 @@ absl::StatusOr<HttpCall> KinesisClient::Prepare(std::string_view operation, std:
   {
     std::lock_guard<std::mutex> lock(key_mu_);
     if (key_ == nullptr || key_secret_ != credentials->secret_access_key ||
-        !key_->IsFor(date, options_.region, "kinesis")) {
+        !key_->IsFor(date, options_.region, service_.signing_name)) {
       key_ = std::make_shared<const wire::SigningKey>(credentials->secret_access_key, date,
-                                                      options_.region, "kinesis");
+                                                      options_.region, service_.signing_name);
       key_secret_ = credentials->secret_access_key;
     }
     key = key_;
   }
-  wire::SignRequest(request, *credentials, options_.region, "kinesis", now, key.get());
+  wire::SignRequest(request, *credentials, options_.region, service_.signing_name, now, key.get());
   HttpCall call;
   call.url = url_;
   call.headers = std::move(request.headers);

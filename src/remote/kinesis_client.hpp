@@ -1,5 +1,7 @@
-// The core shared by RemoteRegistry and RemoteStream: signed JSON 1.1 calls
-// over one HttpClient, with the SDKs' standard retry mode.
+// The core shared by RemoteRegistry, RemoteStream and DynamoDbCheckpointStore:
+// signed calls of an AWS JSON protocol service (POST /, X-Amz-Target
+// <prefix>.<Operation>, SigV4) over one HttpClient, with the SDKs' standard
+// retry mode. Kinesis (JSON 1.1) unless Create is given another AwsJsonService.
 //
 // Thread safety: every method is thread-safe. quota_mu_ guards tokens_;
 // key_mu_ guards the cached signing key. The rest is immutable after Create.
@@ -19,9 +21,30 @@
 
 namespace kinlet::remote {
 
+// What distinguishes one AWS JSON service from another on the wire.
+struct AwsJsonService {
+  std::string_view target_prefix;    // X-Amz-Target is "<target_prefix>.<Operation>"
+  std::string_view content_type;     // application/x-amz-json-1.0 or -1.1
+  std::string_view signing_name;     // SigV4's service in the credential scope
+  std::string_view endpoint_prefix;  // default endpoint https://<prefix>.<region>.amazonaws.com
+
+  static constexpr AwsJsonService Kinesis() {
+    return {"Kinesis_20131202", "application/x-amz-json-1.1", "kinesis", "kinesis"};
+  }
+  static constexpr AwsJsonService DynamoDb() {
+    return {"DynamoDB_20120810", "application/x-amz-json-1.0", "dynamodb", "dynamodb"};
+  }
+};
+
+// The client of one AWS JSON service (historically Kinesis's only: hence the
+// name). Errors are mapped by ErrorFromResponse (kinlet/remote/remote_errors.hpp).
 class KinesisClient {
  public:
-  static absl::StatusOr<std::shared_ptr<KinesisClient>> Create(RemoteOptions options);
+  // Errors: InvalidArgumentException without credentials or with an endpoint
+  // that is not http(s)://host; kInternal if libcurl cannot start. An empty
+  // options.endpoint is the service's regional AWS endpoint.
+  static absl::StatusOr<std::shared_ptr<KinesisClient>> Create(
+      RemoteOptions options, AwsJsonService service = AwsJsonService::Kinesis());
 
   // One call's retry state: its deadline, attempts made, quota taken.
   struct CallState {
@@ -51,14 +74,16 @@ class KinesisClient {
 
   HttpClient& http() { return *http_; }
   const RemoteOptions& options() const { return options_; }
+  const AwsJsonService& service() const { return service_; }
   int quota_tokens() const;
 
  private:
-  explicit KinesisClient(RemoteOptions options);
+  KinesisClient(RemoteOptions options, AwsJsonService service);
   absl::StatusOr<wire::Value> CallOnce(std::string_view operation, std::string_view body,
                                        bool on_create, absl::Duration timeout);
 
   RemoteOptions options_;
+  AwsJsonService service_;
   std::string url_;
   std::string host_;
   std::unique_ptr<HttpClient> http_;

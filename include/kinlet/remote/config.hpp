@@ -78,6 +78,11 @@ struct RemoteConfigOptions {
   std::string region;    // e.g. "eu-west-1"; empty: from the environment/profile
   std::string endpoint;  // e.g. "http://127.0.0.1:4567"; empty: as above
   std::string profile;   // empty: AWS_PROFILE, else "default"
+  // The service whose endpoint is resolved, as the SDKs name it: "kinesis" or
+  // "dynamodb" (lower-case letters and digits). It replaces "kinesis" above:
+  // AWS_ENDPOINT_URL_<SERVICE> (upper-cased), the services section's
+  // `<service> =` and https://<service>.{region}.amazonaws.com.
+  std::string service = "kinesis";
 };
 
 struct RemoteConfig {
@@ -90,7 +95,7 @@ struct RemoteConfig {
 };
 
 // Resolves region and endpoint as described at the top. Errors:
-// InvalidArgumentException when no region is found ("No AWS region: ..."
+// InvalidArgumentException for a bad options.service, when no region is found ("No AWS region: ..."
 // naming every place looked at), when an endpoint is not an http:// or
 // https:// URL with a host (naming where it came from), when a profile named
 // explicitly (options or AWS_PROFILE) is in neither file, or when a shared

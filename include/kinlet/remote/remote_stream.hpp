@@ -60,6 +60,7 @@
 #include "kinlet/hash_key.hpp"
 #include "kinlet/put_records.hpp"
 #include "kinlet/record.hpp"
+#include "kinlet/remote/config.hpp"
 #include "kinlet/remote/credentials.hpp"
 #include "kinlet/remote/http_client.hpp"
 #include "kinlet/resharding.hpp"
@@ -105,6 +106,19 @@ struct RemoteOptions {
   HttpClientOptions http;  // HTTP version, TLS, connect timeout
   RetryPolicy retry;
 };
+
+// RemoteOptions as an AWS SDK configures a client, so operators need nothing
+// new: region and endpoint by ResolveRemoteConfig(config) (options, then
+// AWS_REGION / AWS_ENDPOINT_URL_<config.service> / AWS_ENDPOINT_URL, then the
+// shared files' profile; kinlet/remote/config.hpp), credentials by a
+// DefaultCredentialsChain for that profile (explicit keys in `credentials`,
+// the environment, the shared files, container, instance metadata;
+// kinlet/remote/credentials.hpp), resolved lazily at the first call and
+// refreshed before they expire. Errors: those of ResolveRemoteConfig (no
+// region, a malformed endpoint or shared file). Thread safety: reads the
+// process environment (getenv): do not change it concurrently.
+absl::StatusOr<RemoteOptions> DefaultRemoteOptions(const RemoteConfigOptions& config = {},
+                                                   CredentialsOptions credentials = {});
 
 // An AWS shard iterator: opaque text of 1..512 characters.
 class RemoteShardIterator {

@@ -1,0 +1,727 @@
+// Tests of kinlet/remote/dynamodb_checkpoint_store.hpp against dynalite (npm
+// dynalite, pinned in tests/clients/package-lock.json), a DynamoDB that no one
+// here wrote, started by each test on 127.0.0.1 on a port the kernel picks and
+// stopped by its process id. The same contract cases as the SQLite store's
+// (conditional writes on the lease counter, ConditionalCheckFailed,
+// ResourceNotFound, conditional delete, create-if-absent), plus what DynamoDB
+// adds: the KCL's item layout, Scan pages, table creation and its wait for
+// ACTIVE, bad tables, store instances contending from several threads, and
+// ConsumerGroups sharing a stream's shards through the table.
+//
+// dynalite is looked for in $KINLET_DYNALITE_DIR, then in the build tree's
+// npm install (tests/clients/npm/node_modules, as the client tests' harness
+// makes it), which is made with the harness's `npm ci` when missing. When node
+// or dynalite cannot be had, each test WARNs "dynalite not available: ..." and
+// returns (Catch2 v2 has no SKIP); with KINLET_REQUIRE_DYNALITE=1 it fails.
+#include "kinlet/remote/dynamodb_checkpoint_store.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../src/remote/kinesis_client.hpp"  // white box: raw DynamoDB calls
+#include "absl/strings/str_cat.h"
+#include "aws_env.hpp"
+#include "kinlet/consumer_group.hpp"
+#include "kinlet/errors.hpp"
+#include "kinlet/remote/remote_errors.hpp"
+#include "kinlet/stream.hpp"
+
+extern char** environ;
+
+namespace {
+
+using kinlet::Lease;
+using kinlet::remote::DynamoDbCheckpointStore;
+using kinlet::remote::DynamoDbCheckpointStoreOptions;
+using kinlet::wire::Value;
+
+// A dynalite process on 127.0.0.1, stopped (SIGTERM, then SIGKILL) by pid in
+// the destructor. Its stdin is a pipe from this process: if the test process
+// dies, the pipe closes and dynalite exits by itself.
+class Dynalite {
+ public:
+  // Starts one; `error` says why not when it returns nullptr.
+  static std::unique_ptr<Dynalite> Start(int create_table_ms, std::string* error) {
+    const std::string node = FindNode();
+    if (node.empty()) {
+      *error = "node not found (/usr/bin/node, /usr/local/bin/node)";
+      return nullptr;
+    }
+    const std::string module = FindDynalite(error);
+    if (module.empty()) return nullptr;
+    const std::string script =
+        absl::StrCat("const dynalite = require(", Quote(module), ");",
+                     "const server = dynalite({createTableMs: ", create_table_ms,
+                     ", deleteTableMs: 0, updateTableMs: 0});",
+                     "server.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + "
+                     "server.address().port + '\\n'));",
+                     "process.stdin.on('end', () => process.exit(0)); process.stdin.resume();",
+                     "process.on('SIGTERM', () => process.exit(0));");
+    int out[2], in[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0) {
+      *error = "pipe failed";
+      return nullptr;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    std::vector<std::string> args = {node, "-e", script};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, node.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (rc != 0) {
+      ::close(in[1]);
+      ::close(out[0]);
+      *error = absl::StrCat("cannot run ", node);
+      return nullptr;
+    }
+    std::unique_ptr<Dynalite> d(new Dynalite(pid, in[1]));
+    // Read "PORT <n>\n" (up to 60 s: sanitizer builds, a loaded machine).
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (line.find('\n') == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{out[0], POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buffer[256];
+      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+      if (n <= 0) break;
+      line.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(out[0]);
+    if (line.rfind("PORT ", 0) != 0) {
+      *error = absl::StrCat("dynalite did not start (printed '", line, "')");
+      return nullptr;
+    }
+    d->endpoint_ = absl::StrCat("http://127.0.0.1:", std::atoi(line.c_str() + 5));
+    return d;
+  }
+
+  ~Dynalite() {
+    ::close(stdin_);
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  Dynalite(pid_t pid, int stdin_fd) : pid_(pid), stdin_(stdin_fd) {}
+
+  static std::string Quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  }
+
+  static std::string FindNode() {
+    for (const char* path : {"/usr/bin/node", "/usr/local/bin/node"}) {
+      if (::access(path, X_OK) == 0) return path;
+    }
+    return "";
+  }
+
+  // The dynalite package directory, installing the pinned npm packages into
+  // the build tree (the client tests' harness, under a lock) when missing.
+  static std::string FindDynalite(std::string* error) {
+    if (const char* dir = std::getenv("KINLET_DYNALITE_DIR"); dir != nullptr && *dir != '\0') {
+      if (std::filesystem::exists(std::filesystem::path(dir) / "package.json")) return dir;
+      *error = absl::StrCat("KINLET_DYNALITE_DIR=", dir, " holds no package.json");
+      return "";
+    }
+    static std::mutex mu;
+    std::lock_guard<std::mutex> lock(mu);
+    const std::string npm_dir = std::string(KINLET_BINARY_DIR) + "/tests/clients/npm";
+    const std::string module = npm_dir + "/node_modules/dynalite";
+    const std::string stamp = npm_dir + "/node_modules/.kinlet-lock-sha256";
+    std::filesystem::create_directories(npm_dir);
+    // Other test processes (ctest -j) may install at the same time: one lock.
+    const int lock_fd = ::open((npm_dir + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lock_fd >= 0) ::flock(lock_fd, LOCK_EX);
+    // ensure_node_modules does nothing when the install matches the lock file.
+    const std::string command =
+        absl::StrCat("/usr/bin/python3 -c \"import sys; sys.path.insert(0, '", KINLET_SOURCE_DIR,
+                     "/tests/clients'); import harness; harness.ensure_node_modules('", npm_dir,
+                     "')\" >/dev/null 2>&1");
+    const bool fresh = std::filesystem::exists(stamp) && std::filesystem::exists(module);
+    if (!fresh) (void)std::system(command.c_str());  // checked below by looking
+    if (lock_fd >= 0) ::close(lock_fd);
+    if (!std::filesystem::exists(module + "/package.json")) {
+      *error = absl::StrCat("no ", module, " (npm ci of tests/clients/package-lock.json failed: ",
+                            "offline? run it there, or set KINLET_DYNALITE_DIR)");
+      return "";
+    }
+    return module;
+  }
+
+  pid_t pid_;
+  int stdin_;
+  std::string endpoint_;
+};
+
+// Starts dynalite or says why not: WARN and nullptr (the test returns), or a
+// failure under KINLET_REQUIRE_DYNALITE=1.
+std::unique_ptr<Dynalite> StartDynalite(int create_table_ms = 0) {
+  std::string error;
+  std::unique_ptr<Dynalite> d = Dynalite::Start(create_table_ms, &error);
+  if (d == nullptr) {
+    const char* require = std::getenv("KINLET_REQUIRE_DYNALITE");
+    if (require != nullptr && std::string(require) == "1")
+      FAIL("dynalite not available: " << error);
+    WARN("dynalite not available: " << error << " -- test skipped");
+  }
+  return d;
+}
+
+class StaticCredentials : public kinlet::remote::CredentialsProvider {
+ public:
+  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
+    return kinlet::wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  }
+};
+
+kinlet::remote::RemoteOptions RemoteFor(const std::string& endpoint) {
+  kinlet::remote::RemoteOptions options;
+  options.endpoint = endpoint;
+  options.credentials = std::make_shared<StaticCredentials>();
+  options.http.http_version = kinlet::remote::HttpVersion::kHttp11;
+  options.retry.base_delay = absl::Milliseconds(1);
+  options.retry.throttle_base_delay = absl::Milliseconds(2);
+  options.retry.call_timeout = absl::Seconds(30);
+  return options;
+}
+
+DynamoDbCheckpointStoreOptions OptionsFor(const Dynalite& d, const std::string& table = "app") {
+  DynamoDbCheckpointStoreOptions options;
+  options.table = table;
+  options.remote = RemoteFor(d.endpoint());
+  options.poll_interval = absl::Milliseconds(20);
+  return options;
+}
+
+std::unique_ptr<DynamoDbCheckpointStore> OpenStore(const Dynalite& d,
+                                                   const std::string& table = "app") {
+  auto store = DynamoDbCheckpointStore::Open(OptionsFor(d, table));
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+// A raw DynamoDB client on the same endpoint, to look at items and tables.
+std::shared_ptr<kinlet::remote::KinesisClient> RawClient(const Dynalite& d) {
+  auto client = kinlet::remote::KinesisClient::Create(RemoteFor(d.endpoint()),
+                                                      kinlet::remote::AwsJsonService::DynamoDb());
+  REQUIRE(client.ok());
+  return *client;
+}
+
+Lease MakeLease(const std::string& key, uint64_t counter = 0, const std::string& owner = "") {
+  Lease lease;
+  lease.lease_key = key;
+  lease.owner = owner;
+  lease.lease_counter = counter;
+  lease.checkpoint = std::string(kinlet::kCheckpointTrimHorizon);
+  return lease;
+}
+
+TEST_CASE("DynamoDB store: the CheckpointStore contract", "[remote][dynamodb]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  auto store = OpenStore(*dynalite);
+  REQUIRE(store->ListLeases()->empty());
+
+  Lease b = MakeLease("shardId-000000000001");
+  b.parent_shard_ids = {"shardId-000000000000", "shardId-000000000009"};
+  REQUIRE(store->CreateLeaseIfNotExists(b).ok());
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000000")).ok());
+  // A second create changes nothing.
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000001", 7, "x")).ok());
+  auto leases = store->ListLeases();
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 2);
+  CHECK(leases->at(0).lease_key == "shardId-000000000000");  // ordered by key
+  CHECK(leases->at(1) == b);
+
+  // Conditional update.
+  Lease taken = b;
+  taken.owner = "worker-1";
+  taken.lease_counter = 1;
+  taken.last_renewal_ms = -5;  // any int64
+  taken.owner_switches_since_checkpoint = 1;
+  taken.checkpoint = "49590338271490256608559692538361571095921575989136588898";
+  REQUIRE(store->UpdateLease(taken, 0).ok());
+  CHECK(store->ListLeases()->at(1) == taken);
+
+  absl::Status stale = store->UpdateLease(MakeLease(b.lease_key, 1, "worker-2"), 0);
+  CHECK(kinlet::IsConditionalCheckFailed(stale));
+  CHECK(stale.message().find("is at counter 1, not 0") != std::string_view::npos);
+  CHECK(store->ListLeases()->at(1) == taken);  // unchanged
+  CHECK(kinlet::IsResourceNotFound(store->UpdateLease(MakeLease("shardId-404", 1), 0)));
+  CHECK(store->ListLeases()->size() == 2);  // the failed update created nothing
+
+  // Counters use all 64 bits; an owner and parents can be removed again.
+  Lease big = taken;
+  big.lease_counter = UINT64_MAX - 1;
+  big.owner_switches_since_checkpoint = UINT64_MAX;
+  big.last_renewal_ms = INT64_MIN;
+  REQUIRE(store->UpdateLease(big, 1).ok());
+  CHECK(store->ListLeases()->at(1) == big);
+  Lease released = big;
+  released.owner.clear();
+  released.parent_shard_ids.clear();
+  released.checkpoint.clear();
+  released.lease_counter = UINT64_MAX;
+  REQUIRE(store->UpdateLease(released, UINT64_MAX - 1).ok());
+  CHECK(store->ListLeases()->at(1) == released);
+
+  // Conditional delete, then the key may be created again.
+  CHECK(kinlet::IsConditionalCheckFailed(store->DeleteLease(b.lease_key, 1)));
+  CHECK(kinlet::IsResourceNotFound(store->DeleteLease("shardId-404", 0)));
+  REQUIRE(store->DeleteLease(b.lease_key, UINT64_MAX).ok());
+  REQUIRE(store->ListLeases()->size() == 1);
+  CHECK(kinlet::IsResourceNotFound(store->DeleteLease(b.lease_key, UINT64_MAX)));
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease(b.lease_key)).ok());
+  CHECK(store->ListLeases()->at(1).lease_counter == 0);
+}
+
+// The item GetItem returns for `key`.
+Value GetItem(kinlet::remote::KinesisClient& client, const std::string& table,
+              const std::string& key) {
+  auto r =
+      client.Call("GetItem", absl::StrCat(R"({"TableName":")", table,
+                                          R"(","ConsistentRead":true,"Key":{"leaseKey":{"S":")",
+                                          key, R"("}}})"));
+  REQUIRE(r.ok());
+  const Value* item = r->Find("Item");
+  REQUIRE(item != nullptr);
+  return *item;
+}
+
+std::string Attr(const Value& item, const std::string& name, const std::string& type) {
+  const Value* attr = item.Find(name);
+  if (attr == nullptr) return "<absent>";
+  const Value* v = attr->Find(type);
+  if (v == nullptr) return "<not " + type + ">";
+  if (v->kind() == Value::Kind::kArray) {
+    std::set<std::string> items;
+    for (const Value& i : v->items()) items.insert(i.str());
+    std::string out;
+    for (const std::string& i : items) out += i + ";";
+    return out;
+  }
+  return v->str();
+}
+
+TEST_CASE("DynamoDB store: items have the KCL's lease layout", "[remote][dynamodb]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  auto store = OpenStore(*dynalite, "kcl-app");
+  auto raw = RawClient(*dynalite);
+  Lease lease = MakeLease("shardId-000000000002", 3, "worker-7");
+  lease.parent_shard_ids = {"shardId-000000000000", "shardId-000000000001"};
+  lease.owner_switches_since_checkpoint = 2;
+  lease.last_renewal_ms = 1234;
+  REQUIRE(store->CreateLeaseIfNotExists(lease).ok());
+  Value item = GetItem(*raw, "kcl-app", lease.lease_key);
+  CHECK(Attr(item, "leaseKey", "S") == "shardId-000000000002");
+  CHECK(Attr(item, "leaseOwner", "S") == "worker-7");
+  CHECK(Attr(item, "leaseCounter", "N") == "3");
+  CHECK(Attr(item, "checkpoint", "S") == "TRIM_HORIZON");
+  CHECK(Attr(item, "checkpointSubSequenceNumber", "N") == "0");
+  CHECK(Attr(item, "ownerSwitchesSinceCheckpoint", "N") == "2");
+  CHECK(Attr(item, "parentShardId", "SS") == "shardId-000000000000;shardId-000000000001;");
+  CHECK(Attr(item, "kinletLastRenewalMillis", "N") == "1234");
+
+  // A KCL worker's extra attribute survives kinlet's updates; a released
+  // lease has no leaseOwner, as the KCL writes it.
+  REQUIRE(raw->Call("UpdateItem",
+                    R"({"TableName":"kcl-app","Key":{"leaseKey":{"S":"shardId-000000000002"}},)"
+                    R"("UpdateExpression":"SET childShardId = :c",)"
+                    R"("ExpressionAttributeValues":{":c":{"SS":["shardId-000000000009"]}}})")
+              .ok());
+  Lease released = lease;
+  released.owner.clear();
+  released.lease_counter = 4;
+  REQUIRE(store->UpdateLease(released, 3).ok());
+  item = GetItem(*raw, "kcl-app", lease.lease_key);
+  CHECK(Attr(item, "leaseOwner", "S") == "<absent>");
+  CHECK(Attr(item, "leaseCounter", "N") == "4");
+  CHECK(Attr(item, "childShardId", "SS") == "shardId-000000000009;");
+
+  // A lease written by a KCL (no kinlet attribute, parents in any order)
+  // reads back with what kinlet knows of it.
+  REQUIRE(raw->Call("PutItem",
+                    R"({"TableName":"kcl-app","Item":{"leaseKey":{"S":"shardId-000000000005"},)"
+                    R"("leaseCounter":{"N":"12"},"leaseOwner":{"S":"kcl-worker"},)"
+                    R"("checkpoint":{"S":"SHARD_END"},"checkpointSubSequenceNumber":{"N":"0"},)"
+                    R"("ownerSwitchesSinceCheckpoint":{"N":"1"},)"
+                    R"("parentShardId":{"SS":["shardId-000000000004","shardId-000000000003"]}}})")
+              .ok());
+  auto leases = store->ListLeases();
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 2);
+  Lease expected = MakeLease("shardId-000000000005", 12, "kcl-worker");
+  expected.checkpoint = "SHARD_END";
+  expected.owner_switches_since_checkpoint = 1;
+  expected.parent_shard_ids = {"shardId-000000000003", "shardId-000000000004"};  // sorted
+  CHECK(leases->at(1) == expected);
+}
+
+TEST_CASE("DynamoDB store: ListLeases follows Scan pages", "[remote][dynamodb]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  DynamoDbCheckpointStoreOptions options = OptionsFor(*dynalite);
+  options.scan_page_limit = 4;
+  auto opened = DynamoDbCheckpointStore::Open(options);
+  REQUIRE(opened.ok());
+  auto& store = *opened;
+  constexpr int kLeases = 23;
+  std::set<std::string> keys;
+  for (int i = 0; i < kLeases; ++i) {  // written out of key order
+    const std::string key = absl::StrCat("shardId-", 100000 + i * 7 % kLeases);
+    keys.insert(key);
+    REQUIRE(store->CreateLeaseIfNotExists(MakeLease(key)).ok());
+  }
+  const uint64_t pages_before = store->scan_pages();
+  auto leases = store->ListLeases();
+  REQUIRE(leases.ok());
+  CHECK(store->scan_pages() - pages_before >= (kLeases + 3) / 4);  // more than one page
+  REQUIRE(leases->size() == keys.size());
+  size_t i = 0;
+  for (const std::string& key : keys) CHECK(leases->at(i++).lease_key == key);  // sorted
+}
+
+TEST_CASE("DynamoDB store: Open creates the table and waits until it is ACTIVE",
+          "[remote][dynamodb]") {
+  auto dynalite = StartDynalite(/*create_table_ms=*/300);  // tables stay CREATING a while
+  if (dynalite == nullptr) return;
+  auto raw = RawClient(*dynalite);
+  CHECK(kinlet::IsResourceNotFound(
+      raw->Call("DescribeTable", R"({"TableName":"fresh.app-1"})").status()));
+
+  DynamoDbCheckpointStoreOptions no_create = OptionsFor(*dynalite, "fresh.app-1");
+  no_create.create_table_if_missing = false;
+  auto missing = DynamoDbCheckpointStore::Open(no_create);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(kinlet::IsResourceNotFound(missing.status()));
+  CHECK(missing.status().message().find("fresh.app-1") != std::string_view::npos);
+
+  auto store = OpenStore(*dynalite, "fresh.app-1");
+  // ACTIVE when Open returns: writes work at once.
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000000")).ok());
+  auto described = raw->Call("DescribeTable", R"({"TableName":"fresh.app-1"})");
+  REQUIRE(described.ok());
+  const Value* table = described->Find("Table");
+  REQUIRE(table != nullptr);
+  CHECK(table->Find("TableStatus")->str() == "ACTIVE");
+  const Value* billing = table->Find("BillingModeSummary");
+  REQUIRE(billing != nullptr);
+  CHECK(billing->Find("BillingMode")->str() == "PAY_PER_REQUEST");
+  const Value& key = table->Find("KeySchema")->items().at(0);
+  CHECK(key.Find("AttributeName")->str() == "leaseKey");
+  CHECK(key.Find("KeyType")->str() == "HASH");
+
+  // Opening an existing table (another worker) changes nothing.
+  auto again = OpenStore(*dynalite, "fresh.app-1");
+  CHECK(again->ListLeases()->size() == 1);
+
+  // Two workers creating the same table at once both succeed.
+  std::vector<absl::Status> results(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      results[t] = DynamoDbCheckpointStore::Open(OptionsFor(*dynalite, "raced")).status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(results[0].ok());
+  CHECK(results[1].ok());
+
+  // A table whose key is not the lease key is refused.
+  REQUIRE(raw->Call("CreateTable",
+                    R"({"TableName":"not-leases","BillingMode":"PAY_PER_REQUEST",)"
+                    R"("AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],)"
+                    R"("KeySchema":[{"AttributeName":"id","KeyType":"HASH"}]})")
+              .ok());
+  auto wrong = DynamoDbCheckpointStore::Open(OptionsFor(*dynalite, "not-leases"));
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(absl::IsFailedPrecondition(wrong.status()));
+  CHECK(wrong.status().message().find("leaseKey") != std::string_view::npos);
+
+  // Not ACTIVE in time: DeadlineExceeded, naming the table.
+  DynamoDbCheckpointStoreOptions impatient = OptionsFor(*dynalite, "slow");
+  impatient.table_ready_timeout = absl::Milliseconds(1);
+  auto late = DynamoDbCheckpointStore::Open(impatient);
+  REQUIRE_FALSE(late.ok());
+  CHECK(absl::IsDeadlineExceeded(late.status()));
+  CHECK(late.status().message().find("slow") != std::string_view::npos);
+}
+
+TEST_CASE("DynamoDB store: bad input and bad tables are clear errors", "[remote][dynamodb]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  for (const char* bad : {"", "ab", "leases; DROP", "a/b/c", "tab le"}) {
+    auto store = DynamoDbCheckpointStore::Open(OptionsFor(*dynalite, bad));
+    REQUIRE_FALSE(store.ok());
+    CHECK(kinlet::IsInvalidArgument(store.status()));
+    CHECK(store.status().message().find("bad table name") != std::string_view::npos);
+  }
+  DynamoDbCheckpointStoreOptions no_credentials = OptionsFor(*dynalite);
+  no_credentials.remote.credentials = nullptr;
+  CHECK(kinlet::IsInvalidArgument(DynamoDbCheckpointStore::Open(no_credentials).status()));
+
+  auto store = OpenStore(*dynalite);
+  CHECK(kinlet::IsInvalidArgument(store->CreateLeaseIfNotExists(MakeLease(""))));
+  Lease repeated = MakeLease("s");
+  repeated.parent_shard_ids = {"a", "a"};
+  CHECK(kinlet::IsInvalidArgument(store->CreateLeaseIfNotExists(repeated)));
+  Lease empty_parent = MakeLease("s");
+  empty_parent.parent_shard_ids = {""};
+  CHECK(kinlet::IsInvalidArgument(store->UpdateLease(empty_parent, 0)));
+  CHECK(kinlet::IsInvalidArgument(store->DeleteLease("", 0)));
+  CHECK(store->ListLeases()->empty());
+
+  // The table deleted under the store: ResourceNotFound naming it.
+  auto raw = RawClient(*dynalite);
+  REQUIRE(raw->Call("DeleteTable", R"({"TableName":"app"})").ok());
+  for (int i = 0; i < 100; ++i) {  // deleteTableMs is 0: gone after one tick
+    if (!raw->Call("DescribeTable", R"({"TableName":"app"})").ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto gone = store->ListLeases();
+  REQUIRE_FALSE(gone.ok());
+  CHECK(kinlet::IsResourceNotFound(gone.status()));
+  CHECK(gone.status().message().find("app") != std::string_view::npos);
+  CHECK(kinlet::IsResourceNotFound(store->CreateLeaseIfNotExists(MakeLease("x"))));
+
+  // Nothing listening: kUnavailable once the retries are spent, no hang.
+  DynamoDbCheckpointStoreOptions closed = OptionsFor(*dynalite);
+  closed.remote.endpoint = "http://127.0.0.1:1";
+  closed.remote.retry.max_attempts = 2;
+  auto unreachable = DynamoDbCheckpointStore::Open(closed);
+  REQUIRE_FALSE(unreachable.ok());
+  CHECK(absl::IsUnavailable(unreachable.status()));
+}
+
+TEST_CASE("DynamoDB store: throttling errors are retryable, a failed condition is not",
+          "[remote][dynamodb]") {
+  // The names DynamoDB throttles with (no server needed).
+  for (const char* type :
+       {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}) {
+    const absl::Status s = kinlet::remote::ErrorFromResponse(
+        400, absl::StrCat(R"({"__type":"com.amazonaws.dynamodb.v20120810#)", type,
+                          R"(","message":"slow down"})"));
+    CHECK(kinlet::remote::IsThrottlingError(s));
+  }
+  const absl::Status conditional = kinlet::remote::ErrorFromResponse(
+      400,
+      R"({"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"})");
+  CHECK(kinlet::IsConditionalCheckFailed(conditional));
+  CHECK_FALSE(kinlet::remote::IsThrottlingError(conditional));
+  CHECK_FALSE(kinlet::remote::IsTransientError(conditional));
+}
+
+TEST_CASE("DynamoDB store: the endpoint is resolved as the SDKs do for dynamodb",
+          "[remote][dynamodb]") {
+  kinlet_test::ScopedAwsEnv env;
+  env.Set("AWS_REGION", "eu-west-3");
+  auto options = kinlet::remote::ResolveDynamoDbRemoteOptions();
+  REQUIRE(options.ok());
+  CHECK(options->endpoint == "https://dynamodb.eu-west-3.amazonaws.com");
+  CHECK(options->region == "eu-west-3");
+  CHECK(options->credentials != nullptr);
+  env.Set("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:1111");  // not DynamoDB's
+  env.Set("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2222");
+  options = kinlet::remote::ResolveDynamoDbRemoteOptions();
+  REQUIRE(options.ok());
+  CHECK(options->endpoint == "http://127.0.0.1:2222");
+  kinlet::remote::RemoteConfigOptions kinesis;
+  auto config = kinlet::remote::ResolveRemoteConfig(kinesis);
+  REQUIRE(config.ok());
+  CHECK(config->endpoint == "http://127.0.0.1:1111");
+  kinesis.service = "Bad Service";
+  CHECK(kinlet::IsInvalidArgument(kinlet::remote::ResolveRemoteConfig(kinesis).status()));
+}
+
+// Takes `rounds` compare-and-set increments of `key` through `store`,
+// retrying on ConditionalCheckFailed. Runs on test threads: no Catch2 macros
+// here (they are not thread-safe); returns the first unexpected error.
+absl::Status Increment(DynamoDbCheckpointStore& store, const std::string& key, int rounds,
+                       const std::string& owner, std::atomic<int>* conflicts) {
+  for (int done = 0; done < rounds;) {
+    auto leases = store.ListLeases();
+    if (!leases.ok()) return leases.status();
+    Lease lease;
+    for (const Lease& l : *leases) {
+      if (l.lease_key == key) lease = l;
+    }
+    const uint64_t expected = lease.lease_counter;
+    lease.owner = owner;
+    ++lease.lease_counter;
+    absl::Status s = store.UpdateLease(lease, expected);
+    if (s.ok()) {
+      ++done;
+    } else if (kinlet::IsConditionalCheckFailed(s)) {
+      ++*conflicts;
+    } else {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+TEST_CASE("DynamoDB store: two instances, several threads, no lost update", "[remote][dynamodb]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  auto first = OpenStore(*dynalite);
+  auto second = OpenStore(*dynalite);
+  REQUIRE(first->CreateLeaseIfNotExists(MakeLease("shared")).ok());
+  constexpr int kThreads = 4, kRounds = 25;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(kThreads);
+  std::atomic<int> conflicts{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      results[t] = Increment(t % 2 == 0 ? *first : *second, "shared", kRounds, absl::StrCat("t", t),
+                             &conflicts);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const absl::Status& s : results) CHECK(s.ok());
+  // Every successful conditional write was exactly one increment.
+  CHECK(second->ListLeases()->at(0).lease_counter == kThreads * kRounds);
+}
+
+// ConsumerGroups over the DynamoDB store.
+using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
+using Group = kinlet::ConsumerGroup<std::string, kinlet::ManualClockTraits>;
+
+struct Seen {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> records;  // (worker, data)
+};
+
+class SeenProcessor : public kinlet::RecordProcessor<std::string> {
+ public:
+  SeenProcessor(Seen* seen, std::string worker) : seen_(seen), worker_(std::move(worker)) {}
+  void ProcessRecords(const kinlet::ProcessRecordsInput<std::string>& input,
+                      kinlet::Checkpointer& checkpointer) override {
+    {
+      std::lock_guard<std::mutex> lock(seen_->mu);
+      for (const auto& r : input.records) seen_->records.emplace_back(worker_, r.data);
+    }
+    (void)checkpointer.Checkpoint();
+  }
+  void ShardEnded(kinlet::Checkpointer& checkpointer) override { (void)checkpointer.Checkpoint(); }
+
+ private:
+  Seen* seen_;
+  std::string worker_;
+};
+
+std::unique_ptr<Group> MakeGroup(TestStream* stream, kinlet::CheckpointStore* store, Seen* seen,
+                                 const std::string& worker) {
+  kinlet::ConsumerGroupOptions options;
+  options.application_name = "app";
+  options.worker_id = worker;
+  options.max_records = 10;
+  auto group = Group::Create(
+      stream, store, [seen, worker] { return std::make_unique<SeenProcessor>(seen, worker); },
+      options);
+  REQUIRE(group.ok());
+  return std::move(*group);
+}
+
+TEST_CASE("DynamoDB store: consumer groups share shards and take over a dead worker's",
+          "[remote][dynamodb][consumer_group]") {
+  auto dynalite = StartDynalite();
+  if (dynalite == nullptr) return;
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions stream_options;
+  stream_options.name = "grouped";
+  stream_options.limits = kinlet::ThroughputLimits::Unlimited();
+  stream_options.shard_count = 4;
+  auto stream = TestStream::Create(stream_options, &clock);
+  REQUIRE(stream.ok());
+  std::vector<std::string> sent;
+  auto put = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      sent.push_back(absl::StrCat("r", sent.size()));
+      REQUIRE((*stream)->PutRecord(absl::StrCat("key-", i % 17), sent.back()).ok());
+    }
+  };
+  put(200);
+
+  // Each worker has its own store (its own client), as one on another machine.
+  auto store_a = OpenStore(*dynalite);
+  auto store_b = OpenStore(*dynalite);
+  Seen seen;
+  auto a = MakeGroup(stream->get(), store_a.get(), &seen, "a");
+  auto b = MakeGroup(stream->get(), store_b.get(), &seen, "b");
+  for (int round = 0; round < 12; ++round) {
+    clock.Advance(absl::Seconds(1));
+    REQUIRE(a->RunOnce().ok());
+    REQUIRE(b->RunOnce().ok());
+  }
+  CHECK(a->HeldShards().size() == 2);
+  CHECK(b->HeldShards().size() == 2);
+  std::set<std::string> held;
+  for (Group* g : {a.get(), b.get()}) {
+    for (const auto& s : g->HeldShards()) held.insert(s);
+  }
+  CHECK(held.size() == 4);  // each shard held by exactly one worker
+  {
+    std::multiset<std::string> got;
+    for (const auto& [worker, data] : seen.records) got.insert(data);
+    CHECK(got == std::multiset<std::string>(sent.begin(), sent.end()));
+  }
+
+  // b dies (no shutdown); more records arrive; a takes b's leases after
+  // failover_time and processes everything, nothing skipped.
+  b.reset();
+  store_b.reset();
+  put(100);
+  for (int round = 0; round < 15; ++round) {
+    clock.Advance(absl::Seconds(1));
+    REQUIRE(a->RunOnce().ok());
+  }
+  CHECK(a->HeldShards().size() == 4);
+  std::set<std::string> got;
+  for (const auto& [worker, data] : seen.records) got.insert(data);
+  for (const std::string& s : sent) CHECK(got.contains(s));
+  auto leases = store_a->ListLeases();
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 4);
+  for (const Lease& lease : *leases) CHECK(lease.owner == "a");
+}
+
+}  // namespace
