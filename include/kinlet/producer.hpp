@@ -373,8 +373,15 @@ class Producer {
       std::vector<KeyQueue*> queues;
     };
     std::map<std::string, Bucket> buckets;
-    std::vector<std::string> full;
-    for (auto it = ready_.begin(); it != ready_.end(); ++it) {
+    // Once `slots` requests (or every possible one: one per shard, plus the
+    // unrouted) are full, no more can be sent this round: the scan stops there
+    // (oldest records first) instead of walking every buffered key.
+    int full_buckets = 0;
+    const int possible_buckets = std::is_void_v<typename detail::StreamHasher<S>::type>
+                                     ? 1
+                                     : static_cast<int>(shard_map_.size()) + 1;
+    const int enough = std::min(slots, possible_buckets);
+    for (auto it = ready_.begin(); it != ready_.end() && full_buckets < enough; ++it) {
       Item* item = it->second->items.front().get();
       if (refresh_map_) RefreshShardMap();
       if (item->routed_with != map_version_) {
@@ -391,6 +398,9 @@ class Producer {
       b.request->items.push_back(item);
       b.queues.push_back(it->second);
       b.bytes += bytes;
+      if (static_cast<int>(b.request->items.size()) >= options_.max_records_per_request) {
+        ++full_buckets;
+      }
     }
     const int64_t linger_ms = absl::ToInt64Milliseconds(options_.linger);
     for (auto& [shard, b] : buckets) {

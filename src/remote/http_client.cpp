@@ -1,7 +1,17 @@
-// The remote backend's HTTP client: one curl multi handle driven by one
-// thread (see kinlet/remote/http_client.hpp).
+// The remote backend's HTTP client (see kinlet/remote/http_client.hpp): plain
+// calls performed on the caller's thread over a pool of easy handles
+// ("lanes"), streamed calls on one curl multi handle driven by one thread.
 //
 // Ownership and threads:
+//  - Lanes: an idle lane (an easy handle and the keep-alive connection its
+//    private cache holds) is in idle_lanes_, guarded by lanes_mu_; a caller
+//    takes one out, owns it alone for its transfer (curl_easy_perform on its
+//    own thread), and puts it back. A lane is thus used by one thread at a
+//    time (libcurl's rule); connections are never shared between concurrent
+//    threads (CURL_LOCK_DATA_CONNECT across threads is unsupported by
+//    libcurl). share_ (DNS cache and TLS sessions, which libcurl does support
+//    sharing between threads) is locked through share_mu_, one mutex per
+//    curl_lock_data.
 //  - Impl::mu_ guards queue_ and stopping_ (written by callers and the loop).
 //  - Everything else of Impl (the multi handle's state, pool_, active_) is the
 //    loop thread's alone; callers reach it only through queued commands and
@@ -49,7 +59,7 @@ struct Transfer {
   HttpStreamSink sink;
   std::function<void(absl::Status)> on_done;
 
-  // Loop thread only.
+  // The performing thread only (the loop, or a lane's caller).
   CURL* loop_easy = nullptr;
   curl_slist* loop_headers = nullptr;
   bool loop_status_known = false;
@@ -80,9 +90,19 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   ~Impl() {
     for (CURL* easy : pool_) curl_easy_cleanup(easy);
     if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    // Every lane is idle here: Post holds the Impl while it runs.
+    for (CURL* easy : idle_lanes_) curl_easy_cleanup(easy);
+    if (share_ != nullptr) curl_share_cleanup(share_);
   }
 
   absl::Status Init() {
+    share_ = curl_share_init();
+    if (share_ == nullptr) return absl::InternalError("curl_share_init failed");
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &Impl::LockShare);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &Impl::UnlockShare);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     multi_ = curl_multi_init();
     if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, long{CURLPIPE_MULTIPLEX});
@@ -111,9 +131,79 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
     return true;
   }
 
+  // Performs `call` on the calling thread over an idle lane (a new one when
+  // none is idle).
+  absl::StatusOr<HttpResult> PerformOnCaller(HttpCall call) {
+    CURL* easy = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(lanes_mu_);
+      if (!idle_lanes_.empty()) {
+        easy = idle_lanes_.back();
+        idle_lanes_.pop_back();
+      }
+    }
+    if (easy == nullptr) {
+      easy = curl_easy_init();
+      if (easy == nullptr) return absl::UnavailableError("curl_easy_init failed");
+      curl_easy_setopt(easy, CURLOPT_SHARE, share_);
+    }
+    Transfer t;
+    t.call = std::move(call);
+    t.loop_easy = easy;
+    Configure(t, easy);
+    const CURLcode code = curl_easy_perform(easy);
+    absl::Status transport = TransportStatus(t, code);
+    HttpResult result;
+    if (transport.ok()) {
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.status);
+      long version = 0;
+      curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+      result.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : 11;
+      const char* type = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+      if (type != nullptr) result.content_type = type;
+      result.body = std::move(t.loop_body);
+    }
+    // Nothing of `t` may be reached through the lane once it is idle.
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, nullptr);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, nullptr);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, nullptr);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
+    curl_slist_free_all(t.loop_headers);
+    t.loop_headers = nullptr;
+    bool keep = false;
+    {
+      std::lock_guard<std::mutex> lock(lanes_mu_);
+      if (static_cast<int>(idle_lanes_.size()) < options.max_connections) {
+        idle_lanes_.push_back(easy);
+        keep = true;
+      }
+    }
+    if (!keep) curl_easy_cleanup(easy);
+    if (!transport.ok()) return transport;
+    return result;
+  }
+
   const HttpClientOptions options;
 
  private:
+  static void LockShare(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<Impl*>(user)->share_mu_[data].lock();
+  }
+  static void UnlockShare(CURL*, curl_lock_data data, void* user) {
+    static_cast<Impl*>(user)->share_mu_[data].unlock();
+  }
+
+  // OK, or the transfer's failure as kUnavailable (a timeout's says so).
+  static absl::Status TransportStatus(const Transfer& t, CURLcode code) {
+    if (code == CURLE_OK) return absl::OkStatus();
+    const char* detail = t.loop_error[0] != '\0' ? t.loop_error : curl_easy_strerror(code);
+    return absl::UnavailableError(absl::StrCat(
+        code == CURLE_OPERATION_TIMEDOUT ? "request timed out: " : "transport: ", detail, " (",
+        t.call.url, ")"));
+  }
+
   static size_t OnWrite(char* data, size_t size, size_t count, void* user) {
     auto* t = static_cast<Transfer*>(user);
     const size_t n = size * count;
@@ -250,13 +340,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
     if (it == active_.end()) return;
     std::shared_ptr<Transfer> t = std::move(it->second);
     active_.erase(it);
-    absl::Status transport;
-    if (code != CURLE_OK) {
-      const char* detail = t->loop_error[0] != '\0' ? t->loop_error : curl_easy_strerror(code);
-      transport = absl::UnavailableError(absl::StrCat(
-          code == CURLE_OPERATION_TIMEDOUT ? "request timed out: " : "transport: ", detail, " (",
-          t->call.url, ")"));
-    } else {
+    absl::Status transport = TransportStatus(*t, code);
+    if (transport.ok()) {
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->loop_status);
       long version = 0;
       curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
@@ -339,6 +424,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   // Loop thread only.
   std::vector<CURL*> pool_;
   absl::flat_hash_map<CURL*, std::shared_ptr<Transfer>> active_;
+  // Caller-driven calls (see the top of this file).
+  CURLSH* share_ = nullptr;
+  std::mutex share_mu_[CURL_LOCK_DATA_LAST];
+  std::mutex lanes_mu_;
+  std::vector<CURL*> idle_lanes_;  // guarded by lanes_mu_
 };
 
 namespace {
@@ -385,6 +475,10 @@ HttpClient::~HttpClient() {
 }
 
 absl::StatusOr<HttpResult> HttpClient::Post(HttpCall call) {
+  if (options_.post_threading == PostThreading::kCaller) {
+    const std::shared_ptr<Impl> impl = impl_;
+    return impl->PerformOnCaller(std::move(call));
+  }
   auto t = std::make_shared<Transfer>();
   t->call = std::move(call);
   if (!impl_->Submit(Command{CommandKind::kStart, t})) {

@@ -1,5 +1,5 @@
 // kinlet/remote/http_client.hpp: the HTTP client of the remote backend, on
-// libcurl's multi interface.
+// libcurl.
 //
 //   kinlet::remote::HttpClient::Options options;
 //   auto client = kinlet::remote::HttpClient::Create(options).value();
@@ -9,13 +9,23 @@
 //   call.body = "{}";
 //   absl::StatusOr<kinlet::remote::HttpResult> r = client->Post(call);
 //
-// One event-loop thread drives one curl multi handle: its connection cache is
-// shared by every request (keep-alive), HTTP/2 connections are multiplexed
-// (CURLPIPE_MULTIPLEX, CURLOPT_PIPEWAIT), easy handles are reused, TCP_NODELAY
-// is on. Callers on any thread hand a request to the loop and wait for its
-// completion; a streamed response (SubscribeToShard's event stream) is handed
-// to a sink on the loop thread as it arrives, with flow control (a sink may
-// pause the transfer; Resume continues it).
+// Plain calls (Post) run on the caller's thread by default
+// (PostThreading::kCaller): the caller takes an idle "lane" (a curl easy
+// handle with its own keep-alive connection) from a pool, performs the
+// exchange itself and returns the lane, so a call costs no thread hand-off.
+// Lanes share the DNS cache and TLS sessions (a CURLSH with locks); each
+// connection is used by one call at a time, so N concurrent callers keep up
+// to N connections (the pool keeps max_connections idle lanes), HTTP/2 or
+// not. PostThreading::kLoop instead hands each call to the loop thread below
+// and waits (two thread hand-offs per call; concurrent calls multiplexed on
+// one HTTP/2 connection).
+//
+// One event-loop thread drives one curl multi handle: streamed responses
+// (SubscribeToShard's event stream; and Post with kLoop) share its connection
+// cache (keep-alive) and its HTTP/2 connections are multiplexed
+// (CURLPIPE_MULTIPLEX, CURLOPT_PIPEWAIT). A streamed response is handed to a
+// sink on the loop thread as it arrives, with flow control (a sink may pause
+// the transfer; Resume continues it). TCP_NODELAY is on everywhere.
 //
 // Thread safety: every method is thread-safe. Lifetime: destroying the client
 // ends every transfer still running (streams end with kUnavailable) and joins
@@ -51,11 +61,19 @@ struct TlsOptions {
   std::string ca_file;
 };
 
+// Where Post's exchange runs (see the top of this file).
+enum class PostThreading {
+  kCaller,  // on the calling thread, over a pool of keep-alive lanes (the default)
+  kLoop,    // on the client's loop thread (HTTP/2 multiplexing of concurrent calls)
+};
+
 struct HttpClientOptions {
   HttpVersion http_version = HttpVersion::kHttp2Tls;
+  PostThreading post_threading = PostThreading::kCaller;
   TlsOptions tls;
   absl::Duration connect_timeout = absl::Seconds(10);
-  // Idle keep-alive connections kept per host (curl's cache size).
+  // Idle keep-alive connections kept: the loop's cache size, and the number
+  // of idle caller lanes kept.
   int max_connections = 64;
 };
 
@@ -101,9 +119,10 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Sends `call` and waits for the whole response. Errors: kUnavailable for a
-  // connection, TLS or timeout failure (the message says which; a timeout's
-  // says "timed out"); any HTTP status is a result. Thread-safe.
+  // Sends `call` and waits for the whole response (on the calling thread with
+  // PostThreading::kCaller). Errors: kUnavailable for a connection, TLS or
+  // timeout failure (the message says which; a timeout's says "timed out");
+  // any HTTP status is a result. Thread-safe; the client must outlive the call.
   absl::StatusOr<HttpResult> Post(HttpCall call);
 
   // Starts `call` whose 200 response body goes to `sink` as it arrives (a non-200

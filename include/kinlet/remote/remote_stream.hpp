@@ -65,6 +65,7 @@
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
 #include "kinlet/hash_key.hpp"
+#include "kinlet/md5_hasher.hpp"
 #include "kinlet/put_records.hpp"
 #include "kinlet/record.hpp"
 #include "kinlet/remote/config.hpp"
@@ -229,6 +230,10 @@ class RemoteStream {
   using View = std::string_view;
   // The clock of consumer groups and producers over this stream: wall time.
   using Clock = SystemClock;
+  // How Kinesis (and every endpoint speaking its protocol) places partition
+  // keys: MD5 of the key as a 128-bit hash key. A Producer routes its
+  // batches per shard with it.
+  using Hasher = Md5Hasher;
 
   // Use RemoteRegistry::GetStream / CreateStream.
   RemoteStream(std::shared_ptr<KinesisClient> client, std::string name, std::string arn);
