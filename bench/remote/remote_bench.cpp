@@ -237,7 +237,7 @@ int Latency(const std::map<std::string, std::string>& flags) {
   }
   for (const char* mode : modes) {
     std::printf("%s_p50_us %.1f\n%s_p99_us %.1f\n", mode, Percentile(samples[mode], 0.5), mode,
-                Percentile(samples[mode], 0.99), mode);
+                Percentile(samples[mode], 0.99));
   }
   std::printf("added_p50_us %.1f\nadded_loop_p50_us %.1f\ncalls_per_mode %zu\n",
               Percentile(samples["remote"], 0.5) - Percentile(samples["floor"], 0.5),
