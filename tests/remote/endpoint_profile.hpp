@@ -38,6 +38,8 @@ struct EndpointProfile {
   std::string too_big_error = "ValidationException";
   //   GetRecords on an iterator text that is not one of the endpoint's:
   std::string bad_iterator_error = "InvalidArgumentException";
+  //   GetShardIterator AT_TIMESTAMP an hour ahead (empty: accepted, reads nothing):
+  std::string future_timestamp_error = "InvalidArgumentException";
   //   IncreaseStreamRetentionPeriod shorter / DecreaseStreamRetentionPeriod longer:
   std::string retention_direction_error = "InvalidArgumentException";
   //   SplitShard of a closed shard (empty: accepted; checked on a stream of its own):
