@@ -34,6 +34,9 @@ struct EndpointProfile {
 
   // Error types where an endpoint answers differently from in-process (and
   // Kinesis). Empty where the endpoint accepts what in-process refuses.
+  //   A stream addressed by StreamARN instead of StreamName (RemoteRegistry::
+  //   GetStream / DescribeStreamSummary / DeleteStream by ARN; empty: understood):
+  std::string stream_arn_error;
   //   PutRecord of 1 MiB + 1 byte of data:
   std::string too_big_error = "ValidationException";
   //   GetRecords on an iterator text that is not one of the endpoint's:
@@ -60,6 +63,10 @@ struct EndpointProfile {
 
   // The refused DeleteStream above deletes the stream all the same.
   bool refused_delete_deletes = false;
+  // GetRecords names the child shards on a closed shard's last page (false:
+  // it ends the shard, no NextShardIterator, without ChildShards; the suite
+  // takes the children from ListShards' ParentShardId).
+  bool child_shards_in_get_records = true;
   // ListShards pages by MaxResults/NextToken; false: MaxResults is ignored
   // (every shard, no NextToken), and the suite sends no NextToken.
   bool list_shards_pages = true;

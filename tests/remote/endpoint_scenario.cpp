@@ -33,6 +33,8 @@ EndpointProfile KinesaliteProfile() {
   p.update_shard_count_missing = "UnknownOperationException";
   p.update_stream_mode_missing = "UnknownOperationException";
   p.fan_out_missing = "UnknownOperationException";
+  p.stream_arn_error = "ValidationException";
+  p.child_shards_in_get_records = false;
   p.list_shards_pages = false;
   p.list_shards_filters = false;
   p.resplit_error = "";
@@ -180,8 +182,13 @@ void RunScenario(RemoteRegistry& remote, const EndpointProfile& profile,
   CHECK(std::find(names->begin(), names->end(), name) != names->end());
   CHECK(std::find(names->begin(), names->end(), no_shards.name) == names->end());
   auto by_arn = remote.GetStream(stream->arn());
-  REQUIRE(by_arn.ok());
-  CHECK((*by_arn)->name() == name);
+  if (profile.stream_arn_error.empty()) {
+    REQUIRE(by_arn.ok());
+    CHECK((*by_arn)->name() == name);
+  } else {
+    REQUIRE_FALSE(by_arn.ok());
+    CHECK(TypeOf(by_arn.status()) == profile.stream_arn_error);
+  }
   auto missing = remote.GetStream(prefix + "-missing");
   REQUIRE_FALSE(missing.ok());
   CHECK(IsResourceNotFound(missing.status()));
@@ -475,6 +482,18 @@ void RunScenario(RemoteRegistry& remote, const EndpointProfile& profile,
   }
   CHECK_FALSE(cursor.has_value());
   CHECK(parent_records == by_shard["shardId-000000000000"].size());
+  if (!profile.child_shards_in_get_records) {
+    // None in the last page: the children as ListShards describes them.
+    CHECK(children.empty());
+    auto listed = stream->ListShards();
+    REQUIRE(listed.ok());
+    for (const auto& d : *listed) {
+      if (d.parent_shard_id.has_value()) {
+        CHECK_FALSE(d.adjacent_parent_shard_id.has_value());
+        children.push_back({d.shard_id, {*d.parent_shard_id}, d.hash_key_range});
+      }
+    }
+  }
   REQUIRE(children.size() == 2);
   CHECK(children[0].shard_id == "shardId-000000000002");
   CHECK(children[1].shard_id == "shardId-000000000003");
