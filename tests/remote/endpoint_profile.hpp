@@ -37,6 +37,14 @@ struct EndpointProfile {
   //   A stream addressed by StreamARN instead of StreamName (RemoteRegistry::
   //   GetStream / DescribeStreamSummary / DeleteStream by ARN; empty: understood):
   std::string stream_arn_error;
+  //   CreateStream with ShardCount 0:
+  std::string zero_shards_error = "ValidationException";
+  //   PutRecord with an empty partition key:
+  std::string empty_key_error = "ValidationException";
+  //   PutRecords with no entries (empty: accepted, an empty result):
+  std::string empty_put_records_error = "ValidationException";
+  //   GetRecords with Limit 0:
+  std::string zero_limit_error = "ValidationException";
   //   PutRecord of 1 MiB + 1 byte of data:
   std::string too_big_error = "ValidationException";
   //   GetRecords on an iterator text that is not one of the endpoint's:
@@ -61,6 +69,10 @@ struct EndpointProfile {
   //   first is live (empty: accepted):
   std::string second_subscription_error = "ResourceInUseException";
 
+  // SubscribeToShard of a shard the stream does not have answers 200 and
+  // starts an event stream of empty events (as for an empty shard) instead of
+  // ResourceNotFoundException.
+  bool unknown_shard_subscription_starts = false;
   // The refused DeleteStream above deletes the stream all the same.
   bool refused_delete_deletes = false;
   // GetRecords names the child shards on a closed shard's last page (false:
