@@ -120,7 +120,10 @@ def main():
         def stop():
             live = harness._live.pop(proc.pid, None)
             if live is not None:
-                harness._stop_pid(proc.pid, live, grace_s=15)
+                # kinesis-mock (cats-effect) does not end on SIGTERM while it still holds
+                # event-stream fibers; it keeps no data (SHOULD_PERSIST_DATA=false), so after
+                # a short grace period SIGKILL ends it.
+                harness._stop_pid(proc.pid, live, grace_s=2)
 
     print("%s (pid %d) serves %s" % (args.profile, proc.pid, endpoint), flush=True)
     env = dict(os.environ)
