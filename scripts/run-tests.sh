@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-deps.sh test
 # Node and the pinned npm servers are installed above: tests that need them must run, not skip.
-export KINLET_REQUIRE_DYNALITE=1
+export KINLET_REQUIRE_NODE_SERVERS=1
 
 presets=("$@")
 ((${#presets[@]})) || presets=(dev clang asan tsan fuzz)

@@ -6,7 +6,7 @@
 // makes it), which is made with the harness's `npm ci` when missing. When node
 // or dynalite cannot be had, StartDynalite WARNs "dynalite not available: ..."
 // and returns nullptr (the test returns: Catch2 v2 has no SKIP); with
-// KINLET_REQUIRE_DYNALITE=1 (scripts/run-tests.sh sets it) it fails.
+// KINLET_REQUIRE_NODE_SERVERS=1 (scripts/run-tests.sh sets it) it fails.
 #pragma once
 
 #include <fcntl.h>
@@ -170,12 +170,12 @@ class Dynalite {
 };
 
 // Starts dynalite or says why not: WARN and nullptr (the test returns), or a
-// failure under KINLET_REQUIRE_DYNALITE=1.
+// failure under KINLET_REQUIRE_NODE_SERVERS=1.
 inline std::unique_ptr<Dynalite> StartDynalite(int create_table_ms = 0) {
   std::string error;
   std::unique_ptr<Dynalite> d = Dynalite::Start(create_table_ms, &error);
   if (d == nullptr) {
-    const char* require = std::getenv("KINLET_REQUIRE_DYNALITE");
+    const char* require = std::getenv("KINLET_REQUIRE_NODE_SERVERS");
     if (require != nullptr && std::string(require) == "1")
       FAIL("dynalite not available: " << error);
     WARN("dynalite not available: " << error << " -- test skipped");

@@ -12,7 +12,7 @@
 // npm install (tests/clients/npm/node_modules, as the client tests' harness
 // makes it), which is made with the harness's `npm ci` when missing. When node
 // or dynalite cannot be had, each test WARNs "dynalite not available: ..." and
-// returns (Catch2 v2 has no SKIP); with KINLET_REQUIRE_DYNALITE=1 it fails.
+// returns (Catch2 v2 has no SKIP); with KINLET_REQUIRE_NODE_SERVERS=1 it fails.
 #include "kinlet/remote/dynamodb_checkpoint_store.hpp"
 
 #include <fcntl.h>
