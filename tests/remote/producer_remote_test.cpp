@@ -87,7 +87,8 @@ int PortOf(const std::string& endpoint) {
 // request reaches the server, and after the server answered it (the request
 // landed; its response is lost: the bytes of those requests are kept, so a
 // test knows which records may legitimately be written twice). ResetAll
-// resets every open connection at once.
+// resets every open connection at once; the latest request of each counts as
+// landed and unanswered (it may have reached the server, its answer lost).
 //
 // Threads: the proxy thread owns the sockets and pairs_; mu_ guards
 // landed_unanswered_ and reset_all_; counters are atomics.
@@ -236,7 +237,15 @@ class ResettingProxy {
         std::swap(reset_all, reset_all_);
       }
       if (reset_all) {
-        for (Pair& p : pairs_) Reset(p);
+        for (Pair& p : pairs_) {
+          // The connection's latest request may have landed with its answer
+          // not (fully) back yet: a retry may write its records again.
+          if (!p.dead && !p.request.empty()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            landed_unanswered_.push_back(p.request);
+          }
+          Reset(p);
+        }
       }
       std::erase_if(pairs_, [](const Pair& p) { return p.dead; });
       std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
