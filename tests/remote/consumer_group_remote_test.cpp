@@ -29,6 +29,7 @@
 #include "kinlet/remote/dynamodb_checkpoint_store.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/remote/sqlite_checkpoint_store.hpp"
+#include "test_credentials.hpp"
 
 extern char** environ;
 
@@ -36,16 +37,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using kinlet::remote::RemoteStream;
-
-constexpr const char* kAccessKey = "AKIDEXAMPLE";
-constexpr const char* kSecretKey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-
-class StaticCredentials : public kinlet::remote::CredentialsProvider {
- public:
-  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
-    return kinlet::wire::Credentials{kAccessKey, kSecretKey, ""};
-  }
-};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -158,7 +149,7 @@ struct Endpoint {
     gateway = std::move(*started);
     kinlet::remote::RemoteOptions ro;
     ro.endpoint = gateway->endpoint();
-    ro.credentials = std::make_shared<StaticCredentials>();
+    ro.credentials = kinlet_test::TestCredentials();
     auto client = kinlet::remote::RemoteRegistry::Create(ro);
     REQUIRE(client.ok());
     remote = std::move(*client);
@@ -167,9 +158,9 @@ struct Endpoint {
 
 // What a client program needs to reach the gateway: the SDKs' variables.
 std::vector<std::string> ClientEnv() {
-  return {std::string("AWS_ACCESS_KEY_ID=") + kAccessKey,
-          std::string("AWS_SECRET_ACCESS_KEY=") + kSecretKey, "AWS_REGION=us-east-1",
-          "AWS_EC2_METADATA_DISABLED=true"};
+  return {std::string("AWS_ACCESS_KEY_ID=") + kinlet_test::kTestAccessKey,
+          std::string("AWS_SECRET_ACCESS_KEY=") + kinlet_test::kTestSecretKey,
+          "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"};
 }
 
 std::string Key(int k) { return "key-" + std::to_string(k); }
@@ -426,7 +417,7 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, Dynamo
   kinlet::remote::DynamoDbCheckpointStoreOptions options;
   options.table = "groups-app";
   options.remote.endpoint = dynalite->endpoint();
-  options.remote.credentials = std::make_shared<StaticCredentials>();
+  options.remote.credentials = kinlet_test::TestCredentials();
   auto store = kinlet::remote::DynamoDbCheckpointStore::Open(std::move(options));
   INFO(store.status().ToString());
   REQUIRE(store.ok());

@@ -41,6 +41,7 @@
 #include "kinlet/errors.hpp"
 #include "kinlet/remote/remote_errors.hpp"
 #include "kinlet/stream.hpp"
+#include "test_credentials.hpp"
 
 extern char** environ;
 
@@ -53,17 +54,10 @@ using kinlet::wire::Value;
 using kinlet_test::Dynalite;
 using kinlet_test::StartDynalite;
 
-class StaticCredentials : public kinlet::remote::CredentialsProvider {
- public:
-  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
-    return kinlet::wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  }
-};
-
 kinlet::remote::RemoteOptions RemoteFor(const std::string& endpoint) {
   kinlet::remote::RemoteOptions options;
   options.endpoint = endpoint;
-  options.credentials = std::make_shared<StaticCredentials>();
+  options.credentials = kinlet_test::TestCredentials();
   options.http.http_version = kinlet::remote::HttpVersion::kHttp11;
   options.retry.base_delay = absl::Milliseconds(1);
   options.retry.throttle_base_delay = absl::Milliseconds(2);

@@ -14,6 +14,7 @@
 
 #include "kinlet/remote/remote_errors.hpp"
 #include "kinlet/wire/errors.hpp"
+#include "test_credentials.hpp"
 
 namespace kinlet::remote::testing {
 
@@ -77,13 +78,6 @@ std::optional<EndpointProfile> ProfileNamed(const std::string& name) {
 
 namespace {
 
-class StaticCredentials : public CredentialsProvider {
- public:
-  absl::StatusOr<wire::Credentials> GetCredentials() override {
-    return wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  }
-};
-
 std::string TypeOf(const absl::Status& s) { return s.ok() ? "" : wire::ErrorTypeOf(s); }
 
 // After an update (reshard, mode switch): the stream is ACTIVE at once on a
@@ -143,7 +137,7 @@ std::vector<std::string> ListIds(const RemoteStream& stream, ShardFilter filter)
 RemoteOptions OptionsFor(const std::string& endpoint, const EndpointProfile& profile) {
   RemoteOptions options;
   options.endpoint = endpoint;
-  options.credentials = std::make_shared<StaticCredentials>();
+  options.credentials = kinlet_test::TestCredentials();
   options.http.http_version = profile.http_version;
   options.http.tls.verify_peer = profile.verify_tls;
   options.retry.base_delay = absl::Milliseconds(1);

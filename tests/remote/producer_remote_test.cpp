@@ -30,6 +30,7 @@
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/stream_concept.hpp"
 #include "kinlet/wire/base64.hpp"
+#include "test_credentials.hpp"
 
 // The batching producer needs a KinesisStream; RemoteStream is one.
 static_assert(kinlet::KinesisStream<kinlet::remote::RemoteStream>);
@@ -43,13 +44,6 @@ using kinlet::remote::RemoteOptions;
 using kinlet::remote::RemoteRegistry;
 using kinlet::remote::RemoteStream;
 using RemoteProducer = kinlet::Producer<RemoteStream>;
-
-class StaticCredentials : public kinlet::remote::CredentialsProvider {
- public:
-  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
-    return kinlet::wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  }
-};
 
 struct Endpoint {
   std::shared_ptr<WireRegistry> registry = std::make_shared<WireRegistry>();
@@ -68,7 +62,7 @@ Endpoint StartGateway(GatewayOptions options = {}) {
 RemoteOptions OptionsFor(const std::string& endpoint) {
   RemoteOptions options;
   options.endpoint = endpoint;
-  options.credentials = std::make_shared<StaticCredentials>();
+  options.credentials = kinlet_test::TestCredentials();
   options.http.http_version = kinlet::remote::HttpVersion::kHttp11;
   options.retry.base_delay = absl::Milliseconds(1);
   options.retry.throttle_base_delay = absl::Milliseconds(2);

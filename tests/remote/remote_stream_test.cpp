@@ -19,6 +19,7 @@
 #include "kinlet/remote/remote_errors.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/wire/errors.hpp"
+#include "test_credentials.hpp"
 
 namespace {
 
@@ -30,13 +31,6 @@ using kinlet::remote::HttpVersion;
 using kinlet::remote::RemoteOptions;
 using kinlet::remote::RemoteRegistry;
 using kinlet::remote::RemoteStream;
-
-class StaticCredentials : public kinlet::remote::CredentialsProvider {
- public:
-  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
-    return kinlet::wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  }
-};
 
 struct Endpoint {
   std::shared_ptr<WireRegistry> registry = std::make_shared<WireRegistry>();
@@ -60,7 +54,7 @@ Endpoint StartGateway(GatewayOptions options = Unlimited()) {
 RemoteOptions OptionsFor(const std::string& endpoint, HttpVersion version = HttpVersion::kHttp11) {
   RemoteOptions options;
   options.endpoint = endpoint;
-  options.credentials = std::make_shared<StaticCredentials>();
+  options.credentials = kinlet_test::TestCredentials();
   options.http.http_version = version;
   options.retry.base_delay = absl::Milliseconds(1);
   options.retry.throttle_base_delay = absl::Milliseconds(2);

@@ -21,6 +21,7 @@
 #include "kinlet/gateway/kinesis_service.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/stream_concept.hpp"
+#include "test_credentials.hpp"
 
 namespace {
 
@@ -35,13 +36,6 @@ static_assert(
 
 constexpr int kKeys = 16;
 constexpr int kPerKey = 20;  // half before the split, half after
-
-class StaticCredentials : public kinlet::remote::CredentialsProvider {
- public:
-  absl::StatusOr<kinlet::wire::Credentials> GetCredentials() override {
-    return kinlet::wire::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  }
-};
 
 // An in-process gateway on 127.0.0.1 (port 0) and a client of it.
 struct Endpoint {
@@ -58,7 +52,7 @@ struct Endpoint {
     gateway = std::move(*started);
     kinlet::remote::RemoteOptions ro;
     ro.endpoint = gateway->endpoint();
-    ro.credentials = std::make_shared<StaticCredentials>();
+    ro.credentials = kinlet_test::TestCredentials();
     ro.retry.base_delay = absl::Milliseconds(1);
     ro.retry.throttle_base_delay = absl::Milliseconds(2);
     auto client = kinlet::remote::RemoteRegistry::Create(ro);
