@@ -28,7 +28,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "checkpoint_store_groups.hpp"
+#include "checkpoint_store_contract.hpp"
 #include "kinlet/consumer_group.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/stream.hpp"
@@ -68,63 +68,12 @@ std::unique_ptr<SqliteCheckpointStore> OpenStore(const std::string& path,
   return std::move(*store);
 }
 
-Lease MakeLease(const std::string& key, uint64_t counter = 0, const std::string& owner = "") {
-  Lease lease;
-  lease.lease_key = key;
-  lease.owner = owner;
-  lease.lease_counter = counter;
-  lease.checkpoint = std::string(kinlet::kCheckpointTrimHorizon);
-  return lease;
-}
+using kinlet_test::MakeLease;
 
 TEST_CASE("SQLite store: the CheckpointStore contract", "[remote][sqlite]") {
   TempDb db;
   auto store = OpenStore(db.path());
-  REQUIRE(store->ListLeases()->empty());
-
-  Lease b = MakeLease("shardId-000000000001");
-  b.parent_shard_ids = {"shardId-000000000000", "shardId-000000000009"};
-  REQUIRE(store->CreateLeaseIfNotExists(b).ok());
-  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000000")).ok());
-  // A second create changes nothing.
-  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000001", 7, "x")).ok());
-  auto leases = store->ListLeases();
-  REQUIRE(leases.ok());
-  REQUIRE(leases->size() == 2);
-  CHECK(leases->at(0).lease_key == "shardId-000000000000");  // ordered by key
-  CHECK(leases->at(1) == b);
-
-  // Conditional update.
-  Lease taken = b;
-  taken.owner = "worker-1";
-  taken.lease_counter = 1;
-  taken.last_renewal_ms = -5;  // any int64
-  taken.owner_switches_since_checkpoint = 1;
-  taken.checkpoint = "49590338271490256608559692538361571095921575989136588898";
-  REQUIRE(store->UpdateLease(taken, 0).ok());
-  CHECK(store->ListLeases()->at(1) == taken);
-
-  absl::Status stale = store->UpdateLease(MakeLease(b.lease_key, 1, "worker-2"), 0);
-  CHECK(kinlet::IsConditionalCheckFailed(stale));
-  CHECK(stale.message().find("is at counter 1, not 0") != std::string_view::npos);
-  CHECK(store->ListLeases()->at(1) == taken);  // unchanged
-  CHECK(kinlet::IsResourceNotFound(store->UpdateLease(MakeLease("shardId-404", 1), 0)));
-
-  // Counters use all 64 bits.
-  Lease big = taken;
-  big.lease_counter = UINT64_MAX - 1;
-  big.owner_switches_since_checkpoint = UINT64_MAX;
-  REQUIRE(store->UpdateLease(big, 1).ok());
-  CHECK(store->ListLeases()->at(1) == big);
-
-  // Conditional delete, then the key may be created again.
-  CHECK(kinlet::IsConditionalCheckFailed(store->DeleteLease(b.lease_key, 1)));
-  CHECK(kinlet::IsResourceNotFound(store->DeleteLease("shardId-404", 0)));
-  REQUIRE(store->DeleteLease(b.lease_key, UINT64_MAX - 1).ok());
-  REQUIRE(store->ListLeases()->size() == 1);
-  CHECK(kinlet::IsResourceNotFound(store->DeleteLease(b.lease_key, UINT64_MAX - 1)));
-  REQUIRE(store->CreateLeaseIfNotExists(MakeLease(b.lease_key)).ok());
-  CHECK(store->ListLeases()->at(1).lease_counter == 0);
+  kinlet_test::CheckStoreContract(*store);
 }
 
 TEST_CASE("SQLite store: bad input and bad files are clear errors", "[remote][sqlite]") {

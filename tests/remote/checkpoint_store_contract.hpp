@@ -1,13 +1,16 @@
-// Test helper: the scenario every cross-process CheckpointStore passes with
-// ConsumerGroups (tests/remote/*_checkpoint_store_test.cpp): two workers, each
-// with its own store instance, share a 4-shard stream's leases evenly and see
-// every record; one dies without shutting down, and the other takes its
-// leases over after the failover time and processes everything. Runs on a
-// ManualClock, one thread.
+// Test helper: what every cross-process CheckpointStore passes
+// (tests/remote/*_checkpoint_store_test.cpp): the CheckpointStore contract on
+// one instance (CheckStoreContract), and a scenario with ConsumerGroups
+// (CheckGroupsShareAndTakeOver): two workers, each with its own store
+// instance, share a 4-shard stream's leases evenly and see every record; one
+// dies without shutting down, and the other takes its leases over after the
+// failover time and processes everything (a ManualClock, one thread).
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -18,9 +21,81 @@
 #include "absl/strings/str_cat.h"
 #include "kinlet/checkpoint_store.hpp"
 #include "kinlet/consumer_group.hpp"
+#include "kinlet/errors.hpp"
 #include "kinlet/stream.hpp"
 
 namespace kinlet_test {
+
+inline kinlet::Lease MakeLease(const std::string& key, uint64_t counter = 0,
+                               const std::string& owner = "") {
+  kinlet::Lease lease;
+  lease.lease_key = key;
+  lease.owner = owner;
+  lease.lease_counter = counter;
+  lease.checkpoint = std::string(kinlet::kCheckpointTrimHorizon);
+  return lease;
+}
+
+// Creates, lists, conditionally updates and deletes leases on `store`, which
+// must be empty: results, ordering, 64-bit counters, removable fields, and
+// ConditionalCheckFailed / ResourceNotFound with nothing changed.
+inline void CheckStoreContract(kinlet::CheckpointStore& store_ref) {
+  kinlet::CheckpointStore* store = &store_ref;
+  REQUIRE(store->ListLeases()->empty());
+
+  kinlet::Lease b = MakeLease("shardId-000000000001");
+  b.parent_shard_ids = {"shardId-000000000000", "shardId-000000000009"};
+  REQUIRE(store->CreateLeaseIfNotExists(b).ok());
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000000")).ok());
+  // A second create changes nothing.
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease("shardId-000000000001", 7, "x")).ok());
+  auto leases = store->ListLeases();
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 2);
+  CHECK(leases->at(0).lease_key == "shardId-000000000000");  // ordered by key
+  CHECK(leases->at(1) == b);
+
+  // Conditional update.
+  kinlet::Lease taken = b;
+  taken.owner = "worker-1";
+  taken.lease_counter = 1;
+  taken.last_renewal_ms = -5;  // any int64
+  taken.owner_switches_since_checkpoint = 1;
+  taken.checkpoint = "49590338271490256608559692538361571095921575989136588898";
+  REQUIRE(store->UpdateLease(taken, 0).ok());
+  CHECK(store->ListLeases()->at(1) == taken);
+
+  absl::Status stale = store->UpdateLease(MakeLease(b.lease_key, 1, "worker-2"), 0);
+  CHECK(kinlet::IsConditionalCheckFailed(stale));
+  CHECK(stale.message().find("is at counter 1, not 0") != std::string_view::npos);
+  CHECK(store->ListLeases()->at(1) == taken);  // unchanged
+  CHECK(kinlet::IsResourceNotFound(store->UpdateLease(MakeLease("shardId-404", 1), 0)));
+  CHECK(store->ListLeases()->size() == 2);  // the failed update created nothing
+
+  // Counters use all 64 bits; an owner and parents can be removed again.
+  kinlet::Lease big = taken;
+  big.lease_counter = UINT64_MAX - 1;
+  big.owner_switches_since_checkpoint = UINT64_MAX;
+  big.last_renewal_ms = INT64_MIN;
+  REQUIRE(store->UpdateLease(big, 1).ok());
+  CHECK(store->ListLeases()->at(1) == big);
+  kinlet::Lease released = big;
+  released.owner.clear();
+  released.parent_shard_ids.clear();
+  released.checkpoint.clear();
+  released.lease_counter = UINT64_MAX;
+  REQUIRE(store->UpdateLease(released, UINT64_MAX - 1).ok());
+  CHECK(store->ListLeases()->at(1) == released);
+
+  // Conditional delete, then the key may be created again.
+  CHECK(kinlet::IsConditionalCheckFailed(store->DeleteLease(b.lease_key, 1)));
+  CHECK(kinlet::IsResourceNotFound(store->DeleteLease("shardId-404", 0)));
+  REQUIRE(store->DeleteLease(b.lease_key, UINT64_MAX).ok());
+  REQUIRE(store->ListLeases()->size() == 1);
+  CHECK(kinlet::IsResourceNotFound(store->DeleteLease(b.lease_key, UINT64_MAX)));
+  REQUIRE(store->CreateLeaseIfNotExists(MakeLease(b.lease_key)).ok());
+  CHECK(store->ListLeases()->at(1).lease_counter == 0);
+}
 
 using TestStream = kinlet::Stream<std::string, kinlet::ManualClockTraits>;
 using Group = kinlet::ConsumerGroup<std::string, kinlet::ManualClockTraits>;
