@@ -1,5 +1,5 @@
-// Test helpers: run a client program (curl, h2load, openssl) with its output in
-// temporary files, stopped by its process id if it outlives its time.
+// Test helpers: run a program (curl, h2load, openssl, a test's worker) with its
+// output in temporary files, stopped by its process id if it outlives its time.
 #pragma once
 
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,9 +51,12 @@ struct ProcessResult {
 };
 
 // A child process started with posix_spawn; stdout and stderr go to files.
+// `environment` ("NAME=value" entries) replaces this process's environment
+// when given.
 class Process {
  public:
-  explicit Process(const std::vector<std::string>& argv) {
+  explicit Process(const std::vector<std::string>& argv,
+                   std::optional<std::vector<std::string>> environment = std::nullopt) {
     static int counter = 0;
     const std::string base = dir_.path() + "/p" + std::to_string(counter++);
     out_path_ = base + ".out";
@@ -67,7 +71,15 @@ class Process {
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+    std::vector<char*> envp;
+    if (environment) {
+      for (std::string& v : *environment) envp.push_back(v.data());
+      envp.push_back(nullptr);
+    }
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
+                    environment ? envp.data() : environ) != 0) {
+      pid_ = -1;
+    }
     posix_spawn_file_actions_destroy(&actions);
   }
   ~Process() {
@@ -85,6 +97,10 @@ class Process {
   std::string err() const { return ReadWholeFile(err_path_); }
   // The process id (-1 if it did not start), e.g. to send it a signal.
   pid_t pid() const { return pid_; }
+  // Sends `signal` while the process has not been reaped.
+  void Signal(int signal) const {
+    if (pid_ > 0 && !reaped_) ::kill(pid_, signal);
+  }
 
   // Waits up to `timeout` for the process to exit, then kills it by pid.
   ProcessResult Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {

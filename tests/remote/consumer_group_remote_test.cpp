@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "dynalite.hpp"
+#include "gateway/process_helpers.hpp"
 #include "kinlet/gateway/gateway.hpp"
 #include "kinlet/gateway/kinesis_service.hpp"
 #include "kinlet/remote/dynamodb_checkpoint_store.hpp"
@@ -38,101 +39,23 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using kinlet::remote::RemoteStream;
 
+using kinlet::gateway::testing::Process;
+using kinlet::gateway::testing::TempDir;
+
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return kinlet::gateway::testing::ReadWholeFile(path);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/kinlet-group-test-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path_ = name;
+// The environment of a worker or example process: this one's minus every
+// AWS_* variable, plus `extra`.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("AWS_", 0) != 0) vars.emplace_back(*e);
   }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A child process (posix_spawn) with this process's environment minus every
-// AWS_* variable, plus `env`; stdout and stderr into files. Killed (SIGKILL,
-// by pid) and reaped at destruction if still running.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-        const std::string& log_base)
-      : out_path_(log_base + ".stdout"), err_path_(log_base + ".stderr") {
-    std::vector<std::string> vars;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::string_view(*e).rfind("AWS_", 0) != 0) vars.emplace_back(*e);
-    }
-    vars.insert(vars.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (std::string& v : vars) envp.push_back(v.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args_copy = argv;
-    std::vector<char*> args;
-    for (std::string& a : args_copy) args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  std::string out() const { return ReadFile(out_path_); }
-  std::string err() const { return ReadFile(err_path_); }
-  void Signal(int signal) const {
-    if (pid_ > 0 && !reaped_) ::kill(pid_, signal);
-  }
-  // The exit code once it exits within `timeout`; -1 if it was killed by a
-  // signal, or did not exit in time (then it is SIGKILLed).
-  int Wait(std::chrono::milliseconds timeout) {
-    if (pid_ <= 0) return -1;
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    while (!reaped_) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        reaped_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      if (Clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        reaped_ = true;
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return -1;
-  }
-
- private:
-  std::string out_path_;
-  std::string err_path_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-};
+  vars.insert(vars.end(), extra.begin(), extra.end());
+  return vars;
+}
 
 // An in-process gateway on 127.0.0.1 (port 0) and a client of it.
 struct Endpoint {
@@ -268,16 +191,16 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
   constexpr int kRounds = 60;
   constexpr int kFailoverMs = 1000;
   std::vector<std::string> ids, outs;
-  std::vector<std::unique_ptr<Child>> workers;
+  std::vector<std::unique_ptr<Process>> workers;
   for (int w = 0; w < 3; ++w) {
     ids.push_back("worker-" + std::to_string(w));
     outs.push_back(dir.path() + "/" + ids.back() + ".out");
-    workers.push_back(std::make_unique<Child>(
+    workers.push_back(std::make_unique<Process>(
         std::vector<std::string>{
             KINLET_GROUP_WORKER, "--endpoint", e.gateway->endpoint(), "--stream", "groups",
             "--store", spec, "--out", outs.back(), "--worker-id", ids.back(), "--failover-ms",
             std::to_string(kFailoverMs), "--max-records", "20", "--record-delay-ms", "2"},
-        ClientEnv(), dir.path() + "/" + ids.back()));
+        ChildEnvironment(ClientEnv())));
     REQUIRE(workers.back()->pid() > 0);
   }
 
@@ -289,7 +212,7 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
   }
   // Once every worker holds a lease and the victim has processed records, it
   // is SIGKILLed while records flow (its batches take ~2 ms a record).
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
   auto balanced = [&] {
     for (const std::string& id : ids) {
       if (LeasesOf(**store, id) == 0) return false;
@@ -309,7 +232,7 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   workers[0]->Signal(SIGKILL);
-  CHECK(workers[0]->Wait(std::chrono::seconds(5)) == -1);  // killed, not exited
+  CHECK(workers[0]->Wait(std::chrono::seconds(5)).exit_code == -1);  // killed, not exited
   const size_t victim_leases = LeasesOf(**store, ids[0]);
   CHECK(victim_leases > 0);  // its leases are still in its name: nobody released them
 
@@ -319,7 +242,7 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
     PutRound(stream, kKeys, round);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  const auto takeover_deadline = Clock::now() + std::chrono::seconds(10);
+  const auto takeover_deadline = Clock::now() + std::chrono::seconds(30);
   while (LeasesOf(**store, ids[0]) != 0 && Clock::now() < takeover_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -347,7 +270,7 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
     }
     return all;
   };
-  const auto done_deadline = Clock::now() + std::chrono::seconds(10);
+  const auto done_deadline = Clock::now() + std::chrono::seconds(30);
   while (processed() != expected && Clock::now() < done_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -377,7 +300,7 @@ void RunThreeWorkers(const std::string& spec, kinlet::CheckpointStore* store_vie
   for (int w = 1; w < 3; ++w) workers[w]->Signal(SIGTERM);
   for (int w = 1; w < 3; ++w) {
     INFO(ids[w] << " stderr: " << workers[w]->err());
-    CHECK(workers[w]->Wait(std::chrono::seconds(10)) == 0);
+    CHECK(workers[w]->Wait(std::chrono::seconds(30)).exit_code == 0);
     CHECK(workers[w]->out().find("stopped") != std::string::npos);
   }
   auto leases = (*store)->ListLeases();
@@ -426,17 +349,17 @@ TEST_CASE("Consumer group across processes: SIGKILL one of three workers, Dynamo
 
 TEST_CASE("A worker refuses an unknown store and bad flags", "[remote][remote-groups]") {
   TempDir dir;
-  Child no_flags({KINLET_GROUP_WORKER}, ClientEnv(), dir.path() + "/a");
-  CHECK(no_flags.Wait(std::chrono::seconds(10)) == 2);
+  Process no_flags({KINLET_GROUP_WORKER}, ChildEnvironment(ClientEnv()));
+  CHECK(no_flags.Wait(std::chrono::seconds(10)).exit_code == 2);
   Endpoint e;
   kinlet::StreamOptions so;
   so.name = "flags";
   REQUIRE(e.remote->CreateStream(so).ok());
   for (const std::string store : {"dynamodb:leases@http://127.0.0.1:1", "etcd:x"}) {
-    Child bad({KINLET_GROUP_WORKER, "--endpoint", e.gateway->endpoint(), "--stream", "flags",
-               "--store", store, "--out", dir.path() + "/out", "--worker-id", "w"},
-              ClientEnv(), dir.path() + "/b");
-    CHECK(bad.Wait(std::chrono::seconds(10)) == 1);
+    Process bad({KINLET_GROUP_WORKER, "--endpoint", e.gateway->endpoint(), "--stream", "flags",
+                 "--store", store, "--out", dir.path() + "/out", "--worker-id", "w"},
+                ChildEnvironment(ClientEnv()));
+    CHECK(bad.Wait(std::chrono::seconds(10)).exit_code == 1);
     CHECK(bad.err().find("--store " + store) != std::string::npos);
   }
 }
@@ -446,9 +369,9 @@ TEST_CASE("The consumer_group example runs unchanged in-process and against an e
           "[remote][remote-groups]") {
   TempDir dir;
   {
-    Child in_process({KINLET_CONSUMER_GROUP_EXAMPLE, dir.path() + "/local.checkpoints"},
-                     ClientEnv(), dir.path() + "/local");
-    const int code = in_process.Wait(std::chrono::seconds(60));
+    Process in_process({KINLET_CONSUMER_GROUP_EXAMPLE, dir.path() + "/local.checkpoints"},
+                       ChildEnvironment(ClientEnv()));
+    const int code = in_process.Wait(std::chrono::seconds(60)).exit_code;
     INFO(in_process.out() << in_process.err());
     CHECK(code == 0);
     CHECK(in_process.out().find("in-process stream sentences") != std::string::npos);
@@ -464,8 +387,8 @@ TEST_CASE("The consumer_group example runs unchanged in-process and against an e
       argv.insert(argv.end(), {"--endpoint", e.gateway->endpoint()});
     }
     argv.push_back(dir.path() + "/remote.checkpoints");
-    Child remote(argv, env, dir.path() + "/remote");
-    const int code = remote.Wait(std::chrono::seconds(60));
+    Process remote(argv, ChildEnvironment(env));
+    const int code = remote.Wait(std::chrono::seconds(60)).exit_code;
     INFO(remote.out() << remote.err());
     CHECK(code == 0);
     CHECK(remote.out().find("remote stream sentences-" + std::to_string(remote.pid()) + " at " +
