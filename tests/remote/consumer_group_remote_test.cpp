@@ -30,6 +30,7 @@
 #include "kinlet/remote/dynamodb_checkpoint_store.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/remote/sqlite_checkpoint_store.hpp"
+#include "local_endpoint.hpp"
 #include "test_credentials.hpp"
 
 extern char** environ;
@@ -57,27 +58,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra)
   return vars;
 }
 
-// An in-process gateway on 127.0.0.1 (port 0) and a client of it.
-struct Endpoint {
-  std::shared_ptr<kinlet::gateway::WireRegistry> registry =
-      std::make_shared<kinlet::gateway::WireRegistry>();
-  std::unique_ptr<kinlet::gateway::Gateway> gateway;
-  std::unique_ptr<kinlet::remote::RemoteRegistry> remote;
-
-  Endpoint() {
-    kinlet::gateway::GatewayOptions options;
-    options.service.stream_defaults = *kinlet::gateway::WireStreamDefaults("unlimited");
-    auto started = kinlet::gateway::Gateway::Start(registry, std::move(options));
-    REQUIRE(started.ok());
-    gateway = std::move(*started);
-    kinlet::remote::RemoteOptions ro;
-    ro.endpoint = gateway->endpoint();
-    ro.credentials = kinlet_test::TestCredentials();
-    auto client = kinlet::remote::RemoteRegistry::Create(ro);
-    REQUIRE(client.ok());
-    remote = std::move(*client);
-  }
-};
+using Endpoint = kinlet_test::LocalEndpoint;
 
 // What a client program needs to reach the gateway: the SDKs' variables.
 std::vector<std::string> ClientEnv() {

@@ -21,6 +21,7 @@
 #include "kinlet/gateway/kinesis_service.hpp"
 #include "kinlet/remote/remote_registry.hpp"
 #include "kinlet/stream_concept.hpp"
+#include "local_endpoint.hpp"
 #include "test_credentials.hpp"
 
 namespace {
@@ -37,39 +38,7 @@ static_assert(
 constexpr int kKeys = 16;
 constexpr int kPerKey = 20;  // half before the split, half after
 
-// An in-process gateway on 127.0.0.1 (port 0) and a client of it.
-struct Endpoint {
-  std::shared_ptr<kinlet::gateway::WireRegistry> registry =
-      std::make_shared<kinlet::gateway::WireRegistry>();
-  std::unique_ptr<kinlet::gateway::Gateway> gateway;
-  std::unique_ptr<kinlet::remote::RemoteRegistry> remote;
-
-  Endpoint() {
-    kinlet::gateway::GatewayOptions options;
-    options.service.stream_defaults = *kinlet::gateway::WireStreamDefaults("unlimited");
-    auto started = kinlet::gateway::Gateway::Start(registry, std::move(options));
-    REQUIRE(started.ok());
-    gateway = std::move(*started);
-    kinlet::remote::RemoteOptions ro;
-    ro.endpoint = gateway->endpoint();
-    ro.credentials = kinlet_test::TestCredentials();
-    ro.retry.base_delay = absl::Milliseconds(1);
-    ro.retry.throttle_base_delay = absl::Milliseconds(2);
-    auto client = kinlet::remote::RemoteRegistry::Create(ro);
-    REQUIRE(client.ok());
-    remote = std::move(*client);
-  }
-
-  std::shared_ptr<RemoteStream> Create(const std::string& name, int shards) {
-    kinlet::StreamOptions so;
-    so.name = name;
-    so.shard_count = shards;
-    auto stream = remote->CreateStream(so);
-    INFO(stream.status().ToString());
-    REQUIRE(stream.ok());
-    return *stream;
-  }
-};
+using Endpoint = kinlet_test::LocalEndpoint;
 
 std::string Key(int k) { return "key-" + std::to_string(k); }
 
