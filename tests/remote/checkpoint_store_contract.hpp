@@ -7,6 +7,7 @@
 // failover time and processes everything (a ManualClock, one thread).
 #pragma once
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <functional>
@@ -134,6 +135,33 @@ inline std::unique_ptr<Group> MakeGroup(TestStream* stream, kinlet::CheckpointSt
       options);
   REQUIRE(group.ok());
   return std::move(*group);
+}
+
+// Takes `rounds` compare-and-set increments of `key` through `store`,
+// retrying on ConditionalCheckFailed. Runs on test threads: no Catch2 macros
+// here (they are not thread-safe); returns the first unexpected error.
+inline absl::Status Increment(kinlet::CheckpointStore& store, const std::string& key, int rounds,
+                              const std::string& owner, std::atomic<int>* conflicts) {
+  for (int done = 0; done < rounds;) {
+    auto leases = store.ListLeases();
+    if (!leases.ok()) return leases.status();
+    kinlet::Lease lease;
+    for (const kinlet::Lease& l : *leases) {
+      if (l.lease_key == key) lease = l;
+    }
+    const uint64_t expected = lease.lease_counter;
+    lease.owner = owner;
+    ++lease.lease_counter;
+    absl::Status s = store.UpdateLease(lease, expected);
+    if (s.ok()) {
+      ++done;
+    } else if (kinlet::IsConditionalCheckFailed(s)) {
+      ++*conflicts;
+    } else {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 // `open_store` opens a new instance of the store under test (the same table).

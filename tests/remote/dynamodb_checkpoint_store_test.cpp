@@ -357,32 +357,7 @@ TEST_CASE("DynamoDB store: the endpoint is resolved as the SDKs do for dynamodb"
   CHECK(kinlet::IsInvalidArgument(kinlet::remote::ResolveRemoteConfig(kinesis).status()));
 }
 
-// Takes `rounds` compare-and-set increments of `key` through `store`,
-// retrying on ConditionalCheckFailed. Runs on test threads: no Catch2 macros
-// here (they are not thread-safe); returns the first unexpected error.
-absl::Status Increment(DynamoDbCheckpointStore& store, const std::string& key, int rounds,
-                       const std::string& owner, std::atomic<int>* conflicts) {
-  for (int done = 0; done < rounds;) {
-    auto leases = store.ListLeases();
-    if (!leases.ok()) return leases.status();
-    Lease lease;
-    for (const Lease& l : *leases) {
-      if (l.lease_key == key) lease = l;
-    }
-    const uint64_t expected = lease.lease_counter;
-    lease.owner = owner;
-    ++lease.lease_counter;
-    absl::Status s = store.UpdateLease(lease, expected);
-    if (s.ok()) {
-      ++done;
-    } else if (kinlet::IsConditionalCheckFailed(s)) {
-      ++*conflicts;
-    } else {
-      return s;
-    }
-  }
-  return absl::OkStatus();
-}
+using kinlet_test::Increment;
 
 TEST_CASE("DynamoDB store: two instances, several threads, no lost update", "[remote][dynamodb]") {
   auto dynalite = StartDynalite();
