@@ -14,6 +14,10 @@
 //   ExpiredIterator, ExpiredNextToken                       -> kFailedPrecondition
 //   TrimmedDataAccess                                       -> kOutOfRange
 //   InternalFailure                                         -> kInternal
+//   KMS*Exception                                           -> kFailedPrecondition
+//                                                              (KMSThrottling: kUnavailable)
+//   DataLoss                                                -> kDataLoss
+//   StorageFailure                                          -> kUnavailable
 //
 // On the write hot path a throttled put returns absl::ResourceExhaustedError("")
 // (no message, no payload: no allocation); ErrorCodeOf() reads such a status as
@@ -55,6 +59,21 @@ enum class ErrorCode {
   // ConditionalCheckFailedException (a lease changed under a conditional write).
   kShutdown,
   kConditionalCheckFailed,
+  // Encryption at rest (storage/encryption.hpp): Kinesis's KMS errors, when a
+  // key cannot be used to encrypt or decrypt.
+  kKmsNotFound,
+  kKmsAccessDenied,
+  kKmsDisabled,
+  kKmsInvalidState,
+  kKmsThrottling,
+  kKmsOptInRequired,
+  // Durable streams (storage/): kinlet extensions. DataLossException: stored
+  // records are corrupt (checksum or authentication failed) and cannot be
+  // returned; never skipped silently. StorageFailureException: the disk
+  // refused a write or an fsync; the shard refuses writes from then on (a
+  // failed fsync is never retried and trusted) and keeps serving reads.
+  kDataLoss,
+  kStorageFailure,
   kUnknown,
 };
 
@@ -91,6 +110,22 @@ constexpr std::string_view ErrorName(ErrorCode code) {
       return "ShutdownException";
     case ErrorCode::kConditionalCheckFailed:
       return "ConditionalCheckFailedException";
+    case ErrorCode::kKmsNotFound:
+      return "KMSNotFoundException";
+    case ErrorCode::kKmsAccessDenied:
+      return "KMSAccessDeniedException";
+    case ErrorCode::kKmsDisabled:
+      return "KMSDisabledException";
+    case ErrorCode::kKmsInvalidState:
+      return "KMSInvalidStateException";
+    case ErrorCode::kKmsThrottling:
+      return "KMSThrottlingException";
+    case ErrorCode::kKmsOptInRequired:
+      return "KMSOptInRequired";
+    case ErrorCode::kDataLoss:
+      return "DataLossException";
+    case ErrorCode::kStorageFailure:
+      return "StorageFailureException";
     case ErrorCode::kUnknown:
       return "UnknownError";
   }
@@ -188,6 +223,19 @@ inline absl::Status ShutdownError(std::string_view message) {
 inline absl::Status ConditionalCheckFailed(std::string_view message) {
   return detail::MakeError(absl::StatusCode::kAborted, ErrorCode::kConditionalCheckFailed, message);
 }
+// KMS errors (encryption at rest); `code` is one of the kKms* codes.
+inline absl::Status KmsError(ErrorCode code, std::string_view message) {
+  return detail::MakeError(code == ErrorCode::kKmsThrottling
+                               ? absl::StatusCode::kUnavailable
+                               : absl::StatusCode::kFailedPrecondition,
+                           code, message);
+}
+inline absl::Status DataLoss(std::string_view message) {
+  return detail::MakeError(absl::StatusCode::kDataLoss, ErrorCode::kDataLoss, message);
+}
+inline absl::Status StorageFailure(std::string_view message) {
+  return detail::MakeError(absl::StatusCode::kUnavailable, ErrorCode::kStorageFailure, message);
+}
 
 // Predicates, one per Kinesis error.
 inline bool IsResourceNotFound(const absl::Status& s) {
@@ -224,6 +272,14 @@ inline bool IsInternalFailure(const absl::Status& s) {
 inline bool IsShutdown(const absl::Status& s) { return ErrorCodeOf(s) == ErrorCode::kShutdown; }
 inline bool IsConditionalCheckFailed(const absl::Status& s) {
   return ErrorCodeOf(s) == ErrorCode::kConditionalCheckFailed;
+}
+inline bool IsKmsError(const absl::Status& s) {
+  const ErrorCode c = ErrorCodeOf(s);
+  return c >= ErrorCode::kKmsNotFound && c <= ErrorCode::kKmsOptInRequired;
+}
+inline bool IsDataLoss(const absl::Status& s) { return ErrorCodeOf(s) == ErrorCode::kDataLoss; }
+inline bool IsStorageFailure(const absl::Status& s) {
+  return ErrorCodeOf(s) == ErrorCode::kStorageFailure;
 }
 // True for every "try again later" write refusal: throughput, a full ring, or
 // InternalFailure (retryable, as the AWS SDKs treat it).
