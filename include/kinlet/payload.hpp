@@ -95,4 +95,40 @@ template <typename P>
 concept RecordPayload = std::movable<P> && std::default_initializable<P> &&
     (PayloadTraits<P>::kStorage != PayloadStorage::kObject || std::is_copy_assignable_v<P>);
 
+namespace detail {
+
+// A payload's bytes, for byte and trivial payloads (durable streams store
+// them); empty for object payloads, which cannot be stored.
+template <typename Payload>
+std::string_view PayloadBytes(const typename PayloadTraits<Payload>::View& v) {
+  using T = PayloadTraits<Payload>;
+  if constexpr (T::kStorage == PayloadStorage::kBytes) {
+    return std::string_view(T::Data(v), T::Size(v));
+  } else if constexpr (T::kStorage == PayloadStorage::kTrivial) {
+    return std::string_view(reinterpret_cast<const char*>(&v.get()), sizeof(Payload));
+  } else {
+    return {};
+  }
+}
+
+// Sets `*out` from stored bytes (the inverse of PayloadBytes). A trivial
+// payload takes exactly sizeof(Payload) bytes; returns false otherwise.
+template <typename Payload>
+bool FillPayload(std::string_view bytes, Payload* out) {
+  using T = PayloadTraits<Payload>;
+  if constexpr (T::kStorage == PayloadStorage::kBytes) {
+    char* p = T::Resize(*out, bytes.size());
+    if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+    return true;
+  } else if constexpr (T::kStorage == PayloadStorage::kTrivial) {
+    if (bytes.size() != sizeof(Payload)) return false;
+    std::memcpy(static_cast<void*>(out), bytes.data(), sizeof(Payload));
+    return true;
+  } else {
+    return false;
+  }
+}
+
+}  // namespace detail
+
 }  // namespace kinlet

@@ -59,6 +59,27 @@ class Registry {
     return shared;
   }
 
+  // Reopens the durable stream in `directory` (see Stream::Open) and adds it
+  // under its stored name. ResourceInUseException if a stream of that name
+  // is already here; the errors of Stream::Open.
+  absl::StatusOr<std::shared_ptr<StreamType>> OpenStream(std::string_view directory,
+                                                         StreamOptions options = {}) {
+    options.account_id = account_id_;
+    absl::StatusOr<std::unique_ptr<StreamType>> stream =
+        StreamType::Open(directory, std::move(options), clock_);
+    if (!stream.ok()) return stream.status();
+    detail::MutexLock lock(&mu_);
+    const std::string name = (*stream)->name();
+    if (streams_.contains(name)) {
+      return ResourceInUse(
+          absl::StrCat("Stream ", name, " under account ", account_id_, " already exists."),
+          /*on_create=*/true);
+    }
+    std::shared_ptr<StreamType> shared(std::move(*stream));
+    streams_.emplace(name, shared);
+    return shared;
+  }
+
   // Deletes the stream: it leaves the registry at once and every call on it
   // fails with ResourceNotFoundException, through every handle still held
   // (the stream, its shards, subscriptions, consumers and consumer groups):

@@ -87,6 +87,7 @@
 #endif
 
 #include "absl/base/attributes.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "kinlet/config.hpp"
 #include "kinlet/detail/mutex.hpp"
@@ -269,6 +270,9 @@ class RingLog {
     size_t count = 0;      // records appended to the page
     size_t bytes = 0;      // their key + payload bytes
     bool trimmed = false;  // `from` was trimmed before or during the read
+    // Durable streams only: why records on disk could not be read
+    // (DataLossException, KMS errors); the page is then empty.
+    absl::Status error;
   };
 
   // Capacities are rounded up to powers of two.
@@ -368,6 +372,36 @@ class RingLog {
     ++end_local_;
     if (publish) Publish();
     return AppendStatus::kOk;
+  }
+
+  // Where the writer stands: Rewind(mark) takes back the appends made after
+  // Mark(), which must not have been published (Append with publish = false,
+  // no Publish since). A durable shard appends to the ring unpublished, then
+  // to its segment file, and takes the ring's copy back if the disk refuses.
+  struct WriterMark {
+    uint64_t end = 0;
+    uint64_t write_word = 0;
+  };
+  WriterMark Mark() const { return WriterMark{end_local_, write_word_}; }
+  void Rewind(const WriterMark& mark) {
+    KINLET_ASSERT(mark.end >= end_published_, "rewinding published records");
+    end_local_ = mark.end;
+    write_word_ = mark.write_word;
+    // Records dropped to make room stay dropped (a durable shard still has
+    // them on disk); begin_local_ <= mark.end, as Append never drops past the
+    // records it found.
+  }
+  // The position the next Append takes.
+  uint64_t NextPosition() const { return end_local_; }
+  // Starts an empty, never-used ring at `position` (a durable shard reopened
+  // with `position` records on disk). REQUIRES: nothing appended yet, no
+  // reader yet.
+  void StartAt(uint64_t position) {
+    KINLET_ASSERT(end_local_ == 0, "StartAt on a used ring");
+    begin_local_ = end_local_ = end_published_ = horizon_local_ = position;
+    end_.store(position, std::memory_order_release);
+    begin_.store(position, std::memory_order_release);
+    horizon_.store(position, std::memory_order_release);
   }
 
   // Makes every record appended so far visible to readers and wakes waiters.
@@ -593,7 +627,7 @@ class RingLog {
     detail::SeqReaderFence();
     if (out.trimmed || begin_.load(std::memory_order_relaxed) > from) {
       buffer.Rewind();
-      return ReadOutcome{0, 0, true};
+      return ReadOutcome{0, 0, true, {}};
     }
     return out;
   }

@@ -40,6 +40,7 @@
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard_iterator.hpp"
+#include "kinlet/storage/shard_log.hpp"
 #include "kinlet/stream_options.hpp"
 #include "kinlet/token_bucket.hpp"
 #include "kinlet/traits.hpp"
@@ -117,6 +118,15 @@ struct StreamContext {
                      limit < 1 ? "greater than or equal to 1"
                                : absl::StrCat("less than or equal to ", max_get_records_limit)));
   }
+};
+
+// What a shard of a durable stream is built with (detail/stream_store.hpp
+// makes it); a default one is an in-memory shard.
+struct AttachedLog {
+  bool durable = false;
+  SyncPolicy sync = SyncPolicy::kNone;
+  std::unique_ptr<storage::ShardLog> log;  // null if it could not be created
+  absl::Status status;                     // then: why
 };
 
 }  // namespace detail
@@ -276,7 +286,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
                            "currentTimestampInMillis. timestampInMillis: ",
                            t_ms, ", currentTimestampInMillis: ", now_ms));
         }
-        at = std::max(log_.LowerBoundArrival(t_ms), TrimHorizon(now_ms));
+        at = std::max(LowerBoundArrival(t_ms), TrimHorizon(now_ms));
         break;
       }
     }
@@ -357,7 +367,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
         // Records that arrived within the delay are not visible yet.
         const int64_t visible_before =
             now_ms - absl::ToInt64Milliseconds(faults->config.visibility_delay) + 1;
-        const uint64_t visible_end = log_.LowerBoundArrival(visible_before);
+        const uint64_t visible_end = LowerBoundArrival(visible_before);
         const uint64_t at = iterator.position();
         max_records = visible_end > at ? std::min<uint64_t>(max_records, visible_end - at) : 0;
       }
@@ -381,6 +391,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
       detail::SpinLockGuard lock(&read_mu_);
       read_bytes_.Charge(static_cast<int64_t>(read.bytes), now_ms);  // may go into debt
     }
+    if (KINLET_UNLIKELY(!read.error.ok())) return read.error;
     if (read.trimmed) {
       return TrimmedDataAccess(absl::StrCat(
           "Iterator of shard ", shard_id_, " in stream ", context_->name, " points at position ",
@@ -394,7 +405,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     } else {
       page->next_shard_iterator = ShardIterator::Issue(context_->tag, index_, next, now_ms);
     }
-    if (std::optional<int64_t> arrival = log_.ArrivalAt(next)) {
+    if (std::optional<int64_t> arrival = ArrivalAt(next)) {
       page->millis_behind_latest = std::max<int64_t>(0, now_ms - *arrival);
     }
     if constexpr (MetricsEnabled<Traits>()) {
@@ -444,8 +455,33 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   // The oldest position readable now (records older than the retention period
   // are not readable even before the writer reclaims their space).
   uint64_t TrimHorizon(int64_t now_ms) const {
-    return log_.LowerBoundArrival(context_->ExpireBeforeMs(now_ms));
+    return LowerBoundArrival(context_->ExpireBeforeMs(now_ms));
   }
+
+  // The first stored position whose record arrived at or after `t_ms` (in
+  // the ring, or on disk for a durable stream), or the end if none.
+  uint64_t LowerBoundArrival(int64_t t_ms) const {
+    const uint64_t in_ring = log_.LowerBoundArrival(t_ms);
+    if (KINLET_LIKELY(disk_ == nullptr)) return in_ring;
+    const uint64_t ring_begin = log_.Begin();
+    if (in_ring > ring_begin) return in_ring;
+    // Every record in the ring qualifies: older ones on disk may too.
+    const uint64_t on_disk = std::max(disk_->LowerBoundArrival(t_ms), disk_->Begin());
+    return std::min(on_disk, in_ring);
+  }
+
+  // Arrival time of the record at `position`, or nullopt if it is not stored.
+  std::optional<int64_t> ArrivalAt(uint64_t position) const {
+    if (std::optional<int64_t> t = log_.ArrivalAt(position); t || disk_ == nullptr) return t;
+    if (position >= log_.End()) return std::nullopt;
+    return disk_->ArrivalAt(position);
+  }
+
+  // Durable streams: the shard's segment files (null for in-memory streams,
+  // and for a durable shard whose log could not be created: it refuses
+  // writes with disk_status()). Set at construction, never changed.
+  const storage::ShardLog* disk() const { return disk_.get(); }
+  bool durable() const { return durable_; }
 
   ShardStats stats() const {
     ShardStats s;
@@ -497,13 +533,14 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   friend class Subscription<Payload, Traits>;
   friend class detail::ShardSet<Payload, Traits>;
 
-  enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure };
+  enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure, kStorageFailure };
   // Which API a write came from, for the metrics.
   enum class WriteApi { kPutRecord, kPutRecords };
 
   Shard(std::shared_ptr<detail::StreamContext<Clock>> context, uint32_t index, HashKeyRange range,
         std::optional<std::string> parent, std::optional<std::string> adjacent_parent,
-        size_t capacity_records, size_t capacity_bytes, int64_t created_ms)
+        size_t capacity_records, size_t capacity_bytes, int64_t created_ms,
+        detail::AttachedLog disk = {})
       : context_(std::move(context)),
         index_(index),
         shard_id_(ShardIdFor(index)),
@@ -511,7 +548,17 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
         parent_shard_id_(std::move(parent)),
         adjacent_parent_shard_id_(std::move(adjacent_parent)),
         created_ms_(created_ms),
-        log_(capacity_records, capacity_bytes) {
+        log_(capacity_records, capacity_bytes),
+        durable_(disk.durable),
+        sync_every_put_(disk.durable && disk.sync == SyncPolicy::kEveryPut),
+        disk_(std::move(disk.log)),
+        disk_status_(std::move(disk.status)) {
+    if (disk_ != nullptr) {
+      // A reopened shard continues where its files end.
+      const uint64_t end = disk_->End();
+      if (end != 0) log_.StartAt(end);
+      if (end != 0) last_arrival_ms_ = disk_->ArrivalAt(end - 1).value_or(created_ms);
+    }
     const int64_t now_ms = created_ms_;
     const ThroughputLimits& l = context_->limits;
     write_bytes_ = TokenBucket(l.write_bytes_per_second, l.write_bytes_per_second, now_ms);
@@ -533,10 +580,57 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     typename RingLog<Payload>::ReadOutcome read{};
     if (!expired && from >= log_.Begin() && max_records > 0) {
       read = log_.Read(from, max_records, max_bytes, context_->tag, index_, page);
+      // A durable ring evicts to make room: what it dropped meanwhile is on disk.
+      if (read.trimmed && disk_ != nullptr) read = ReadDisk(from, max_records, max_bytes, page);
+    } else if (!expired && disk_ != nullptr && max_records > 0) {
+      read = ReadDisk(from, max_records, max_bytes, page);
     } else {
       detail::RecordBuffer<Payload>(page).Finish();  // an empty page
     }
-    if (expired || from < log_.Begin()) read = {0, 0, true};
+    if (expired || (disk_ == nullptr && from < log_.Begin())) read = {0, 0, true, {}};
+    return read;
+  }
+
+  // Reads records older than the ring from the segment files (durable
+  // streams), up to the ring's published end.
+  typename RingLog<Payload>::ReadOutcome ReadDisk(uint64_t from, size_t max_records,
+                                                  size_t max_bytes,
+                                                  GetRecordsResult<Payload>* page) const {
+    typename RingLog<Payload>::ReadOutcome read{};
+    detail::RecordBuffer<Payload> buffer(page);
+    const uint64_t end = log_.End();
+    if (from < end) {
+      if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kObject) {
+        bool bad_size = false;
+        absl::StatusOr<size_t> n = disk_->Read(
+            from, std::min<uint64_t>(max_records, end - from), max_bytes,
+            [&](const storage::LogRecordView& r) {
+              Record<Payload>& rec = buffer.Push();
+              rec.sequence_number = Sequence(r.position);
+              rec.approximate_arrival_timestamp = absl::FromUnixMillis(r.arrival_ms);
+              rec.partition_key.assign(r.key.data(), r.key.size());
+              if (!detail::FillPayload(r.data, &rec.data)) bad_size = true;
+              read.bytes += r.key.size() + r.data.size();
+            });
+        if (n.ok() && bad_size) {
+          n = DataLoss(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
+                                    ": a stored record's payload size does not match the "
+                                    "stream's payload type"));
+        }
+        if (n.ok()) {
+          read.count = *n;
+        } else {
+          buffer.Rewind();
+          read = {};
+          if (IsTrimmedDataAccess(n.status())) {
+            read.trimmed = true;
+          } else {
+            read.error = n.status();
+          }
+        }
+      }
+    }
+    buffer.Finish();
     return read;
   }
 
@@ -544,8 +638,8 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   // by retention or capacity), or its record is older than the retention
   // period. False at or past the end. Copying and zero-copy reads both ask it.
   bool Expired(uint64_t from, int64_t now_ms) const {
-    if (from < log_.Begin()) return true;
-    const std::optional<int64_t> arrival = log_.ArrivalAt(from);
+    if (from < log_.Begin() && (disk_ == nullptr || from < disk_->Begin())) return true;
+    const std::optional<int64_t> arrival = ArrivalAt(from);
     return arrival && *arrival < context_->ExpireBeforeMs(now_ms);
   }
 
@@ -578,11 +672,18 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     }
     if (now_ms > last_arrival_ms_) last_arrival_ms_ = now_ms;
     uint64_t position = 0;
-    auto status = log_.Append(key, data, last_arrival_ms_, context_->ExpireBeforeMs(now_ms),
-                              context_->full_policy == FullPolicy::kOverwrite, &position,
-                              /*publish=*/api == WriteApi::kPutRecord);
-    if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
-      return Refuse(AppendOutcome::kFull, api);
+    if (KINLET_UNLIKELY(durable_)) {
+      if (AppendOutcome o = AppendDurableLocked(key, data, now_ms, api, &position);
+          o != AppendOutcome::kOk) {
+        return o;
+      }
+    } else {
+      auto status = log_.Append(key, data, last_arrival_ms_, context_->ExpireBeforeMs(now_ms),
+                                context_->full_policy == FullPolicy::kOverwrite, &position,
+                                /*publish=*/api == WriteApi::kPutRecord);
+      if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
+        return Refuse(AppendOutcome::kFull, api);
+      }
     }
     write_records_.TryTake(1, now_ms);
     write_bytes_.Charge(bytes, now_ms);
@@ -597,6 +698,59 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     }
     return AppendOutcome::kOk;
   }
+
+  // A durable stream's append: into the ring, unpublished (the ring is the
+  // cache of the newest records: it evicts the oldest, which are on disk),
+  // then into the segment file; if the disk refuses, the ring takes its copy
+  // back and nothing is written. A killed process keeps the record once this
+  // returns kOk (the bytes are in the page cache); the sync policy is applied
+  // after the writer lock is released (SyncAfterPut).
+  ABSL_ATTRIBUTE_NOINLINE AppendOutcome AppendDurableLocked(std::string_view key, View data,
+                                                            int64_t now_ms, WriteApi api,
+                                                            uint64_t* position)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    if (disk_ == nullptr) {
+      disk_error_ = disk_status_;
+      return Refuse(AppendOutcome::kStorageFailure, api);
+    }
+    const int64_t expire_before = context_->ExpireBeforeMs(now_ms);
+    const typename RingLog<Payload>::WriterMark mark = log_.Mark();
+    auto status = log_.Append(key, data, last_arrival_ms_, expire_before, /*overwrite=*/true,
+                              position, /*publish=*/false);
+    if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
+      return Refuse(AppendOutcome::kFull, api);  // a pinned reader holds the ring
+    }
+    absl::Status written = disk_->Append(*position, last_arrival_ms_, key,
+                                         detail::PayloadBytes<Payload>(data));
+    if (!written.ok()) {
+      log_.Rewind(mark);
+      disk_error_ = std::move(written);
+      return Refuse(AppendOutcome::kStorageFailure, api);
+    }
+    if (api == WriteApi::kPutRecord) log_.Publish();
+    // Retention deletes whole segments; checking every 1,024 records keeps
+    // the put path free of it (reads never return expired records anyway).
+    if ((*position & 1023) == 0) disk_->DropExpired(expire_before);
+    return AppendOutcome::kOk;
+  }
+
+  // Why the last durable append failed (kStorageFailure). REQUIRES: write_mu_.
+  absl::Status TakeDiskErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::Status s = std::move(disk_error_);
+    disk_error_ = absl::OkStatus();
+    if (s.ok()) s = StorageFailure(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
+                                                " could not write to disk."));
+    return s;
+  }
+
+  // Applies the sync policy once the writer lock is released: with
+  // SyncPolicy::kEveryPut, waits for the shared fsync that covers every record
+  // below `end` (group commit). StorageFailureException if it failed.
+  absl::Status SyncAfterPut(uint64_t end) const {
+    if (!sync_every_put_ || disk_ == nullptr) return absl::OkStatus();
+    return disk_->SyncThrough(end);
+  }
+  bool sync_every_put() const { return sync_every_put_; }
 
   // Makes a batch's appends visible. REQUIRES: write_mu_ held.
   void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) { log_.Publish(); }
@@ -621,6 +775,9 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     children_ = std::move(children);
     end_position_ = log_.End();
+    // The segment files are sealed (fsync, index written). A failure leaves
+    // the shard readable; its log reports it (disk()->health()).
+    if (disk_ != nullptr) (void)disk_->Seal();
     closed_ms_ = now_ms;
     closed_.store(true, std::memory_order_release);  // publishes children_, end_position_
     log_.NotifyWaiters();
@@ -673,6 +830,13 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   mutable detail::ReadCounters read_counters_;
 
   RingLog<Payload> log_;
+
+  // Durable streams (see AppendDurableLocked). Set at construction.
+  const bool durable_;
+  const bool sync_every_put_;
+  const std::unique_ptr<storage::ShardLog> disk_;
+  const absl::Status disk_status_;  // why disk_ is null on a durable shard
+  absl::Status disk_error_ ABSL_GUARDED_BY(write_mu_);
 
   // Written once, under write_mu_, before the release store of closed_; read
   // after an acquire load of closed_ that saw true.

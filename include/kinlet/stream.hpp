@@ -52,6 +52,7 @@
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/detail/reshard_planner.hpp"
 #include "kinlet/detail/shard_set.hpp"
+#include "kinlet/detail/stream_store.hpp"
 #include "kinlet/detail/shard_table.hpp"
 #include "kinlet/detail/stream_consumers.hpp"
 #include "kinlet/detail/strings.hpp"
@@ -74,6 +75,9 @@
 namespace kinlet {
 
 namespace detail {
+template <typename StreamT>
+struct DurableStreamOps;  // detail/durable_stream.hpp
+
 inline uint32_t NextStreamTag() {
   // Process-unique, and unlikely to repeat across processes, so that sequence
   // numbers and iterators of another stream are recognised.
@@ -94,6 +98,7 @@ inline uint32_t NextStreamTag() {
 template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
 class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
  public:
+  using payload_type = Payload;
   using ShardType = Shard<Payload, Traits>;
   // What GetShard, OpenShards and AllShards hand out: an owning handle. The
   // shard it names stays valid while it is held, even after the stream
@@ -117,7 +122,37 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (options.stream_mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) {
       return NoMetricsError();
     }
+    if (options.storage.durable()) {
+      return detail::DurableStreamOps<Stream>::Create(std::move(options), clock);
+    }
     return std::unique_ptr<Stream>(new Stream(std::move(options), clock));
+  }
+
+  // Reopens the durable stream in `directory` (see StorageOptions), in this
+  // or a new process: every acknowledged record, its shards with their hash
+  // key ranges and lineage, retention, stream mode, registered consumers and
+  // encryption, and the sequence numbers it issued. `options` gives the
+  // settings that are not the stream's state (limits, ring capacity, sync
+  // policy, faults, ...); its storage.directory is set to `directory`; its
+  // name, if not empty, must be the stored one. What recovery found (torn
+  // tails cut, lost ranges) is in recovery_notes().
+  // Errors: ResourceNotFoundException if `directory` holds no stream;
+  // ResourceInUseException if it is open (in this or another process);
+  // InvalidArgumentException for options that do not fit the stored stream
+  // (another name, another payload type) or bad options; DataLossException
+  // for metadata that cannot be read; StorageFailureException.
+  static absl::StatusOr<std::unique_ptr<Stream>> Open(std::string_view directory,
+                                                      StreamOptions options,
+                                                      Clock* clock = Clock::Default()) {
+    if (clock == nullptr) return InvalidArgument("a clock instance is required");
+    return detail::DurableStreamOps<Stream>::Open(directory, std::move(options), clock);
+  }
+
+  // Durable streams: what opening the stream found and did, one line each
+  // (empty for a new or an in-memory stream).
+  std::vector<std::string> recovery_notes() const {
+    detail::MutexLock lock(&shards_.control_mu_);
+    return store_ != nullptr ? store_->notes() : std::vector<std::string>{};
   }
 
   Stream(const Stream&) = delete;
@@ -175,13 +210,21 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       ShardType* shard = RouteKey(partition_key, options.explicit_hash_key);
       SequenceNumber sequence;
       typename ShardType::AppendOutcome outcome;
+      absl::Status disk_error;
       {
         typename ShardType::WriterGuard lock(&shard->write_mu_);
         outcome = shard->AppendLocked(partition_key, data, now_ms, &sequence);
+        if (KINLET_UNLIKELY(outcome == ShardType::AppendOutcome::kStorageFailure)) {
+          disk_error = shard->TakeDiskErrorLocked();
+        }
       }
       if (KINLET_LIKELY(outcome == ShardType::AppendOutcome::kOk)) {
+        if (KINLET_UNLIKELY(shard->sync_every_put())) {
+          if (absl::Status s = shard->SyncAfterPut(sequence.position() + 1); !s.ok()) return s;
+        }
         return PutRecordResult{shard->shard_id(), sequence};
       }
+      if (outcome == ShardType::AppendOutcome::kStorageFailure) return disk_error;
       if (outcome == ShardType::AppendOutcome::kFull) return shard->FullError();
       if (outcome == ShardType::AppendOutcome::kThrottled) {
         return context_.RateExceeded(shard->shard_id());
@@ -252,8 +295,9 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
       for (size_t i = 0; i < n; ++i) {
         if (route[i] == kDone) continue;
         ShardType* shard = ShardAt(route[i]);
-        typename ShardType::WriterGuard lock(&shard->write_mu_);
         const uint32_t index = route[i];
+        {
+        typename ShardType::WriterGuard lock(&shard->write_mu_);
         for (size_t j = i; j < n; ++j) {
           if (route[j] != index) continue;
           PutRecordsResultEntry& out = result->records[j];
@@ -277,6 +321,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
               error = context_.RateExceeded(shard->shard_id());
             } else if (outcome == ShardType::AppendOutcome::kInternalFailure) {
               error = InternalFailure("Internal Service Failure");
+            } else if (outcome == ShardType::AppendOutcome::kStorageFailure) {
+              error = shard->TakeDiskErrorLocked();
             } else {
               error = shard->FullError();
             }
@@ -286,10 +332,45 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
           }
         }
         shard->PublishLocked();  // one release store and wake-up per shard
+        }
+        if (KINLET_UNLIKELY(shard->sync_every_put())) SyncBatch(shard, i, route, result);
       }
       if (!rerouted) return absl::OkStatus();
       // A reshard closed a shard mid-batch: route the entries not yet written.
       route_pending();
+    }
+  }
+
+  // SyncPolicy::kEveryPut: after a batch's entries for `shard` (from entry
+  // `first` on) are written, waits for the fsync covering them; if it fails,
+  // those entries fail with its StorageFailureException (they may survive a
+  // crash, but are not promised to survive a power loss).
+  // (`route[j]` is UINT32_MAX for the entries written so far.)
+  void SyncBatch(ShardType* shard, size_t first, const std::vector<uint32_t>& route,
+                 PutRecordsResult* result) {
+    uint64_t end = 0;
+    const auto written_here = [&](size_t j) {
+      const PutRecordsResultEntry& out = result->records[j];
+      return route[j] == UINT32_MAX && out.error_code == ErrorCode::kNone &&
+             out.shard_id == shard->shard_id();
+    };
+    for (size_t j = first; j < route.size(); ++j) {
+      const PutRecordsResultEntry& out = result->records[j];
+      if (written_here(j)) {
+        end = std::max(end, out.sequence_number.position() + 1);
+      }
+    }
+    if (end == 0) return;
+    absl::Status s = shard->SyncAfterPut(end);
+    if (s.ok()) return;
+    for (size_t j = first; j < route.size(); ++j) {
+      if (!written_here(j)) continue;
+      PutRecordsResultEntry& out = result->records[j];
+      out.shard_id = {};
+      out.sequence_number = {};
+      out.error_code = ErrorCodeOf(s);
+      out.error_message = std::string(s.message());
+      ++result->failed_record_count;
     }
   }
 
@@ -344,7 +425,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceNotFoundException if the stream was deleted. Thread-safe.
   absl::StatusOr<StreamConsumerDescription> RegisterStreamConsumer(std::string_view consumer_name) {
     if (deleted()) return context_.NotFound();
-    return consumers_.Register(consumer_name, context_.clock->Now());
+    absl::StatusOr<StreamConsumerDescription> d =
+        consumers_.Register(consumer_name, context_.clock->Now());
+    if (d.ok() && store_ != nullptr) {
+      detail::MutexLock lock(&shards_.control_mu_);
+      if (absl::Status s = SaveLocked(); !s.ok()) return s;
+    }
+    return d;
   }
 
   // DeregisterStreamConsumer, by name or ARN: ends its subscriptions
@@ -352,10 +439,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // consumer or a deleted stream. Thread-safe.
   absl::Status DeregisterStreamConsumer(std::string_view consumer) {
     if (deleted()) return context_.NotFound();
-    return consumers_.Deregister(consumer, context_.NowMs(), [&](uint32_t index) {
+    absl::Status s = consumers_.Deregister(consumer, context_.NowMs(), [&](uint32_t index) {
       detail::ReadSection section;
       if (ShardType* shard = ShardAt(index)) shard->log().NotifyWaiters();
     });
+    if (s.ok() && store_ != nullptr) {
+      detail::MutexLock lock(&shards_.control_mu_);
+      return SaveLocked();
+    }
+    return s;
   }
 
   // DescribeStreamConsumer, by name or ARN. ResourceNotFoundException for an
@@ -813,7 +905,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     event.reason = absl::StrCat("stream mode is now ", detail::ToAbsl(StreamModeName(mode)));
     LogEvent(std::move(event), now_ms);
     MarkUpdatedLocked(now_ms);
-    return absl::OkStatus();
+    return SaveLocked();
   }
 
   StreamMode stream_mode() const { return mode_.load(std::memory_order_relaxed); }
@@ -851,6 +943,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     for (const ShardHandle& shard : AllShards()) {
       typename ShardType::WriterGuard lock(&shard->write_mu_);
       dropped += shard->log_.TrimExpired(expire_before);
+      if (shard->disk_ != nullptr) shard->disk_->DropExpired(expire_before);
     }
     detail::MutexLock lock(&shards_.control_mu_);
     ReclaimLocked(now_ms);
@@ -873,12 +966,19 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   using Scaler = detail::OnDemandScaler<Payload, Traits>;
   static constexpr int64_t kNever = Shards::kNever;
 
-  Stream(StreamOptions options, Clock* clock)
+  friend struct detail::DurableStreamOps<Stream>;
+
+  // `store`: a durable stream's directory (null: in memory); `restore`: the
+  // stream found in it (null: a new stream), with its shards.
+  Stream(StreamOptions options, Clock* clock, std::unique_ptr<detail::StreamStore> store = nullptr,
+         const detail::StoredStream* restore = nullptr,
+         std::vector<detail::StreamStore::OpenedShard>* restored_shards = nullptr)
       : options_(std::move(options)),
         context_owner_(std::make_shared<detail::StreamContext<Clock>>()),
         context_(*context_owner_),
         arn_(absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
                           options_.name)),
+        store_(std::move(store)),
         shards_(context_owner_, options_.shard_capacity_records,
                 options_.EffectiveShardCapacityBytes()),
         checks_(options_),
@@ -886,7 +986,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
         events_(options_.on_demand.max_scaling_events) {
     context_.name = options_.name;
     context_.account_id = options_.account_id;
-    context_.tag = detail::NextStreamTag();
+    context_.tag = restore != nullptr ? restore->tag : detail::NextStreamTag();
     context_.clock = clock;
     context_.iterator_ttl_ms = absl::ToInt64Milliseconds(options_.iterator_ttl);
     context_.max_get_records_bytes = options_.max_get_records_bytes;
@@ -901,6 +1001,17 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     created_ms_ = context_.NowMs();
     auto table = std::make_unique<RoutingTable>();
     detail::MutexLock lock(&shards_.control_mu_);
+    if (store_ != nullptr) {
+      detail::DurableStreamOps<Stream>::AttachLocked(*this);
+      if (restore != nullptr) {
+        if (options_.faults.enabled()) {
+          faults_ = std::make_unique<detail::FaultState>(options_.faults);
+          context_.faults.store(faults_.get(), std::memory_order_release);
+        }
+        detail::DurableStreamOps<Stream>::RestoreLocked(*this, *restore, *restored_shards);
+        return;
+      }
+    }
     int shard_count = options_.shard_count;
     if (options_.stream_mode == StreamMode::kOnDemand) {
       shard_count = std::max(shard_count, options_.on_demand.min_shard_count);
@@ -961,6 +1072,9 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (!deleted.empty()) {
       for (uint32_t index : deleted) scaler_.Forget(index);
       consumers_.ForgetShards(deleted);
+      if (store_ != nullptr) {
+        for (uint32_t index : deleted) store_->RemoveShard(index);
+      }
     }
     shards_.FreeRetiredLocked();
   }
@@ -1151,7 +1265,15 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     }
     context_.retention_ms.store(wanted, std::memory_order_relaxed);
     ReclaimLocked(context_.NowMs());
-    return absl::OkStatus();
+    return SaveLocked();
+  }
+
+  // Durable streams: writes stream.meta after a change of the stream's state
+  // (the change stands in memory either way; StorageFailureException says it
+  // was not made durable). OK for in-memory streams.
+  absl::Status SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
+    if (store_ == nullptr) return absl::OkStatus();
+    return detail::DurableStreamOps<Stream>::SaveLocked(*this);
   }
 
   const StreamOptions options_;
@@ -1160,6 +1282,11 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   detail::StreamContext<Clock>& context_;
   const std::string arn_;
   absl::Time created_at_;
+
+  // A durable stream's directory (null in memory). Declared before shards_,
+  // so that it is destroyed after them (it holds the directory's lock). Used
+  // under the control lock.
+  std::unique_ptr<detail::StreamStore> store_;
 
   // The shards: the table by index, the routing table and held list in force
   // (lock-free reads), the control lock (shards_.control_mu_: creation,
@@ -1191,3 +1318,5 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 };
 
 }  // namespace kinlet
+
+#include "kinlet/detail/durable_stream.hpp"  // IWYU pragma: export

@@ -22,6 +22,7 @@
 #include "kinlet/resharding.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
+#include "kinlet/storage/storage_options.hpp"
 
 namespace kinlet {
 
@@ -107,6 +108,10 @@ struct StreamOptions {
   // Reads of trimmed data: kinlet's loud report (default) or Kinesis's
   // silent continuation from the trim horizon. See TrimmedReads.
   TrimmedReads trimmed_reads = TrimmedReads::kReport;
+  // Where records are kept: in memory (the default) or durable in a
+  // directory, with a sync policy (see storage/storage_options.hpp). A
+  // durable stream survives its process: Stream::Open reopens it.
+  StorageOptions storage;
   // For ARNs and AWS-style messages.
   std::string region = "us-east-1";
   std::string account_id = "000000000000";
@@ -180,6 +185,12 @@ inline absl::Status ValidateStreamOptions(const StreamOptions& o) {
     return InvalidArgument("updates per day must not be negative");
   }
   if (absl::Status s = ValidateOnDemandOptions(o.on_demand); !s.ok()) return s;
+  if (o.storage.durable() && o.storage.directory.empty()) {
+    return InvalidArgument("storage.directory is required for a durable stream");
+  }
+  if (o.storage.sync == SyncPolicy::kInterval && o.storage.sync_interval <= absl::ZeroDuration()) {
+    return InvalidArgument("storage.sync_interval must be positive");
+  }
   if (o.stream_mode == StreamMode::kOnDemand &&
       (o.on_demand.min_shard_count > o.max_shard_count ||
        o.on_demand.min_shard_count > o.max_open_shard_count)) {

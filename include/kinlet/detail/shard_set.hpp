@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <atomic>
 #include <cstdint>
 #include <initializer_list>
@@ -102,16 +103,58 @@ class ShardSet {
                        std::optional<std::string> adjacent, int64_t now_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
     const uint32_t index = shard_count_.load(std::memory_order_relaxed);
+    AttachedLog disk;
+    if (log_factory_) disk = log_factory_(index, range, parent, adjacent, now_ms);
+    return PlaceLocked(index, range, std::move(parent), std::move(adjacent), now_ms,
+                       std::move(disk));
+  }
+
+  // Durable streams: makes the segment files (and shard.meta) of every shard
+  // AddLocked creates from now on. Set once, before the first shard.
+  using LogFactory = std::function<AttachedLog(uint32_t index, const HashKeyRange& range,
+                                               const std::optional<std::string>& parent,
+                                               const std::optional<std::string>& adjacent,
+                                               int64_t created_ms)>;
+  void SetLogFactoryLocked(LogFactory factory) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    log_factory_ = std::move(factory);
+  }
+
+  // A reopened durable stream's shard, at its old index (ids are never
+  // reused: the next new shard takes the index after the largest).
+  ShardType* RestoreLocked(uint32_t index, HashKeyRange range, std::optional<std::string> parent,
+                           std::optional<std::string> adjacent, int64_t created_ms,
+                           AttachedLog disk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    return PlaceLocked(index, range, std::move(parent), std::move(adjacent), created_ms,
+                       std::move(disk));
+  }
+
+  // Closes a reopened shard as its reshard did (at `closed_ms`, reporting
+  // `children`), and arranges its deletion once it passes retention.
+  void RestoreClosedLocked(ShardType* shard, std::vector<ChildShard> children, int64_t closed_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    typename ShardType::WriterGuard writer(&shard->write_mu_);
+    shard->CloseLocked(std::move(children), closed_ms);
+    next_reclaim_ms_.store(std::numeric_limits<int64_t>::min(), std::memory_order_relaxed);
+  }
+
+ private:
+  ShardType* PlaceLocked(uint32_t index, HashKeyRange range, std::optional<std::string> parent,
+                         std::optional<std::string> adjacent, int64_t now_ms, AttachedLog disk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
     std::shared_ptr<ShardType> shard(new ShardType(context_, index, range, std::move(parent),
                                                    std::move(adjacent), capacity_records_,
-                                                   capacity_bytes_, now_ms));
+                                                   capacity_bytes_, now_ms, std::move(disk)));
     // Publish the shard before the count that makes it visible.
     table_.Set(index, shard.get());
-    shard_count_.store(index + 1, std::memory_order_release);
+    if (index >= shard_count_.load(std::memory_order_relaxed)) {
+      shard_count_.store(index + 1, std::memory_order_release);
+    }
     live_.emplace(index, std::move(shard));
     RepublishHeldLocked();
     return table_.Get(index);
   }
+
+ public:
 
   void PublishRoutingLocked(std::unique_ptr<RoutingTable> table)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
@@ -306,6 +349,7 @@ class ShardSet {
   // The shards held, by index: the stream's own references.
   std::map<uint32_t, std::shared_ptr<ShardType>> live_ ABSL_GUARDED_BY(control_mu_);
   std::unique_ptr<RoutingTable> routing_owner_ ABSL_GUARDED_BY(control_mu_);
+  LogFactory log_factory_ ABSL_GUARDED_BY(control_mu_);
   std::unique_ptr<std::vector<ShardType*>> held_owner_ ABSL_GUARDED_BY(control_mu_);
   // Unpublished objects awaiting a grace period (see FreeRetiredLocked).
   std::vector<std::shared_ptr<void>> retired_ ABSL_GUARDED_BY(control_mu_);
