@@ -273,6 +273,7 @@ class Subscription {
         SkipTrimmedAsKinesis(now_ms);
         const auto read =
             shard_->ReadFrom(position_, kMaxEventRecords, max_event_bytes_, now_ms, &event->page);
+        if (!read.error.ok()) return read.error;  // durable: DataLoss, KMS
         if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) {
           Empty(event);
           Heartbeat(event);  // trimmed during the read: continue at the horizon next
@@ -351,6 +352,7 @@ class Subscription {
                   ? static_cast<size_t>(std::min<uint64_t>(horizon - position_, kMaxEventRecords))
                   : kMaxEventRecords;
           read = CopyForView(max_records, now_ms);
+          if (!read.error.ok()) return read.error;
           if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
           if (read.trimmed) return DataTrimmed();
         }
@@ -385,6 +387,7 @@ class Subscription {
           // Could not pin (the horizon moved meanwhile, or `position_` is gone):
           // copy, or fail as Next does.
           read = CopyForView(kMaxEventRecords, now_ms);
+          if (!read.error.ok()) return read.error;
           if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
           if (read.trimmed) return DataTrimmed();
         }
@@ -459,7 +462,7 @@ class Subscription {
   typename RingLog<Payload>::ReadOutcome CopyForView(size_t max_records, int64_t now_ms) {
     const auto read =
         shard_->ReadFrom(position_, max_records, max_event_bytes_, now_ms, &copy_page_);
-    if (read.trimmed) return read;
+    if (read.trimmed || !read.error.ok()) return read;
     for (const Record<Payload>& rec : copy_page_.records) {
       views_.push_back(RecordView<Payload>{rec.sequence_number, rec.approximate_arrival_timestamp,
                                            rec.partition_key, View(rec.data)});
@@ -531,7 +534,7 @@ class Subscription {
     position_ += read.count;
     if (!budget_.unlimited()) budget_.Charge(static_cast<int64_t>(read.bytes), now_ms);
     SetContinuation(header);
-    if (std::optional<int64_t> next = shard_->log_.ArrivalAt(position_)) {
+    if (std::optional<int64_t> next = shard_->ArrivalAt(position_)) {
       header->millis_behind_latest = std::max<int64_t>(0, now_ms - *next);
     }
     stats_.events.fetch_add(1, std::memory_order_relaxed);
