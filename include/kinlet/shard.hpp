@@ -602,16 +602,16 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     if (from < end) {
       if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kObject) {
         bool bad_size = false;
-        absl::StatusOr<size_t> n = disk_->Read(
-            from, std::min<uint64_t>(max_records, end - from), max_bytes,
-            [&](const storage::LogRecordView& r) {
-              Record<Payload>& rec = buffer.Push();
-              rec.sequence_number = Sequence(r.position);
-              rec.approximate_arrival_timestamp = absl::FromUnixMillis(r.arrival_ms);
-              rec.partition_key.assign(r.key.data(), r.key.size());
-              if (!detail::FillPayload(r.data, &rec.data)) bad_size = true;
-              read.bytes += r.key.size() + r.data.size();
-            });
+        absl::StatusOr<size_t> n =
+            disk_->Read(from, std::min<uint64_t>(max_records, end - from), max_bytes,
+                        [&](const storage::LogRecordView& r) {
+                          Record<Payload>& rec = buffer.Push();
+                          rec.sequence_number = Sequence(r.position);
+                          rec.approximate_arrival_timestamp = absl::FromUnixMillis(r.arrival_ms);
+                          rec.partition_key.assign(r.key.data(), r.key.size());
+                          if (!detail::FillPayload(r.data, &rec.data)) bad_size = true;
+                          read.bytes += r.key.size() + r.data.size();
+                        });
         if (n.ok() && bad_size) {
           n = DataLoss(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
                                     ": a stored record's payload size does not match the "
@@ -720,8 +720,8 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     if (KINLET_UNLIKELY(status != RingLog<Payload>::AppendStatus::kOk)) {
       return Refuse(AppendOutcome::kFull, api);  // a pinned reader holds the ring
     }
-    absl::Status written = disk_->Append(*position, last_arrival_ms_, key,
-                                         detail::PayloadBytes<Payload>(data));
+    absl::Status written =
+        disk_->Append(*position, last_arrival_ms_, key, detail::PayloadBytes<Payload>(data));
     if (!written.ok()) {
       log_.Rewind(mark);
       disk_error_ = std::move(written);
@@ -738,8 +738,9 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   absl::Status TakeDiskErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     absl::Status s = std::move(disk_error_);
     disk_error_ = absl::OkStatus();
-    if (s.ok()) s = StorageFailure(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
-                                                " could not write to disk."));
+    if (s.ok())
+      s = StorageFailure(absl::StrCat("Shard ", shard_id_, " in stream ", context_->name,
+                                      " could not write to disk."));
     return s;
   }
 

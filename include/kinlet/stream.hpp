@@ -52,9 +52,9 @@
 #include "kinlet/detail/mutex.hpp"
 #include "kinlet/detail/reshard_planner.hpp"
 #include "kinlet/detail/shard_set.hpp"
-#include "kinlet/detail/stream_store.hpp"
 #include "kinlet/detail/shard_table.hpp"
 #include "kinlet/detail/stream_consumers.hpp"
+#include "kinlet/detail/stream_store.hpp"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/fan_out.hpp"
@@ -297,41 +297,41 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
         ShardType* shard = ShardAt(route[i]);
         const uint32_t index = route[i];
         {
-        typename ShardType::WriterGuard lock(&shard->write_mu_);
-        for (size_t j = i; j < n; ++j) {
-          if (route[j] != index) continue;
-          PutRecordsResultEntry& out = result->records[j];
-          auto outcome =
-              shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
-                                  &out.sequence_number, ShardType::WriteApi::kPutRecords);
-          if (outcome == ShardType::AppendOutcome::kClosed) {
-            rerouted = true;  // leave route[j]; routed again below
-            break;
-          }
-          route[j] = kDone;
-          if (outcome == ShardType::AppendOutcome::kOk) {
-            out.shard_id = shard->shard_id();
-            out.error_code = ErrorCode::kNone;
-            out.error_message.clear();
-          } else {
-            out.shard_id = {};
-            out.sequence_number = {};
-            absl::Status error;
-            if (outcome == ShardType::AppendOutcome::kThrottled) {
-              error = context_.RateExceeded(shard->shard_id());
-            } else if (outcome == ShardType::AppendOutcome::kInternalFailure) {
-              error = InternalFailure("Internal Service Failure");
-            } else if (outcome == ShardType::AppendOutcome::kStorageFailure) {
-              error = shard->TakeDiskErrorLocked();
-            } else {
-              error = shard->FullError();
+          typename ShardType::WriterGuard lock(&shard->write_mu_);
+          for (size_t j = i; j < n; ++j) {
+            if (route[j] != index) continue;
+            PutRecordsResultEntry& out = result->records[j];
+            auto outcome =
+                shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
+                                    &out.sequence_number, ShardType::WriteApi::kPutRecords);
+            if (outcome == ShardType::AppendOutcome::kClosed) {
+              rerouted = true;  // leave route[j]; routed again below
+              break;
             }
-            out.error_code = ErrorCodeOf(error);
-            out.error_message = std::string(error.message());
-            ++result->failed_record_count;
+            route[j] = kDone;
+            if (outcome == ShardType::AppendOutcome::kOk) {
+              out.shard_id = shard->shard_id();
+              out.error_code = ErrorCode::kNone;
+              out.error_message.clear();
+            } else {
+              out.shard_id = {};
+              out.sequence_number = {};
+              absl::Status error;
+              if (outcome == ShardType::AppendOutcome::kThrottled) {
+                error = context_.RateExceeded(shard->shard_id());
+              } else if (outcome == ShardType::AppendOutcome::kInternalFailure) {
+                error = InternalFailure("Internal Service Failure");
+              } else if (outcome == ShardType::AppendOutcome::kStorageFailure) {
+                error = shard->TakeDiskErrorLocked();
+              } else {
+                error = shard->FullError();
+              }
+              out.error_code = ErrorCodeOf(error);
+              out.error_message = std::string(error.message());
+              ++result->failed_record_count;
+            }
           }
-        }
-        shard->PublishLocked();  // one release store and wake-up per shard
+          shard->PublishLocked();  // one release store and wake-up per shard
         }
         if (KINLET_UNLIKELY(shard->sync_every_put())) SyncBatch(shard, i, route, result);
       }

@@ -61,7 +61,7 @@ struct DurableStreamOps {
   }
 
   static absl::StatusOr<std::unique_ptr<StreamT>> Open(std::string_view directory,
-                                                      StreamOptions options, Clock* clock) {
+                                                       StreamOptions options, Clock* clock) {
     if (absl::Status s = CheckPayload(); !s.ok()) return s;
     options.storage.kind = StorageKind::kDurable;
     options.storage.directory = std::string(directory);
@@ -75,8 +75,8 @@ struct DurableStreamOps {
                                           stored.name, ", not ", options.name, "."));
     }
     if (stored.payload_kind != static_cast<int>(kStorage) || stored.payload_size != kPayloadSize) {
-      return InvalidArgument(absl::StrCat("Stream ", stored.name,
-                                          " was written with another payload type."));
+      return InvalidArgument(
+          absl::StrCat("Stream ", stored.name, " was written with another payload type."));
     }
     options.name = stored.name;
     options.region = stored.region;
@@ -125,7 +125,8 @@ struct DurableStreamOps {
       }
       if (!covered) {
         for (size_t c : kids) {
-          const bool has_records = (*shards)[c].log.log != nullptr && (*shards)[c].log.log->End() != 0;
+          const bool has_records =
+              (*shards)[c].log.log != nullptr && (*shards)[c].log.log->End() != 0;
           if (has_records) {
             return DataLoss(absl::StrCat("Shard ", ShardIdFor((*shards)[c].shard.index),
                                          " has records but its parent ", id,

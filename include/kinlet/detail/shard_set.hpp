@@ -12,9 +12,9 @@
 #pragma once
 
 #include <algorithm>
-#include <functional>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -111,10 +111,9 @@ class ShardSet {
 
   // Durable streams: makes the segment files (and shard.meta) of every shard
   // AddLocked creates from now on. Set once, before the first shard.
-  using LogFactory = std::function<AttachedLog(uint32_t index, const HashKeyRange& range,
-                                               const std::optional<std::string>& parent,
-                                               const std::optional<std::string>& adjacent,
-                                               int64_t created_ms)>;
+  using LogFactory = std::function<AttachedLog(
+      uint32_t index, const HashKeyRange& range, const std::optional<std::string>& parent,
+      const std::optional<std::string>& adjacent, int64_t created_ms)>;
   void SetLogFactoryLocked(LogFactory factory) ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
     log_factory_ = std::move(factory);
   }
@@ -155,7 +154,6 @@ class ShardSet {
   }
 
  public:
-
   void PublishRoutingLocked(std::unique_ptr<RoutingTable> table)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
     // The old table is retired, not freed: a writer may still be routing with

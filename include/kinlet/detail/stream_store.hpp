@@ -229,9 +229,8 @@ inline absl::StatusOr<StoredStream> DecodeStoredStream(std::string_view text,
   absl::StatusOr<int64_t> size = r->NeedInt("payload_size");
   absl::StatusOr<std::string> name = r->Need("name");
   absl::StatusOr<std::string> mode = r->Need("mode");
-  for (const absl::Status& st : {tag.status(), created.status(), retention.status(),
-                                 floor.status(), kind.status(), size.status(), name.status(),
-                                 mode.status()}) {
+  for (const absl::Status& st : {tag.status(), created.status(), retention.status(), floor.status(),
+                                 kind.status(), size.status(), name.status(), mode.status()}) {
     if (!st.ok()) return st;
   }
   if (*tag <= 0 || *tag > UINT32_MAX || *retention <= 0 || *size < 0) {
@@ -293,7 +292,8 @@ class StreamStore {
     }
     std::filesystem::create_directories(store->ShardsPath(), ec);
     if (ec) {
-      return StorageFailure(absl::StrCat("Cannot create ", store->ShardsPath(), ": ", ec.message()));
+      return StorageFailure(
+          absl::StrCat("Cannot create ", store->ShardsPath(), ": ", ec.message()));
     }
     return store;
   }
@@ -324,13 +324,13 @@ class StreamStore {
     for (const auto& entry : std::filesystem::directory_iterator(store->ShardsPath(), ec)) {
       const std::string meta = (entry.path() / "shard.meta").string();
       absl::StatusOr<std::string> shard_text = storage::detail::ReadFile(meta);
-      absl::StatusOr<StoredShard> shard =
-          shard_text.ok() ? DecodeStoredShard(*shard_text, meta)
-                          : absl::StatusOr<StoredShard>(shard_text.status());
+      absl::StatusOr<StoredShard> shard = shard_text.ok()
+                                              ? DecodeStoredShard(*shard_text, meta)
+                                              : absl::StatusOr<StoredShard>(shard_text.status());
       if (!shard.ok()) {
         // A shard whose creation did not finish: nothing was ever routed to it.
-        store->notes_.push_back(absl::StrCat("ignored ", entry.path().string(), ": ",
-                                             shard.status().message()));
+        store->notes_.push_back(
+            absl::StrCat("ignored ", entry.path().string(), ": ", shard.status().message()));
         continue;
       }
       found.emplace(shard->index, *std::move(shard));
@@ -397,9 +397,9 @@ class StreamStore {
         return out;
       }
       // shard.meta first: a directory without it is an unfinished creation.
-      absl::Status s = storage::detail::WriteFileAtomically(
-          (std::filesystem::path(dir) / "shard.meta").string(), EncodeStoredShard(shard),
-          options_.disk_faults);
+      absl::Status s =
+          storage::detail::WriteFileAtomically((std::filesystem::path(dir) / "shard.meta").string(),
+                                               EncodeStoredShard(shard), options_.disk_faults);
       if (!s.ok()) {
         out.status = s;
         return out;
