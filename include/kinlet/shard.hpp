@@ -54,6 +54,8 @@ class Subscription;
 namespace detail {
 template <RecordPayload Payload, StreamTraits Traits>
 class ShardSet;
+template <typename StreamT>
+struct DurableStreamOps;
 }  // namespace detail
 
 // "shardId-000000000007" for index 7.
@@ -532,6 +534,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   friend class Stream<Payload, Traits>;
   friend class Subscription<Payload, Traits>;
   friend class detail::ShardSet<Payload, Traits>;
+  friend struct detail::DurableStreamOps<Stream<Payload, Traits>>;
 
   enum class AppendOutcome { kOk, kClosed, kFull, kThrottled, kInternalFailure, kStorageFailure };
   // Which API a write came from, for the metrics.

@@ -725,7 +725,43 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     d.max_record_size_bytes = options_.max_record_size_bytes;
     d.stream_mode = stream_mode();
     d.consumer_count = consumers_.size();
+    {
+      detail::MutexLock lock(&encryption_mu_);
+      d.encryption_type = encryption_type_;
+      d.key_id = key_id_;
+    }
     return d;
+  }
+
+  // ---- Encryption at rest (see storage/encryption.hpp) ----------------------
+
+  // StartStreamEncryption: records put from now on are encrypted at rest with
+  // the stream's storage.cipher_factory (AES-256-GCM in kinlet::crypto) under
+  // data keys that storage.key_provider makes for `key_id` (the KMS envelope
+  // pattern: a data key per segment, stored wrapped). Records already stored
+  // stay as they are and stay readable. Descriptions report KMS and the key
+  // id. An in-memory stream keeps nothing at rest: it records and reports the
+  // setting only, as a test double of AWS. Calling it again with another key
+  // switches keys for new records. Errors: InvalidArgumentException for a
+  // type other than kKms ("Encryption type must be KMS.") or an empty key id;
+  // for a durable stream, InvalidArgumentException without a key provider
+  // and a cipher factory, the provider's KMS errors for a key that cannot be
+  // used (KMSNotFoundException, KMSDisabledException,
+  // KMSAccessDeniedException, KMSInvalidStateException, ...) with nothing
+  // changed, and StorageFailureException; ResourceNotFoundException once
+  // deleted. Thread-safe; serialised with other control calls.
+  absl::Status StartStreamEncryption(EncryptionType type, std::string_view key_id) {
+    return ChangeEncryption(type, key_id, /*start=*/true);
+  }
+  // StopStreamEncryption: records put from now on are stored in plain text;
+  // encrypted ones stay encrypted and readable (the key provider must still
+  // unwrap their keys). Errors as StartStreamEncryption.
+  absl::Status StopStreamEncryption(EncryptionType type, std::string_view key_id) {
+    return ChangeEncryption(type, key_id, /*start=*/false);
+  }
+  EncryptionType encryption_type() const {
+    detail::MutexLock lock(&encryption_mu_);
+    return encryption_type_;
   }
   absl::StatusOr<StreamDescription> DescribeStream() const {
     absl::StatusOr<StreamDescriptionSummary> summary = DescribeStreamSummary();
@@ -1268,6 +1304,30 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     return SaveLocked();
   }
 
+  absl::Status ChangeEncryption(EncryptionType type, std::string_view key_id, bool start) {
+    if (deleted()) return context_.NotFound();
+    if (type != EncryptionType::kKms) return InvalidArgument("Encryption type must be KMS.");
+    if (key_id.empty() || key_id.size() > 2048) {
+      return ValidationError(
+          "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member "
+          "must have length less than or equal to 2048 and greater than or equal to 1");
+    }
+    detail::MutexLock lock(&shards_.control_mu_);
+    if (store_ != nullptr) {
+      if (absl::Status s = detail::DurableStreamOps<Stream>::SetEncryptionLocked(
+              *this, start ? std::string(key_id) : std::string());
+          !s.ok()) {
+        return s;
+      }
+    }
+    {
+      detail::MutexLock e(&encryption_mu_);
+      encryption_type_ = start ? EncryptionType::kKms : EncryptionType::kNone;
+      key_id_ = start ? std::string(key_id) : std::string();
+    }
+    return SaveLocked();
+  }
+
   // Durable streams: writes stream.meta after a change of the stream's state
   // (the change stands in memory either way; StorageFailureException says it
   // was not made durable). OK for in-memory streams.
@@ -1309,6 +1369,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   Scaler scaler_ ABSL_GUARDED_BY(shards_.control_mu_);
   detail::DayWindow shard_count_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
   detail::DayWindow mode_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
+
+  // Encryption at rest as set by Start/StopStreamEncryption: written under
+  // the control lock and encryption_mu_, read under encryption_mu_ (so that
+  // DescribeStreamSummary never waits for a reshard).
+  mutable detail::Mutex encryption_mu_;
+  EncryptionType encryption_type_ ABSL_GUARDED_BY(encryption_mu_) = EncryptionType::kNone;
+  std::string key_id_ ABSL_GUARDED_BY(encryption_mu_);
 
   // Registered fan-out consumers (its own lock: never held across a reshard).
   detail::StreamConsumerRegistry consumers_;

@@ -22,6 +22,7 @@
 #include "kinlet/resharding.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
+#include "kinlet/storage/encryption.hpp"
 #include "kinlet/storage/storage_options.hpp"
 
 namespace kinlet {
@@ -245,6 +246,9 @@ struct StreamDescriptionSummary {
   size_t max_record_size_bytes = 0;
   StreamMode stream_mode = StreamMode::kProvisioned;
   int consumer_count = 0;  // registered enhanced fan-out consumers
+  // Server-side encryption (StartStreamEncryption): KMS and the key id, or NONE.
+  EncryptionType encryption_type = EncryptionType::kNone;
+  std::string key_id;
 };
 
 struct StreamDescription : StreamDescriptionSummary {

@@ -70,6 +70,7 @@ struct DurableStreamOps {
     absl::StatusOr<std::unique_ptr<StreamStore>> store =
         StreamStore::Open(options.storage, MaxRecordBytes(options), &stored, &shards);
     if (!store.ok()) return store.status();
+    if (stored.encryption == EncryptionType::kKms) (*store)->set_key_id(stored.key_id);
     if (!options.name.empty() && options.name != stored.name) {
       return InvalidArgument(absl::StrCat("Directory ", ToAbsl(directory), " holds stream ",
                                           stored.name, ", not ", options.name, "."));
@@ -227,7 +228,38 @@ struct DurableStreamOps {
       (void)s.consumers_.Register(c.name, absl::FromUnixMillis(c.created_ms));
     }
     s.SetModeLocked(stored.mode, s.context_.NowMs());
+    {
+      MutexLock e(&s.encryption_mu_);
+      s.encryption_type_ = stored.encryption;
+      s.key_id_ = stored.key_id;
+    }
     s.ReclaimLocked(s.context_.NowMs());
+  }
+
+  // Start/StopStreamEncryption on a durable stream (key_id empty: stop):
+  // checks the key, then every shard's log starts a new segment with it, and
+  // shards created later use it too.
+  static absl::Status SetEncryptionLocked(StreamT& s, const std::string& key_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.shards_.control_mu_) {
+    const StorageOptions& o = s.store_->options();
+    if (!key_id.empty()) {
+      if (o.key_provider == nullptr || o.cipher_factory == nullptr) {
+        return InvalidArgument(
+            "Encrypting a durable stream needs storage.key_provider and storage.cipher_factory "
+            "(kinlet::crypto::LocalKeyProvider and Aes256GcmCipherFactory).");
+      }
+      if (absl::Status st = o.key_provider->CheckKey(key_id); !st.ok()) return st;
+    }
+    s.store_->set_key_id(key_id);
+    for (const auto& shard : s.AllShards()) {
+      if (shard->disk_ == nullptr || !shard->is_open()) continue;
+      typename StreamT::ShardType::WriterGuard writer(&shard->write_mu_);
+      if (absl::Status st = shard->disk_->SetEncryption(o.key_provider, o.cipher_factory, key_id);
+          !st.ok()) {
+        return st;
+      }
+    }
+    return absl::OkStatus();
   }
 
   static absl::Status SaveLocked(StreamT& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.shards_.control_mu_) {
@@ -243,6 +275,11 @@ struct DurableStreamOps {
     for (const StreamConsumerDescription& c : s.consumers_.List()) {
       stored.consumers.push_back(
           StoredConsumer{c.consumer_name, absl::ToUnixMillis(c.consumer_creation_timestamp)});
+    }
+    {
+      MutexLock e(&s.encryption_mu_);
+      stored.encryption = s.encryption_type_;
+      stored.key_id = s.key_id_;
     }
     stored.payload_kind = static_cast<int>(kStorage);
     stored.payload_size = kPayloadSize;

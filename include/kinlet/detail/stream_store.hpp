@@ -365,6 +365,9 @@ class StreamStore {
   }
 
   const StorageOptions& options() const { return options_; }
+  // The key new shards encrypt with (empty: none); see SetEncryptionLocked.
+  void set_key_id(std::string key_id) { key_id_ = std::move(key_id); }
+  const std::string& key_id() const { return key_id_; }
   // What opening found and did (ignored files, torn tails cut, lost ranges).
   const std::vector<std::string>& notes() const { return notes_; }
   void AddNote(std::string note) { notes_.push_back(std::move(note)); }
@@ -412,6 +415,10 @@ class StreamStore {
     log_options.sync_interval = options_.sync_interval;
     log_options.max_record_bytes = max_record_bytes;
     log_options.faults = options_.disk_faults;
+    // Encrypted segments are read (and a reopened log's last segment is
+    // continued) with keys the provider unwraps.
+    log_options.key_provider = options_.key_provider;
+    log_options.cipher_factory = options_.cipher_factory;
     storage::RecoveryReport report;
     absl::StatusOr<std::unique_ptr<storage::ShardLog>> log =
         storage::ShardLog::Open(std::move(log_options), 0, &report);
@@ -424,12 +431,21 @@ class StreamStore {
       notes_.push_back(absl::StrCat(ShardIdFor(shard.index), ": ", note));
     }
     out.log = *std::move(log);
+    if (create && !key_id_.empty()) {
+      absl::Status s =
+          out.log->SetEncryption(options_.key_provider, options_.cipher_factory, key_id_);
+      if (!s.ok()) {
+        out.log.reset();
+        out.status = s;
+      }
+    }
     return out;
   }
 
   const StorageOptions options_;
   storage::detail::DirectoryLock lock_;
   std::vector<std::string> notes_;
+  std::string key_id_;
 };
 
 }  // namespace kinlet::detail
