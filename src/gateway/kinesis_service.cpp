@@ -86,8 +86,10 @@ std::string WireType(const absl::Status& s) {
   if (type == ErrorName(ErrorCode::kShardFull)) {
     return std::string(ErrorName(ErrorCode::kProvisionedThroughputExceeded));
   }
+  // A durable stream's disk errors are the service's failure, as AWS's would be.
   if (type == ErrorName(ErrorCode::kInternalFailure) || type == "UnknownError" ||
-      type == ErrorName(ErrorCode::kTrimmedDataAccess)) {
+      type == ErrorName(ErrorCode::kTrimmedDataAccess) ||
+      type == ErrorName(ErrorCode::kDataLoss) || type == ErrorName(ErrorCode::kStorageFailure)) {
     return "InternalFailureException";
   }
   return type;

@@ -163,7 +163,8 @@ absl::Status KinesisService::Impl::PutRecords(Call& c) {
       w.String(e.shard_id);
     } else {
       w.Key("ErrorCode");
-      w.String(e.error_code == ErrorCode::kInternalFailure
+      w.String(e.error_code == ErrorCode::kInternalFailure ||
+                       e.error_code == ErrorCode::kStorageFailure
                    ? "InternalFailure"
                    : ErrorName(ErrorCode::kProvisionedThroughputExceeded));
       w.Key("ErrorMessage");

@@ -643,6 +643,10 @@ absl::Status KinesisService::Impl::StartStreamEncryption(Call& c) {
   if (!stream.ok()) return stream.status();
   std::string_view key;
   if (absl::Status s = ReadEncryption(c.in, &key); !s.ok()) return s;
+  // The stream checks the key (a durable stream's KMS) and encrypts new records.
+  if (absl::Status s = (*stream)->StartStreamEncryption(EncryptionType::kKms, key); !s.ok()) {
+    return s;
+  }
   detail::MutexLock lock(&state_mu_);
   StreamExtras& e = ExtrasLocked(*stream);
   if (!e.kms) kms_streams_.fetch_add(1, std::memory_order_relaxed);
@@ -656,6 +660,9 @@ absl::Status KinesisService::Impl::StopStreamEncryption(Call& c) {
   if (!stream.ok()) return stream.status();
   std::string_view key;
   if (absl::Status s = ReadEncryption(c.in, &key); !s.ok()) return s;
+  if (absl::Status s = (*stream)->StopStreamEncryption(EncryptionType::kKms, key); !s.ok()) {
+    return s;
+  }
   detail::MutexLock lock(&state_mu_);
   StreamExtras& e = ExtrasLocked(*stream);
   if (e.kms) kms_streams_.fetch_sub(1, std::memory_order_relaxed);
