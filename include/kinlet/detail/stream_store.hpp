@@ -410,7 +410,12 @@ class StreamStore {
     }
     storage::ShardLogOptions log_options;
     log_options.directory = dir;
-    log_options.segment_bytes = options_.segment_bytes;
+    // At least 1 MiB, and room for one record of the maximum size with its
+    // framing, the segment header and a cipher's overhead (rounded to MiB).
+    const size_t floor_bytes = max_record_bytes + (size_t{64} << 10);
+    log_options.segment_bytes =
+        (std::max({options_.segment_bytes, floor_bytes, size_t{1} << 20}) + (size_t{1} << 20) - 1) &
+        ~((size_t{1} << 20) - 1);
     log_options.sync = options_.sync;
     log_options.sync_interval = options_.sync_interval;
     log_options.max_record_bytes = max_record_bytes;

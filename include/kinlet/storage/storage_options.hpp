@@ -61,8 +61,8 @@ struct StorageOptions {
   SyncPolicy sync = SyncPolicy::kNone;
   // kInterval: how often dirty shards are fsynced.
   absl::Duration sync_interval = absl::Milliseconds(100);
-  // Size of each segment file (rounded up to 1 MiB; at least 1 MiB, and at
-  // least one record of the stream's maximum size plus framing). Retention
+  // Size of each segment file, raised to at least one record of the
+  // stream's maximum size plus 64 KiB, and rounded up to whole MiB. Retention
   // deletes whole segments, so records live up to one segment longer than the
   // retention period on disk (they are not readable past it).
   size_t segment_bytes = size_t{64} << 20;
