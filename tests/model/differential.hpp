@@ -9,8 +9,12 @@
 // the model does not see: it must change nothing observable) and overwriting.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <random>
@@ -40,7 +44,8 @@ struct Op {
     kSubscribe,
     kNextEvent,
     kTrimExpired,  // Stream::TrimExpired: reclaims expired records' space
-    kNextView      // Subscription::NextView, compared as kNextEvent
+    kNextView,     // Subscription::NextView, compared as kNextEvent
+    kReopen        // durable profile: close the stream and Stream::Open it again
   };
   Kind kind = kPut;
   uint32_t a = 0, b = 0, c = 0, d = 0;  // meaning per kind, see Describe()
@@ -49,8 +54,8 @@ struct Op {
   std::string Describe() const {
     std::ostringstream out;
     static const char* const kNames[] = {
-        "Put",      "PutBatch",   "GetIterator", "GetRecords", "Advance",     "Split",   "Merge",
-        "Register", "Deregister", "Subscribe",   "NextEvent",  "TrimExpired", "NextView"};
+        "Put",      "PutBatch",   "GetIterator", "GetRecords", "Advance",     "Split",    "Merge",
+        "Register", "Deregister", "Subscribe",   "NextEvent",  "TrimExpired", "NextView", "Reopen"};
     out << kNames[kind] << "(" << a << ", " << b << ", " << c << ", " << d << ", " << hi << ":"
         << lo << ")";
     return out.str();
@@ -92,6 +97,7 @@ inline Op NextOp(Source& in) {
             : roll < 83 ? Op::kDeregister
             : roll < 89 ? Op::kSubscribe
             : roll < 95 ? Op::kNextEvent
+            : roll < 97 ? Op::kReopen
                         : Op::kNextView;
   op.a = static_cast<uint32_t>(in.Next(1 << 16));
   op.b = static_cast<uint32_t>(in.Next(1 << 16));
@@ -113,10 +119,18 @@ enum class Profile {
   kPlain,      // no limits, shards never full: the semantics alone
   kLimited,    // small per-shard limits and 8-record shards that refuse when full
   kOverwrite,  // small limits and 8-record shards that drop their oldest record
+  // A durable stream whose ring holds 8 records (older ones are read from its
+  // segment files) and that Reopen closes and reopens: the semantics of
+  // kPlain, which the model gives it, must survive both.
+  kDurable,
 };
-inline constexpr Profile kProfiles[] = {Profile::kPlain, Profile::kLimited, Profile::kOverwrite};
+inline constexpr Profile kProfiles[] = {Profile::kPlain, Profile::kLimited, Profile::kOverwrite,
+                                        Profile::kDurable};
 inline const char* ProfileName(Profile p) {
-  return p == Profile::kPlain ? "plain" : p == Profile::kLimited ? "limited" : "overwrite";
+  return p == Profile::kPlain     ? "plain"
+         : p == Profile::kLimited ? "limited"
+         : p == Profile::kDurable ? "durable"
+                                  : "overwrite";
 }
 
 // Runs `ops` on a fresh stream and model; returns the first difference, or
@@ -171,7 +185,7 @@ class Differential {
 
   static Config ModelConfig(Profile profile) {
     Config c = Model::MakeConfig(kShards, kRetentionMs);
-    if (profile != Profile::kPlain) {
+    if (profile != Profile::kPlain && profile != Profile::kDurable) {
       c.limits = kSmallLimits;
       c.capacity_records = kSmallCapacity;
       c.overwrite = profile == Profile::kOverwrite;
@@ -186,7 +200,17 @@ class Differential {
     options.limits = kinlet::ThroughputLimits::Unlimited();
     options.shard_capacity_records = 4096;   // never full: a sequence puts at most ~3,000
     options.shard_capacity_bytes = 2 << 20;  // holds the largest record (1 MiB)
-    if (profile != Profile::kPlain) {
+    if (profile == Profile::kDurable) {
+      static std::atomic<int> runs{0};
+      directory_ = (std::filesystem::temp_directory_path() /
+                    ("kinlet-differential-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(runs.fetch_add(1))))
+                       .string();
+      std::filesystem::remove_all(directory_);
+      options.storage.kind = kinlet::StorageKind::kDurable;
+      options.storage.directory = directory_;
+      options.shard_capacity_records = kSmallCapacity;  // older records come from disk
+    } else if (profile != Profile::kPlain) {
       options.limits.write_records_per_second = kSmallLimits.write_records;
       options.limits.write_bytes_per_second = kSmallLimits.write_bytes;
       options.limits.read_calls_per_second = kSmallLimits.read_calls;
@@ -196,7 +220,34 @@ class Differential {
       options.full_policy = profile == Profile::kOverwrite ? kinlet::FullPolicy::kOverwrite
                                                            : kinlet::FullPolicy::kReject;
     }
+    options_ = options;
     stream_ = std::move(*TestStream::Create(options, &clock_));
+  }
+
+ public:
+  ~Differential() {
+    for (SubSlot& slot : subscriptions_) slot.kinlet.reset();
+    stream_.reset();
+    if (!directory_.empty()) std::filesystem::remove_all(directory_);
+  }
+
+ private:
+  // Closes the durable stream and opens it again from its directory. Its
+  // subscriptions end with it (the model's are cancelled too); iterators stay
+  // valid (the stream keeps its tag); then the shards must still match.
+  std::optional<std::string> ApplyReopen() {
+    if (directory_.empty()) return std::nullopt;
+    for (SubSlot& slot : subscriptions_) {
+      if (slot.kinlet) model_.Cancel(slot.model);
+      slot = SubSlot{};
+    }
+    stream_.reset();
+    absl::StatusOr<std::unique_ptr<TestStream>> reopened =
+        TestStream::Open(directory_, options_, &clock_);
+    if (!reopened.ok()) return "Reopen: " + reopened.status().ToString();
+    stream_ = *std::move(reopened);
+    Reached("Reopen");
+    return CompareOpenShards();
   }
 
   int64_t Now() const { return clock_.NowMillis(); }
@@ -291,6 +342,8 @@ class Differential {
         (void)stream_->TrimExpired();  // how many it reclaims is kinlet's own business
         last_trim_ms_ = Now();
         return std::nullopt;
+      case Op::kReopen:
+        return ApplyReopen();
     }
     return std::nullopt;
   }
@@ -703,6 +756,8 @@ class Differential {
   };
 
   kinlet::ManualClock clock_;
+  kinlet::StreamOptions options_;
+  std::string directory_;  // kDurable: the stream's directory, removed at the end
   std::unique_ptr<TestStream> stream_;
   Model model_;
   uint32_t tag_ = 0;
