@@ -3,10 +3,11 @@
 // result and error must match. A difference is shrunk to a minimal failing
 // sequence and printed with its seed.
 //
-// Each sequence runs in three stream profiles (kinlet_model::Profile): no
-// limits, small limits with 8-record shards that refuse when full, and the same
-// with shards that overwrite. KINLET_DIFF_SEQUENCES (default 400 plain, half
-// as many per limited profile) and KINLET_DIFF_SEED (default 1) run more, or
+// Each sequence runs in four stream profiles (kinlet_model::Profile): no
+// limits, small limits with 8-record shards that refuse when full, the same
+// with shards that overwrite, and a durable stream with an 8-record ring that
+// the sequence closes and reopens. KINLET_DIFF_SEQUENCES (default 400 plain,
+// half as many per other profile) and KINLET_DIFF_SEED (default 1) run more, or
 // other, sequences on demand:
 //   KINLET_DIFF_SEQUENCES=100000 build/dev/tests/kinlet_tests "[differential]"
 #include "model/differential.hpp"
