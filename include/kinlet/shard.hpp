@@ -140,7 +140,9 @@ struct ShardStats {
   uint64_t end_position = 0;           // one past the newest record
   uint64_t records_stored = 0;
   uint64_t records_expired = 0;      // trimmed by retention
-  uint64_t records_overwritten = 0;  // dropped unexpired by FullPolicy::kOverwrite
+  // Dropped unexpired by FullPolicy::kOverwrite; for a durable stream, the
+  // records its ring evicted to make room (still on disk, still readable).
+  uint64_t records_overwritten = 0;
   size_t ring_bytes_in_use = 0;
   size_t ring_capacity_bytes = 0;
   size_t ring_capacity_records = 0;
