@@ -553,9 +553,9 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
         parent_shard_id_(std::move(parent)),
         adjacent_parent_shard_id_(std::move(adjacent_parent)),
         created_ms_(created_ms),
-        log_(capacity_records, capacity_bytes),
         durable_(disk.durable),
         sync_every_put_(disk.durable && disk.sync == SyncPolicy::kEveryPut),
+        log_(capacity_records, capacity_bytes),
         disk_(std::move(disk.log)),
         disk_status_(std::move(disk.status)) {
     if (disk_ != nullptr) {
@@ -824,6 +824,10 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   using WriterGuard = detail::LockGuard<WriterLock>;
   alignas(KINLET_CACHE_LINE_SIZE) mutable WriterLock write_mu_;
   int64_t last_arrival_ms_ ABSL_GUARDED_BY(write_mu_) = 0;
+  // Durable streams (see AppendDurableLocked); on the writer's line, which
+  // every put touches anyway. Set at construction.
+  const bool durable_;
+  const bool sync_every_put_;
   TokenBucket write_bytes_ ABSL_GUARDED_BY(write_mu_);
   TokenBucket write_records_ ABSL_GUARDED_BY(write_mu_);
   detail::WriteCounters write_counters_;  // written under write_mu_ (see metrics.hpp)
@@ -837,9 +841,7 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
 
   RingLog<Payload> log_;
 
-  // Durable streams (see AppendDurableLocked). Set at construction.
-  const bool durable_;
-  const bool sync_every_put_;
+  // Durable streams: the segment files. Set at construction.
   const std::unique_ptr<storage::ShardLog> disk_;
   const absl::Status disk_status_;  // why disk_ is null on a durable shard
   absl::Status disk_error_ ABSL_GUARDED_BY(write_mu_);
