@@ -20,8 +20,8 @@
 // AES-256-GCM under the key's current version. Wrapped blob, 112 bytes:
 //
 //   0   4  magic "KLW1"
-//   4   4  master key version, big-endian        \
-//   8  36  master key id (UUID text)             / the GCM aad
+//   4   4  master key version, big-endian    (bytes 0..44: the GCM aad)
+//   8  36  master key id (UUID text)
 //  44  12  random IV
 //  56  32  the data key, encrypted
 //  88  16  GCM tag
