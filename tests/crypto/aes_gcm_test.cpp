@@ -326,7 +326,11 @@ TEST_CASE("Aes256GcmCipher allocates nothing per Seal and Open", "[crypto]") {
     WARN("OpenSSL already allocated in this process; run this case alone to count");
     return;
   }
+  // The hooks count: making a cipher allocates (its first context).
+  g_counting_openssl.store(true);
   auto cipher = MakeCipher(RandomBytes(32, 11));
+  g_counting_openssl.store(false);
+  CHECK(g_openssl_allocations.load() > 0);
   const std::string plaintext = RandomBytes(1024, 12);
   std::string sealed(plaintext.size() + 16, '\0');
   std::string out(plaintext.size(), '\0');
