@@ -454,6 +454,10 @@ TEST_CASE("LocalKeyProvider refuses a corrupt or exposed key file clearly", "[cr
     auto no_dir = LocalKeyProvider::Open(dir.File("missing/keys"));
     CHECK(kinlet::ErrorNameOf(no_dir.status()) == "StorageFailureException");
     CHECK(kinlet::ErrorNameOf(LocalKeyProvider::Open("").status()) == "InvalidArgumentException");
+    fs::create_symlink(file, dir.File("link"));
+    auto link = LocalKeyProvider::Open(dir.File("link"));
+    CHECK(kinlet::ErrorNameOf(link.status()) == "InvalidArgumentException");
+    CHECK(link.status().message().find("symbolic link") != absl::string_view::npos);
   }
 }
 

@@ -381,6 +381,9 @@ inline absl::StatusOr<std::string> ReadKeyFile(const std::string& path, bool* mi
       *missing = true;
       return std::string();
     }
+    if (errno == ELOOP) {  // O_NOFOLLOW: a rename would replace the link, not its target
+      return InvalidArgument("key file " + path + " is a symbolic link; give the file itself");
+    }
     return StorageFailure(ErrnoMessage("cannot open key file", path, errno));
   }
   struct stat st;
@@ -496,8 +499,10 @@ class LocalKeyProvider final : public KeyProvider {
   // Opens (or creates, empty, mode 0600) the key file `key_file`, and
   // "<key_file>.lock" beside it. StorageFailureException if either cannot be
   // read or written; InvalidArgumentException for an empty path, a path that
-  // is not a regular file, or a file group or others may access;
-  // DataLossException for a corrupt file (the message names the line).
+  // is not a regular file (a directory, a symbolic link), or a file group or
+  // others may access; DataLossException for a corrupt file (the message
+  // names the line). The provider may be shared (it is thread-safe) and must
+  // outlive the streams that use it.
   static absl::StatusOr<std::shared_ptr<LocalKeyProvider>> Open(std::string key_file) {
     if (key_file.empty()) return InvalidArgument("LocalKeyProvider: empty key file path");
     const std::string lock_path = key_file + ".lock";
