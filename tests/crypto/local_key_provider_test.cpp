@@ -91,6 +91,38 @@ std::string UuidOf(const std::string& arn) { return arn.substr(arn.rfind('/') + 
 
 }  // namespace
 
+TEST_CASE("Key file codec: SerializeKeyTable and ParseKeyTable round-trip", "[crypto]") {
+  namespace d = kinlet::crypto::detail;
+  d::KeyTable keys;
+  for (int i = 0; i < 3; ++i) {
+    d::MasterKey key;
+    key.uuid = *d::NewUuid();
+    key.alias = i == 0 ? "" : "alias/k" + std::to_string(i);
+    key.state = static_cast<KeyState>(i);
+    key.deny = i == 1;
+    key.aws_managed = i == 2;
+    for (int v = 0; v <= i; ++v) key.versions.push_back(*d::RandomBytes(32));
+    std::string uuid = key.uuid;
+    keys.emplace(std::move(uuid), std::move(key));
+  }
+  const std::string text = d::SerializeKeyTable(keys);
+  auto parsed = d::ParseKeyTable(text, "mem");
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->size() == keys.size());
+  for (const auto& [uuid, key] : keys) {
+    const d::MasterKey& got = parsed->at(uuid);
+    CHECK(got.alias == key.alias);
+    CHECK(got.state == key.state);
+    CHECK(got.deny == key.deny);
+    CHECK(got.aws_managed == key.aws_managed);
+    CHECK(got.versions == key.versions);
+  }
+  CHECK(d::SerializeKeyTable(*parsed) == text);
+  auto empty = d::ParseKeyTable(d::SerializeKeyTable({}), "mem");
+  REQUIRE(empty.ok());
+  CHECK(empty->empty());
+}
+
 TEST_CASE("LocalKeyProvider creates an empty key file of mode 0600", "[crypto]") {
   TempDir dir;
   const std::string file = dir.File("keys");
