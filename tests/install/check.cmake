@@ -2,12 +2,15 @@
 #
 #   cmake -DMODE=package|subdirectory -DKINLET_SOURCE_DIR=... -DKINLET_BINARY_DIR=...
 #         -DWORK_DIR=... [-DCONFIG=...] [-DCXX_COMPILER=...] [-DCXX_FLAGS=...]
-#         [-DGENERATOR=...] [-DMAKE_PROGRAM=...] -P check.cmake
+#         [-DGENERATOR=...] [-DMAKE_PROGRAM=...] [-DWITH_GATEWAY=0|1] [-DWITH_CRYPTO=0|1]
+#         -P check.cmake
 #
 # package:      `cmake --install` the kinlet build tree KINLET_BINARY_DIR into WORK_DIR/prefix,
 #               then configure the consumer with find_package(kinlet CONFIG REQUIRED).
 # subdirectory: configure the consumer with add_subdirectory(KINLET_SOURCE_DIR).
-# Either way the consumer is then built and run; it must exit 0.
+# Either way the consumer is then built and run; it must exit 0. WITH_CRYPTO: also build and run
+# a consumer of kinlet::crypto (both modes); WITH_GATEWAY: of kinlet::gateway and kinlet::remote
+# (package mode).
 cmake_minimum_required(VERSION 3.20)
 
 foreach(_var MODE KINLET_SOURCE_DIR WORK_DIR)
@@ -69,6 +72,13 @@ if(MODE STREQUAL "package")
       message(FATAL_ERROR "[install_consumer_package] not installed: ${_prefix}/${_file}")
     endif()
   endforeach()
+  if(WITH_CRYPTO)
+    foreach(_file include/kinlet/crypto/aes_gcm.hpp include/kinlet/crypto/local_key_provider.hpp)
+      if(NOT EXISTS "${_prefix}/${_file}")
+        message(FATAL_ERROR "[install_consumer_package] not installed: ${_prefix}/${_file}")
+      endif()
+    endforeach()
+  endif()
   if(WITH_GATEWAY)
     list(APPEND _configure_args -DKINLET_WITH_GATEWAY=ON)
   endif()
@@ -78,6 +88,10 @@ if(MODE STREQUAL "package")
 else()
   list(APPEND _configure_args -DKINLET_CONSUME=subdirectory
     "-DKINLET_SOURCE_DIR=${KINLET_SOURCE_DIR}")
+endif()
+
+if(WITH_CRYPTO)
+  list(APPEND _configure_args -DKINLET_WITH_CRYPTO=ON)
 endif()
 
 run_step("configure consumer" "${CMAKE_COMMAND}" ${_configure_args})
@@ -99,5 +113,12 @@ if(MODE STREQUAL "package" AND WITH_GATEWAY)
     set(_remote_exe "${_build}/${CONFIG}/kinlet_remote_install_check")
   endif()
   run_step("run remote consumer" "${_remote_exe}")
+endif()
+if(WITH_CRYPTO)
+  set(_crypto_exe "${_build}/kinlet_crypto_install_check")
+  if(NOT EXISTS "${_crypto_exe}" AND EXISTS "${_build}/${CONFIG}/kinlet_crypto_install_check")
+    set(_crypto_exe "${_build}/${CONFIG}/kinlet_crypto_install_check")
+  endif()
+  run_step("run crypto consumer" "${_crypto_exe}")
 endif()
 message(STATUS "[install_consumer_${MODE}] OK")
