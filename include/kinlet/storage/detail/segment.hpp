@@ -18,6 +18,9 @@
 //   write_offset_, next_position_, records_, last_arrival_, next_index_offset_
 //                        the writer's only (under the shard's writer lock), or
 //                        recovery before publication.
+//   end_offset_          the end of the written frames: release store by the
+//                        writer after each frame, acquire load by readers
+//                        resynchronising after a corrupt frame.
 //   cipher_              lazily set under cipher_mu_, release store; readers
 //                        load with acquire.
 //   fd_                  open while the segment may still need an fsync; Sync()
@@ -192,6 +195,7 @@ class Segment {
     Store64(f, Checksum(f + 8, kFrameHeaderBytes - 8 + body_len));
     NoteFrame(position, arrival_ms, off);
     write_offset_ = off + frame;
+    end_offset_.store(write_offset_, std::memory_order_release);  // pairs with Locate's acquire
     return absl::OkStatus();
   }
 
@@ -251,6 +255,7 @@ class Segment {
       break;
     }
     write_offset_ = std::min(off, capacity_);
+    end_offset_.store(write_offset_, std::memory_order_release);
     r.records = records_;
     lost_ = r.lost;
     return r;
@@ -276,6 +281,7 @@ class Segment {
     for (size_t i = 0; i < x.entries.size(); ++i) entries_[i] = x.entries[i];
     entry_count_.store(static_cast<uint32_t>(x.entries.size()), std::memory_order_release);
     write_offset_ = static_cast<size_t>(x.end_offset);
+    end_offset_.store(write_offset_, std::memory_order_release);
     next_position_ = x.end_position;
     records_ = x.record_count;
     last_arrival_ = x.last_arrival_ms;
@@ -342,7 +348,21 @@ class Segment {
     for (;;) {
       if (CheckFrame(map_.data(), capacity_, off, overhead(), &h) != FrameCheck::kOk ||
           h.position < expected) {
-        return Lost(position);
+        // A corrupt frame on the way: look for the next valid one before the next
+        // index entry (within the published bytes), so records after it stay readable.
+        size_t bound = end_offset_.load(std::memory_order_acquire);
+        if (it + 1 < begin + n) bound = std::min(bound, static_cast<size_t>((it + 1)->offset));
+        bool found = false;
+        for (size_t o = off + kFrameAlign; o + kFrameHeaderBytes <= bound; o += kFrameAlign) {
+          if (Load64(map_.data() + o) == 0) continue;
+          if (CheckFrame(map_.data(), bound, o, overhead(), &h) == FrameCheck::kOk &&
+              h.position >= expected && h.position <= position) {
+            off = o;
+            found = true;
+            break;
+          }
+        }
+        if (!found) return Lost(position);
       }
       if (h.position == position) return off;
       if (h.position > position) return Lost(position);
@@ -493,6 +513,9 @@ class Segment {
   std::vector<std::pair<uint64_t, uint64_t>> lost_;  // set by recovery, then immutable
 
   size_t write_offset_ = kHeaderBytes;
+  // The end of the written frames, for readers: stored (release) by the writer
+  // after each frame, loaded (acquire) by Locate's resync after corruption.
+  std::atomic<size_t> end_offset_{kHeaderBytes};
   uint64_t next_position_ = 0;
   uint64_t records_ = 0;
   int64_t last_arrival_ = 0;

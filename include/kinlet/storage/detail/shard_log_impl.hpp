@@ -36,7 +36,9 @@ inline absl::StatusOr<std::unique_ptr<ShardLog>> ShardLog::Open(ShardLogOptions 
   KINLET_RETURN_IF_ERROR(detail::CreateDirectories(options.directory));
   std::unique_ptr<ShardLog> log(new ShardLog(std::move(options)));
   RecoveryReport local;
-  KINLET_RETURN_IF_ERROR(log->Recover(first_position, report != nullptr ? report : &local));
+  if (report == nullptr) report = &local;
+  *report = RecoveryReport{};
+  KINLET_RETURN_IF_ERROR(log->Recover(first_position, report));
   log->scratch_.reserve(log->options_.max_record_bytes);
   if (log->options_.sync == SyncPolicy::kInterval) {
     detail::IntervalSyncer::Instance().Register(log.get(), log->options_.sync_interval);
