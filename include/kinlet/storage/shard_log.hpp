@@ -25,7 +25,8 @@
 //              it takes list_mu_, so the list it sees holds every segment with
 //              records below that end (the roll added it before the release).
 //   lost_      written by Open, immutable afterwards.
-//   current_, sealed_, key_id_, provider_, factory_, pending_roll_, scratch_
+//   current_, sealed_, key_id_, provider_, factory_, pending_roll_, old_synced_,
+//   last_arrival_ms_, scratch_
 //              the writer's only (the shard's writer lock).
 //   synced_    one past the last record known fsynced: stored (release) by the
 //              group-commit leader under sync_mu_; loaded (acquire) by
@@ -409,6 +410,7 @@ class ShardLog final : private detail::IntervalSyncTarget {
   int64_t last_arrival_ms_ = INT64_MIN;
   bool sealed_ = false;
   bool pending_roll_ = false;
+  bool old_synced_ = false;  // current_ was fsynced for a roll that then failed
   std::string key_id_;
   std::shared_ptr<KeyProvider> provider_;
   std::shared_ptr<CipherFactory> factory_;

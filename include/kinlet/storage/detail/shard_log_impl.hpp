@@ -205,6 +205,15 @@ inline absl::Status ShardLog::Roll(std::optional<DataKey> key,
   } else {
     cipher.reset();
   }
+  // The full segment is fsynced first: a failure there is sticky (as every failed
+  // fsync of records); a failure making the new one below is not (nothing written).
+  if (old != nullptr && old->records() > 0 && !old_synced_) {
+    if (absl::Status s = old->Sync(options_.faults); !s.ok()) {
+      Fail(s);
+      return s;
+    }
+    old_synced_ = true;
+  }
   bool renamed = false;
   auto created =
       detail::Segment::Create(options_.directory, header, options_.segment_bytes, options_.faults,
@@ -218,10 +227,6 @@ inline absl::Status ShardLog::Roll(std::optional<DataKey> key,
   }
   std::shared_ptr<detail::Segment> seg = std::move(*created);
   if (old != nullptr && old->records() > 0) {
-    if (absl::Status s = old->Sync(options_.faults); !s.ok()) {
-      Fail(s);
-      return s;
-    }
     (void)WriteIndex(*old);  // best effort: without it the next open scans the segment
     old->CloseFile();
   }
@@ -235,6 +240,7 @@ inline absl::Status ShardLog::Roll(std::optional<DataKey> key,
   }
   current_ = std::move(seg);
   pending_roll_ = false;
+  old_synced_ = false;
   return absl::OkStatus();
 }
 
