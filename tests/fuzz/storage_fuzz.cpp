@@ -29,9 +29,9 @@ void Require(bool ok) {
 }
 
 const std::string& Dir() {
-  static const std::string dir =
-      (std::filesystem::temp_directory_path() / ("kinlet-storage-fuzz-" + std::to_string(::getpid())))
-          .string();
+  static const std::string dir = (std::filesystem::temp_directory_path() /
+                                  ("kinlet-storage-fuzz-" + std::to_string(::getpid())))
+                                     .string();
   return dir;
 }
 
@@ -63,8 +63,9 @@ const Real& RealLog() {
       auto log = ks::ShardLog::Open(o, 0, nullptr);
       Require(log.ok());
       for (uint64_t i = 0; i < 40; ++i) {
-        Require((*log)->Append(i, static_cast<int64_t>(100 + i), "key" + std::to_string(i % 3),
-                               std::string(i % 17, 'x'))
+        Require((*log)
+                    ->Append(i, static_cast<int64_t>(100 + i), "key" + std::to_string(i % 3),
+                             std::string(i % 17, 'x'))
                     .ok());
       }
       Require((*log)->Seal().ok());

@@ -44,7 +44,8 @@ struct FaultSwitch {
   }
 };
 
-TEST_CASE("ENOSPC when a new segment is allocated fails the append, loses nothing", "[storage][faults]") {
+TEST_CASE("ENOSPC when a new segment is allocated fails the append, loses nothing",
+          "[storage][faults]") {
   TempDir dir;
   FaultSwitch faults;
   ShardLogOptions o = SmallOptions(dir.sub("log"));

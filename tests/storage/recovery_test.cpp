@@ -63,7 +63,8 @@ bool AnyNonZero(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c != 0; });
 }
 
-TEST_CASE("Recovery cuts a torn tail at every byte offset of the last records", "[storage][recovery]") {
+TEST_CASE("Recovery cuts a torn tail at every byte offset of the last records",
+          "[storage][recovery]") {
   TempDir dir;
   ShardLogOptions o = SmallOptions(dir.sub("log"));
   const uint64_t n = 12;
@@ -121,7 +122,8 @@ TEST_CASE("Recovery cuts a torn tail at every byte offset of the last records", 
   }
 }
 
-TEST_CASE("Recovery of one corrupt byte at every offset of the last records", "[storage][recovery]") {
+TEST_CASE("Recovery of one corrupt byte at every offset of the last records",
+          "[storage][recovery]") {
   TempDir dir;
   ShardLogOptions o = SmallOptions(dir.sub("log"));
   const uint64_t n = 12;
@@ -151,8 +153,7 @@ TEST_CASE("Recovery of one corrupt byte at every offset of the last records", "[
       CHECK(report.truncated_bytes > 0);
       CHECK(report.lost.empty());
       CHECK(log->End() == n - 1);
-      CHECK(ReadAll(*log, 0, &status) ==
-            std::vector<Rec>(w.recs.begin(), w.recs.end() - 1));
+      CHECK(ReadAll(*log, 0, &status) == std::vector<Rec>(w.recs.begin(), w.recs.end() - 1));
       CHECK(status.ok());
     } else {
       // In the middle: that record is lost (DataLoss), the later ones kept.
@@ -179,7 +180,8 @@ TEST_CASE("Recovery of one corrupt byte at every offset of the last records", "[
   }
 }
 
-TEST_CASE("Recovery: corruption in a sealed segment is DataLoss for that record only", "[storage][recovery]") {
+TEST_CASE("Recovery: corruption in a sealed segment is DataLoss for that record only",
+          "[storage][recovery]") {
   TempDir dir;
   ShardLogOptions o = SmallOptions(dir.sub("log"));
   std::vector<Rec> recs;
@@ -262,7 +264,8 @@ TEST_CASE("Recovery rescans a segment whose index is corrupt or missing", "[stor
   CHECK(log->LowerBoundArrival(recs[300].arrival_ms) == 300);
 }
 
-TEST_CASE("Recovery reports positions of a deleted or corrupt segment as lost", "[storage][recovery]") {
+TEST_CASE("Recovery reports positions of a deleted or corrupt segment as lost",
+          "[storage][recovery]") {
   TempDir dir;
   ShardLogOptions o = SmallOptions(dir.sub("log"));
   std::vector<Rec> recs;
@@ -295,7 +298,8 @@ TEST_CASE("Recovery reports positions of a deleted or corrupt segment as lost", 
   CHECK(report.records == recs.size() - (b - a));
   CHECK(log->End() == recs.size());
   absl::Status status;
-  CHECK(ReadAll(*log, 0, &status) == std::vector<Rec>(recs.begin(), recs.begin() + static_cast<long>(a)));
+  CHECK(ReadAll(*log, 0, &status) ==
+        std::vector<Rec>(recs.begin(), recs.begin() + static_cast<long>(a)));
   CHECK(kinlet::IsDataLoss(status));
   for (uint64_t p = a; p < b; p += 5) {
     CHECK(kinlet::IsDataLoss(log->Read(p, 1, 1 << 20, [](const LogRecordView&) {}).status()));
@@ -303,7 +307,8 @@ TEST_CASE("Recovery reports positions of a deleted or corrupt segment as lost", 
   CHECK(ReadAll(*log, b) == std::vector<Rec>(recs.begin() + static_cast<long>(b), recs.end()));
 }
 
-TEST_CASE("Recovery of a last segment with a corrupt header starts a new one", "[storage][recovery]") {
+TEST_CASE("Recovery of a last segment with a corrupt header starts a new one",
+          "[storage][recovery]") {
   TempDir dir;
   ShardLogOptions o = SmallOptions(dir.sub("log"));
   {

@@ -85,7 +85,7 @@ struct RecoveryReport {
   uint64_t records = 0;          // valid records found in the log after recovery
   uint64_t truncated_bytes = 0;  // torn/corrupt tail bytes cut from the last segment
   std::vector<std::pair<uint64_t, uint64_t>> lost;  // position ranges [a, b) unreadable (DataLoss)
-  std::vector<std::string> notes;  // one human line per finding
+  std::vector<std::string> notes;                   // one human line per finding
 };
 
 struct ShardLogOptions {
@@ -358,9 +358,8 @@ class ShardLog final : private detail::IntervalSyncTarget {
   absl::Status Recover(uint64_t first_position, RecoveryReport* report);
   absl::Status Roll(std::optional<DataKey> key, std::unique_ptr<RecordCipher> cipher);
   absl::Status WriteIndex(const detail::Segment& seg) {
-    return detail::WriteFileAtomically(seg.index_path(),
-                                       detail::EncodeIndexFile(seg.MakeIndexFile()),
-                                       options_.faults);
+    return detail::WriteFileAtomically(
+        seg.index_path(), detail::EncodeIndexFile(seg.MakeIndexFile()), options_.faults);
   }
 
   void Fail(const absl::Status& s) {
@@ -373,9 +372,10 @@ class ShardLog final : private detail::IntervalSyncTarget {
   bool Find(uint64_t pos, uint64_t end, std::shared_ptr<detail::Segment>* seg,
             uint64_t* limit) const {
     kinlet::detail::MutexLock l(&list_mu_);
-    auto it = std::upper_bound(
-        segments_.begin(), segments_.end(), pos,
-        [](uint64_t p, const std::shared_ptr<detail::Segment>& s) { return p < s->first_position(); });
+    auto it = std::upper_bound(segments_.begin(), segments_.end(), pos,
+                               [](uint64_t p, const std::shared_ptr<detail::Segment>& s) {
+                                 return p < s->first_position();
+                               });
     if (it == segments_.begin()) return false;
     *limit = it == segments_.end() ? end : std::min(end, (*it)->first_position());
     *seg = *std::prev(it);

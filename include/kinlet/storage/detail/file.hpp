@@ -42,7 +42,8 @@ inline std::string ErrnoText(int err) {
 
 // StorageFailureException "<what> <path>: <errno text>".
 inline absl::Status ErrnoFailure(std::string_view what, const std::string& path, int err) {
-  return StorageFailure(absl::StrCat(kinlet::detail::ToAbsl(what), " ", path, ": ", ErrnoText(err)));
+  return StorageFailure(
+      absl::StrCat(kinlet::detail::ToAbsl(what), " ", path, ": ", ErrnoText(err)));
 }
 
 // The errno the fault hook injects for `op` on `path` (0: proceed).
@@ -115,7 +116,8 @@ class Mapping {
 inline absl::StatusOr<FileDescriptor> OpenFile(const std::string& path, int flags,
                                                const DiskFaultHook& hook = {}) {
   if ((flags & O_CREAT) != 0) {
-    if (int err = InjectedErrno(hook, DiskOp::kCreate, path)) return ErrnoFailure("create", path, err);
+    if (int err = InjectedErrno(hook, DiskOp::kCreate, path))
+      return ErrnoFailure("create", path, err);
   }
   int fd;
   do {
@@ -132,9 +134,9 @@ inline absl::Status Allocate(const FileDescriptor& fd, uint64_t size, const std:
   int err = InjectedErrno(hook, DiskOp::kAllocate, path);
   if (err == 0) err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
   if (err == EOPNOTSUPP || err == EINVAL) {
-    return StorageFailure(absl::StrCat("allocate ", path, ": the file system does not support ",
-                                       "posix_fallocate, which durable streams need: ",
-                                       ErrnoText(err)));
+    return StorageFailure(
+        absl::StrCat("allocate ", path, ": the file system does not support ",
+                     "posix_fallocate, which durable streams need: ", ErrnoText(err)));
   }
   if (err != 0) return ErrnoFailure("allocate", path, err);
   return absl::OkStatus();
@@ -205,14 +207,14 @@ inline absl::StatusOr<uint64_t> FileSize(const FileDescriptor& fd, const std::st
 inline absl::StatusOr<Mapping> MapFile(const FileDescriptor& fd, size_t size, bool writable,
                                        const std::string& path) {
   if (size == 0) return Mapping();
-  void* p = ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-                   fd.get(), 0);
+  void* p =
+      ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) {
     int err = errno;
     if (err == ENODEV || err == EINVAL || err == EOPNOTSUPP) {
-      return StorageFailure(absl::StrCat("mmap ", path, ": the file system does not support ",
-                                         "shared memory mappings, which durable streams need: ",
-                                         ErrnoText(err)));
+      return StorageFailure(
+          absl::StrCat("mmap ", path, ": the file system does not support ",
+                       "shared memory mappings, which durable streams need: ", ErrnoText(err)));
     }
     return ErrnoFailure("mmap", path, err);
   }

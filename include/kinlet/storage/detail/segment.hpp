@@ -80,8 +80,7 @@ class Segment {
   static absl::StatusOr<std::shared_ptr<Segment>> Create(
       const std::string& directory, const SegmentHeader& header, size_t capacity,
       const DiskFaultHook& hook, std::shared_ptr<KeyProvider> provider,
-      std::shared_ptr<CipherFactory> factory, std::unique_ptr<RecordCipher> cipher,
-      bool* renamed) {
+      std::shared_ptr<CipherFactory> factory, std::unique_ptr<RecordCipher> cipher, bool* renamed) {
     *renamed = false;
     std::shared_ptr<Segment> seg(new Segment());
     seg->path_ = directory + "/" + SegmentFileName(header.first_position);
@@ -338,8 +337,7 @@ class Segment {
     const uint32_t n = entry_count_.load(std::memory_order_acquire);
     const IndexEntry* begin = entries_.get();
     const IndexEntry* it = std::upper_bound(
-        begin, begin + n, position,
-        [](uint64_t p, const IndexEntry& e) { return p < e.position; });
+        begin, begin + n, position, [](uint64_t p, const IndexEntry& e) { return p < e.position; });
     if (it == begin) return Lost(position);
     --it;
     size_t off = static_cast<size_t>(it->offset);
@@ -374,8 +372,7 @@ class Segment {
   // Decodes the frame at `offset`, which must hold `position`. Encrypted
   // segments open into *scratch. DataLoss if the frame is corrupt, KMS errors
   // if the data key cannot be unwrapped.
-  absl::Status Decode(size_t offset, uint64_t position, std::string* scratch,
-                      FrameRef* out) const {
+  absl::Status Decode(size_t offset, uint64_t position, std::string* scratch, FrameRef* out) const {
     if (CheckFrame(map_.data(), capacity_, offset, overhead(), &out->header) != FrameCheck::kOk ||
         out->header.position != position) {
       return Lost(position);

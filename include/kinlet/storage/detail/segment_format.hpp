@@ -83,7 +83,9 @@ inline uint64_t Checksum(const char* p, size_t n) {
   return c == 0 ? 1 : c;
 }
 
-inline size_t FrameBytes(size_t body_len) { return AlignUp(kFrameHeaderBytes + body_len, kFrameAlign); }
+inline size_t FrameBytes(size_t body_len) {
+  return AlignUp(kFrameHeaderBytes + body_len, kFrameAlign);
+}
 
 // "00000000000000000042.seg"
 inline std::string SegmentFileName(uint64_t first_position) {
@@ -248,8 +250,8 @@ inline std::string EncodeIndexFile(const IndexFile& x) {
 // returns "" and fills *x, or the reason it is refused (the caller rescans).
 // Entries must be strictly increasing in position and offset, aligned and
 // inside the frames area; counts consistent.
-inline std::string DecodeIndexFile(std::string_view bytes, uint64_t first_position,
-                                   size_t capacity, IndexFile* x) {
+inline std::string DecodeIndexFile(std::string_view bytes, uint64_t first_position, size_t capacity,
+                                   IndexFile* x) {
   if (bytes.size() < kIndexFixedBytes + 8) return "too short";
   const char* p = bytes.data();
   if (Load64(p) != kIndexMagic || Load32(p + 8) != kFormatVersion) return "bad magic or version";
@@ -284,8 +286,8 @@ inline std::string DecodeIndexFile(std::string_view bytes, uint64_t first_positi
     if (e.offset < kHeaderBytes || e.offset >= x->end_offset || e.offset % kFrameAlign) {
       return "bad entry offset";
     }
-    if (!x->entries.empty() && (e.position <= x->entries.back().position ||
-                                e.offset <= x->entries.back().offset)) {
+    if (!x->entries.empty() &&
+        (e.position <= x->entries.back().position || e.offset <= x->entries.back().offset)) {
       return "entries out of order";
     }
     x->entries.push_back(e);

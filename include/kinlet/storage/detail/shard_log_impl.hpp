@@ -52,8 +52,7 @@ inline absl::Status ShardLog::Recover(uint64_t first_position, RecoveryReport* r
   std::vector<std::pair<uint64_t, std::string>> files;
   {
     std::error_code ec;
-    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end;
-         it.increment(ec)) {
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       uint64_t first = 0;
       if (detail::ParseSegmentFileName(name, &first)) {
@@ -95,15 +94,14 @@ inline absl::Status ShardLog::Recover(uint64_t first_position, RecoveryReport* r
     auto idx = detail::ReadFile(seg->index_path());
     if (idx.ok()) {
       detail::IndexFile x;
-      std::string why =
-          detail::DecodeIndexFile(*idx, seg->first_position(), seg->capacity(), &x);
+      std::string why = detail::DecodeIndexFile(*idx, seg->first_position(), seg->capacity(), &x);
       if (why.empty()) {
         adopted = seg->AdoptIndex(x, /*check_tail=*/last);
         if (!adopted) why = "records past its end";
       }
       if (!adopted) {
-        report->notes.push_back(absl::StrCat("segment ", files[i].second, ": index refused (",
-                                             why, "), segment scanned"));
+        report->notes.push_back(absl::StrCat("segment ", files[i].second, ": index refused (", why,
+                                             "), segment scanned"));
       }
     } else if (!last) {
       report->notes.push_back(
@@ -145,8 +143,8 @@ inline absl::Status ShardLog::Recover(uint64_t first_position, RecoveryReport* r
     if (last_set_aside && floor > end) {
       report->lost.emplace_back(end, floor);
       report->notes.push_back(absl::StrCat("positions [", end, ", ", floor,
-                                           ") lost with a set-aside segment; records after ",
-                                           floor, " in it are lost too (count unknown)"));
+                                           ") lost with a set-aside segment; records after ", floor,
+                                           " in it are lost too (count unknown)"));
       end = floor;
     }
   } else {
@@ -266,8 +264,8 @@ inline absl::Status ShardLog::SetEncryption(std::shared_ptr<KeyProvider> provide
   }
   auto cipher = factory->Make(key->plaintext);
   if (!cipher.ok()) return cipher.status();
-  const size_t need = detail::kHeaderBytes +
-                      detail::FrameBytes(options_.max_record_bytes + (*cipher)->Overhead());
+  const size_t need =
+      detail::kHeaderBytes + detail::FrameBytes(options_.max_record_bytes + (*cipher)->Overhead());
   if (options_.segment_bytes < need) {
     return InvalidArgument(absl::StrCat("segment_bytes ", options_.segment_bytes,
                                         " cannot hold an encrypted record of max_record_bytes"));
@@ -288,7 +286,7 @@ inline absl::Status ShardLog::SyncThrough(uint64_t end) {
     if (from >= end) return absl::OkStatus();
     const uint64_t target = End();
     if (from >= target) return absl::OkStatus();  // `end` is past End(): all there is is synced
-    syncing_ = true;  // this caller leads
+    syncing_ = true;                              // this caller leads
     l.unlock();
     absl::InlinedVector<std::shared_ptr<detail::Segment>, 4> dirty;
     {
