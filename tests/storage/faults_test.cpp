@@ -203,3 +203,17 @@ TEST_CASE("WriteFileAtomically and ReadFile", "[storage][faults]") {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("A file system without fallocate is named in the error", "[storage][faults]") {
+  TempDir dir;
+  ShardLogOptions o = SmallOptions(dir.sub("log"));
+  o.faults = [](DiskOp op, const std::string&) { return op == DiskOp::kAllocate ? EOPNOTSUPP : 0; };
+  auto log = ShardLog::Open(o, 0, nullptr);
+  CHECK(kinlet::IsStorageFailure(log.status()));
+  CHECK(log.status().message().find("does not support posix_fallocate") != std::string_view::npos);
+  CHECK(SegmentFiles(o.directory).empty());
+}
+
+}  // namespace
