@@ -11,6 +11,29 @@
 // scanned frame by frame; a torn tail is cut (zeroed) and reported, corruption
 // in the middle is reported as lost position ranges that read as DataLoss.
 //
+// Choices beyond the design brief, with their reasons:
+//  - A new segment is made under `<name>.tmp` (allocated, header written and
+//    fdatasynced), renamed in place and the directory fsynced, under every
+//    SyncPolicy: a crash mid-creation leaves no half-made segment. A roll
+//    fsyncs the full segment before its `.idx` is written (the index never
+//    describes unsynced records). A failure before the rename changes nothing
+//    (not sticky); a failed fsync of records or of the directory after the
+//    rename is sticky.
+//  - fdatasync(fd) rather than msync: on Linux the page cache is shared, so it
+//    writes back what the mapping dirtied. Appends are memcpy (no system call),
+//    so DiskOp::kWrite covers the segment header, index and metadata writes; an
+//    I/O error on records surfaces at the fsync (kSync).
+//  - A segment whose header fails validation is renamed `<name>.corrupt`
+//    (kept for inspection) and its positions are a lost range. A sealed
+//    segment scanned at Open (missing or bad `.idx`) gets a fresh `.idx`.
+//  - A reader meeting a corrupt frame in an index-adopted segment looks for the
+//    next valid frame before the next index entry, so only the corrupt record
+//    reads as DataLoss, not the ones after it.
+//  - Open does not take a DirectoryLock: the stream's directory lock (one per
+//    stream, detail/directory_lock.hpp) covers its shards' directories.
+//  - Append returns InvalidArgument for a decreasing arrival_ms (rather than
+//    asserting) and ResourceInUse after Seal().
+//
 // Thread safety and memory ordering. Who writes / reads each shared field:
 //   end_       written by the writer (Append) with a release store after the
 //              record's bytes and its index entry; readers load it with
