@@ -117,7 +117,8 @@ int Put(const Args& a) {
     writers.emplace_back([&, t] {
       std::string payload(a.size, static_cast<char>('a' + t));
       std::vector<std::string> keys;
-      for (int k = 0; k < 16; ++k) keys.push_back("w" + std::to_string(t) + "-" + std::to_string(k));
+      for (int k = 0; k < 16; ++k)
+        keys.push_back("w" + std::to_string(t) + "-" + std::to_string(k));
       for (uint64_t i = 0; i < per_thread; ++i) {
         std::memcpy(payload.data(), &i, std::min(sizeof(i), payload.size()));
         absl::StatusOr<kinlet::PutRecordResult> put = (*stream)->PutRecord(keys[i & 15], payload);
@@ -150,8 +151,8 @@ int Read(const Args& a) {
     std::fprintf(stderr, "open: %s\n", stream.status().ToString().c_str());
     return 1;
   }
-  absl::StatusOr<kinlet::ShardIterator> it = (*stream)->GetShardIterator(
-      "shardId-000000000000", kinlet::IteratorPosition::TrimHorizon());
+  absl::StatusOr<kinlet::ShardIterator> it =
+      (*stream)->GetShardIterator("shardId-000000000000", kinlet::IteratorPosition::TrimHorizon());
   if (!it.ok()) return 1;
   kinlet::GetRecordsResult<std::string> page;
   uint64_t records = 0;

@@ -139,7 +139,7 @@ struct ShardStats {
   uint64_t trim_horizon_position = 0;  // oldest position still stored
   uint64_t end_position = 0;           // one past the newest record
   uint64_t records_stored = 0;
-  uint64_t records_expired = 0;      // trimmed by retention
+  uint64_t records_expired = 0;  // trimmed by retention
   // Dropped unexpired by FullPolicy::kOverwrite; for a durable stream, the
   // records its ring evicted to make room (still on disk, still readable).
   uint64_t records_overwritten = 0;

@@ -88,8 +88,8 @@ std::string WireType(const absl::Status& s) {
   }
   // A durable stream's disk errors are the service's failure, as AWS's would be.
   if (type == ErrorName(ErrorCode::kInternalFailure) || type == "UnknownError" ||
-      type == ErrorName(ErrorCode::kTrimmedDataAccess) ||
-      type == ErrorName(ErrorCode::kDataLoss) || type == ErrorName(ErrorCode::kStorageFailure)) {
+      type == ErrorName(ErrorCode::kTrimmedDataAccess) || type == ErrorName(ErrorCode::kDataLoss) ||
+      type == ErrorName(ErrorCode::kStorageFailure)) {
     return "InternalFailureException";
   }
   return type;
