@@ -57,10 +57,7 @@ int main(int argc, char** argv) {
       if (fd == ls) {
         int c;
         while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-          if (c >= kMaxFd) {
-            close(c);
-            continue;
-          }
+          if (c >= kMaxFd) { close(c); continue; }
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           if (!bufs[c]) bufs[c] = malloc(kBuf);
           lens[c] = 0;
@@ -71,10 +68,7 @@ int main(int argc, char** argv) {
         continue;
       }
       ssize_t r = read(fd, bufs[fd] + lens[fd], kBuf - lens[fd]);
-      if (r <= 0) {
-        close(fd);
-        continue;
-      }
+      if (r <= 0) { close(fd); continue; }
       lens[fd] += (size_t)r;
       size_t used;
       while ((used = Complete(bufs[fd], lens[fd])) > 0) {
@@ -82,10 +76,7 @@ int main(int argc, char** argv) {
         memmove(bufs[fd], bufs[fd] + used, lens[fd] - used);
         lens[fd] -= used;
       }
-      if (lens[fd] == kBuf) {
-        close(fd);
-        lens[fd] = 0;
-      }
+      if (lens[fd] == kBuf) { close(fd); lens[fd] = 0; }
     }
   }
 }
