@@ -84,12 +84,14 @@ void Writer(StreamT* stream, uint64_t seed, int writer, const std::atomic<bool>*
   std::vector<StreamT::Entry> entries;
   kinlet::PutRecordsResult result;
   while (!stop->load(std::memory_order_relaxed)) {
+    // A pause now and then keeps a run's records few enough to check them
+    // all after every kill, and varies what a kill interrupts.
+    if (rng() % 2 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 400));
     if (rng() % 10 < 7) {
       const int k = static_cast<int>(rng() % kinlet::crash::kKeys);
       const uint64_t c = counters[static_cast<size_t>(k)]++;
-      std::string payload =
-          kinlet::crash::MakePayload(seed, writer, keys[static_cast<size_t>(k)], c,
-                                     PayloadSize(rng));
+      std::string payload = kinlet::crash::MakePayload(seed, writer, keys[static_cast<size_t>(k)],
+                                                       c, PayloadSize(rng));
       absl::StatusOr<kinlet::PutRecordResult> put =
           stream->PutRecord(keys[static_cast<size_t>(k)], payload);
       if (!put.ok()) Fail("PutRecord", put.status());
@@ -105,20 +107,21 @@ void Writer(StreamT* stream, uint64_t seed, int writer, const std::atomic<bool>*
         const uint64_t c = counters[static_cast<size_t>(k)]++;
         batch_keys.push_back(k);
         batch_counters.push_back(c);
-        payloads.push_back(kinlet::crash::MakePayload(seed, writer, keys[static_cast<size_t>(k)],
-                                                      c, PayloadSize(rng)));
+        payloads.push_back(kinlet::crash::MakePayload(seed, writer, keys[static_cast<size_t>(k)], c,
+                                                      PayloadSize(rng)));
       }
       for (size_t i = 0; i < n; ++i) {
-        entries.push_back(StreamT::Entry{keys[static_cast<size_t>(batch_keys[i])], payloads[i], {}});
+        entries.push_back(
+            StreamT::Entry{keys[static_cast<size_t>(batch_keys[i])], payloads[i], {}});
       }
       absl::Status s = stream->PutRecords(entries, &result);
       if (!s.ok()) Fail("PutRecords", s);
       for (size_t i = 0; i < n; ++i) {
         const kinlet::PutRecordsResultEntry& e = result.records[i];
         if (!e.ok()) {
-          Fail("PutRecords entry", absl::InternalError(std::to_string(static_cast<int>(
-                                                           e.error_code)) +
-                                                       " " + e.error_message));
+          Fail("PutRecords entry",
+               absl::InternalError(std::to_string(static_cast<int>(e.error_code)) + " " +
+                                   e.error_message));
         }
       }
       for (size_t i = 0; i < n; ++i) {
@@ -202,9 +205,8 @@ void Control(StreamT* stream, uint64_t seed, const std::atomic<bool>* stop) {
       const bool increase = current < kinlet::crash::kMaxRetention &&
                             (current <= kinlet::crash::kMinRetention || rng() % 2 == 0);
       const absl::Duration step = absl::Hours(1 + static_cast<int64_t>(rng() % 48));
-      const absl::Duration next =
-          increase ? std::min(current + step, kinlet::crash::kMaxRetention)
-                   : std::max(current - step, kinlet::crash::kMinRetention);
+      const absl::Duration next = increase ? std::min(current + step, kinlet::crash::kMaxRetention)
+                                           : std::max(current - step, kinlet::crash::kMinRetention);
       if (next == current) continue;
       const std::string ms = std::to_string(absl::ToInt64Milliseconds(next));
       Emit("I retention " + ms + "\n");

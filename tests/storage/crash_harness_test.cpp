@@ -42,6 +42,8 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -85,8 +87,8 @@ ChildReport RunAndKill(const std::vector<std::string>& argv, const std::string& 
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -152,21 +154,53 @@ ChildReport RunAndKill(const std::vector<std::string>& argv, const std::string& 
   return report;
 }
 
-// Identity of a record: child seed, writer, key, counter.
-using Identity = std::tuple<uint64_t, int, std::string, uint64_t>;
-// Where a record is: shard id, sequence number (decimal).
-using Place = std::pair<std::string, std::string>;
+// Identity of a record: child seed, writer, key (its number), counter.
+using Identity = std::tuple<uint64_t, int, int, uint64_t>;
+
+// The number of a key "key-<n>" (crash_workload.hpp's KeyName).
+std::optional<int> KeyIndex(const std::string& key) {
+  int k = 0;
+  if (key.rfind("key-", 0) != 0 || !absl::SimpleAtoi(absl::string_view(key).substr(4), &k)) {
+    return std::nullopt;
+  }
+  return k;
+}
+// Where a record is: shard index (the number in its id), position in the shard.
+using Place = std::pair<uint32_t, uint64_t>;
+
+std::optional<uint32_t> ShardIndex(const std::string& id) {
+  uint32_t index = 0;
+  if (id.rfind("shardId-", 0) != 0 || !absl::SimpleAtoi(absl::string_view(id).substr(8), &index))
+    return std::nullopt;
+  return index;
+}
+
+std::string Describe(const Place& p) {
+  return absl::StrCat("shardId-", absl::Dec(p.first, absl::kZeroPad12), " position ", p.second);
+}
+
+std::string Describe(const Identity& id) {
+  return absl::StrCat("(seed ", std::get<0>(id), ", writer ", std::get<1>(id), ", key-",
+                      std::get<2>(id), ", counter ", std::get<3>(id), ")");
+}
 
 struct Ack {
   Place place;
-  std::string hash;
+  kinlet::SequenceNumber sequence;
+  uint64_t hash = 0;
   Identity identity;
+};
+
+// A record read back.
+struct Found {
+  kinlet::SequenceNumber sequence;
+  uint64_t hash = 0;
 };
 
 // What the harness knows about one directory across its cycles.
 struct DirectoryState {
   std::vector<Ack> acks;                      // every acknowledged put
-  std::map<Place, std::string> seen;          // every record read at the last reopen: hash
+  absl::flat_hash_map<Place, uint64_t> seen;  // every record read at the last reopen: hash
   std::set<std::string> shards_seen;          // every shard listed at the last reopen
   std::set<std::string> closed;               // shards closed at the last reopen
   std::set<std::string> closed_by_ack;        // shards acknowledged reshards closed
@@ -181,6 +215,9 @@ struct Totals {
   uint64_t recovery_notes = 0;
   uint64_t kills_before_ready = 0;
   uint64_t shards_max = 0;
+  double child_seconds = 0;   // from start to reaped, all cycles
+  double verify_seconds = 0;  // reopening and checking, all cycles
+  double open_seconds = 0;    // of which Stream::Open
 };
 
 // Collects the first failures of a cycle (one REQUIRE per cycle, not per record).
@@ -215,12 +252,17 @@ void ParseReport(const ChildReport& report, uint64_t child_seed, DirectoryState*
     } else if (f[0] == "A" && f.size() == 7) {
       int writer = 0;
       uint64_t counter = 0;
-      if (!absl::SimpleAtoi(f[5], &writer) || !absl::SimpleAtoi(f[6], &counter)) {
+      uint64_t hash = 0;
+      const std::optional<uint32_t> shard = ShardIndex(f[1]);
+      const std::optional<int> key = KeyIndex(f[4]);
+      const absl::StatusOr<kinlet::SequenceNumber> sequence = kinlet::SequenceNumber::Parse(f[2]);
+      if (!shard || !key || !sequence.ok() || !absl::SimpleHexAtoi(f[3], &hash) ||
+          !absl::SimpleAtoi(f[5], &writer) || !absl::SimpleAtoi(f[6], &counter)) {
         problems->Add("bad line: ", line);
         continue;
       }
-      state->acks.push_back(
-          Ack{Place{f[1], f[2]}, f[3], Identity{child_seed, writer, f[4], counter}});
+      state->acks.push_back(Ack{Place{*shard, sequence->position()}, *sequence, hash,
+                                Identity{child_seed, writer, *key, counter}});
     } else if (f[0] == "I" && f.size() == 3 && f[1] == "retention") {
       int64_t ms = 0;
       (void)absl::SimpleAtoi(f[2], &ms);
@@ -237,8 +279,8 @@ void ParseReport(const ChildReport& report, uint64_t child_seed, DirectoryState*
 }
 
 // Checks the lineage of ListShards's answer.
-void CheckLineage(const std::vector<kinlet::ShardDescription>& shards,
-                  const DirectoryState& state, Problems* problems) {
+void CheckLineage(const std::vector<kinlet::ShardDescription>& shards, const DirectoryState& state,
+                  Problems* problems) {
   std::map<std::string, const kinlet::ShardDescription*> by_id;
   for (const kinlet::ShardDescription& d : shards) {
     if (!by_id.emplace(d.shard_id, &d).second) problems->Add("shard listed twice: ", d.shard_id);
@@ -319,8 +361,10 @@ void CheckLineage(const std::vector<kinlet::ShardDescription>& shards,
 // Reopens the directory and checks everything (see the file comment).
 void Verify(const std::string& directory, DirectoryState* state,
             const std::optional<int64_t>& pending_retention, Totals* totals, Problems* problems) {
+  const Clock::time_point open_start = Clock::now();
   absl::StatusOr<std::unique_ptr<StreamT>> opened =
       StreamT::Open(directory, kinlet::crash::Options(directory, kinlet::SyncPolicy::kNone));
+  totals->open_seconds += std::chrono::duration<double>(Clock::now() - open_start).count();
   if (!opened.ok()) {
     problems->Add("Stream::Open: ", opened.status().ToString());
     return;
@@ -330,8 +374,7 @@ void Verify(const std::string& directory, DirectoryState* state,
   const int64_t retention = absl::ToInt64Milliseconds(stream.retention_period());
   if (retention != state->retention_ms &&
       !(pending_retention.has_value() && retention == *pending_retention)) {
-    problems->Add("retention is ", retention, " ms, the last acknowledged is ",
-                  state->retention_ms,
+    problems->Add("retention is ", retention, " ms, the last acknowledged is ", state->retention_ms,
                   pending_retention ? absl::StrCat(" (being set: ", *pending_retention, ")") : "");
   }
   state->retention_ms = retention;
@@ -349,11 +392,16 @@ void Verify(const std::string& directory, DirectoryState* state,
             [](const auto& a, const auto& b) { return a.shard_id < b.shard_id; });
   totals->shards_max = std::max<uint64_t>(totals->shards_max, shards.size());
 
-  std::map<Place, std::string> found;       // hash of every record read
-  std::map<Identity, Place> where;          // every record read, by identity
-  std::map<std::tuple<uint64_t, int, std::string>, uint64_t> next_counter;
+  absl::flat_hash_map<Place, Found> found;     // every record read
+  absl::flat_hash_map<Identity, Place> where;  // every record read, by identity
+  absl::flat_hash_map<std::tuple<uint64_t, int, int>, uint64_t> next_counter;
   StreamT::Page page;
   for (const kinlet::ShardDescription& d : shards) {
+    const std::optional<uint32_t> shard_index = ShardIndex(d.shard_id);
+    if (!shard_index) {
+      problems->Add("a shard id that is not shardId-<number>: ", d.shard_id);
+      continue;
+    }
     absl::StatusOr<kinlet::ShardIterator> it =
         stream.GetShardIterator(d.shard_id, kinlet::IteratorPosition::TrimHorizon());
     if (!it.ok()) {
@@ -369,77 +417,78 @@ void Verify(const std::string& directory, DirectoryState* state,
       }
       for (const kinlet::Record<std::string>& r : page.records) {
         ++totals->records_checked;
-        const std::string seq = r.sequence_number.ToString();
         if (last && !(*last < r.sequence_number)) {
-          problems->Add(d.shard_id, ": sequence number ", seq, " after ", last->ToString());
+          problems->Add(d.shard_id, ": sequence number ", r.sequence_number.ToString(), " after ",
+                        last->ToString());
         }
         last = r.sequence_number;
-        const Place place{d.shard_id, seq};
-        const std::string hash = kinlet::crash::Hex(kinlet::crash::PayloadHash(r.data));
-        found[place] = hash;
+        const Place place{*shard_index, r.sequence_number.position()};
+        found[place] = Found{r.sequence_number, kinlet::crash::PayloadHash(r.data)};
         std::optional<kinlet::crash::ParsedPayload> p = kinlet::crash::ParsePayload(r.data);
         if (!p) {
-          problems->Add(d.shard_id, " ", seq, ": a damaged record (", r.data.size(),
-                        " bytes, key ", r.partition_key, ")");
+          problems->Add(Describe(place), ": a damaged record (", r.data.size(), " bytes, key ",
+                        r.partition_key, ")");
           continue;
         }
-        if (p->key != r.partition_key) {
-          problems->Add(d.shard_id, " ", seq, ": partition key ", r.partition_key,
+        const std::optional<int> key = KeyIndex(p->key);
+        if (p->key != r.partition_key || !key) {
+          problems->Add(Describe(place), ": partition key ", r.partition_key,
                         " but the payload was written with ", p->key);
+          continue;
         }
-        const Identity id{p->seed, p->writer, p->key, p->counter};
+        const Identity id{p->seed, p->writer, *key, p->counter};
         if (auto [at, inserted] = where.emplace(id, place); !inserted) {
-          problems->Add("record (seed ", p->seed, ", writer ", p->writer, ", ", p->key,
-                        ", counter ", p->counter, ") twice: ", at->second.first, " ",
-                        at->second.second, " and ", d.shard_id, " ", seq);
+          problems->Add("record ", Describe(id), " twice: ", Describe(at->second), " and ",
+                        Describe(place));
         }
-        uint64_t& expected = next_counter[{p->seed, p->writer, p->key}];
+        uint64_t& expected = next_counter[{p->seed, p->writer, *key}];
         if (p->counter != expected) {
-          problems->Add("per-key order: (seed ", p->seed, ", writer ", p->writer, ", ", p->key,
-                        ") counter ", p->counter, " where ", expected, " was due (", d.shard_id,
-                        " ", seq, ")");
+          problems->Add("per-key order: ", Describe(id), " where counter ", expected, " was due (",
+                        Describe(place), ")");
         }
         expected = p->counter + 1;
       }
-      if (!page.next_shard_iterator) break;  // a closed shard's end
+      if (!page.next_shard_iterator) break;                   // a closed shard's end
       if (page.records.empty() && ++empty_pages >= 2) break;  // an open shard's tip
       if (!page.records.empty()) empty_pages = 0;
       it = *page.next_shard_iterator;
     }
   }
 
-  std::set<Place> acked;
+  absl::flat_hash_set<Place> acked;
   for (const Ack& a : state->acks) {
     acked.insert(a.place);
     auto f = found.find(a.place);
     if (f == found.end()) {
-      problems->Add("acknowledged record missing: ", a.place.first, " ", a.place.second,
-                    " (seed ", std::get<0>(a.identity), ", writer ", std::get<1>(a.identity), ", ",
-                    std::get<2>(a.identity), ", counter ", std::get<3>(a.identity), ")");
+      problems->Add("acknowledged record missing: ", Describe(a.place), " ", Describe(a.identity));
       continue;
     }
-    if (f->second != a.hash) {
-      problems->Add("acknowledged record ", a.place.first, " ", a.place.second,
-                    " has another payload (hash ", f->second, ", acknowledged ", a.hash, ")");
+    if (f->second.sequence != a.sequence) {
+      problems->Add("acknowledged record ", Describe(a.place), " has sequence number ",
+                    f->second.sequence.ToString(), ", acknowledged ", a.sequence.ToString());
+    }
+    if (f->second.hash != a.hash) {
+      problems->Add("acknowledged record ", Describe(a.place), " has another payload");
     }
     auto w = where.find(a.identity);
     if (w == where.end() || w->second != a.place) {
-      problems->Add("acknowledged record ", a.place.first, " ", a.place.second,
-                    " holds another record than the one acknowledged there");
+      problems->Add("acknowledged record ", Describe(a.place), " ", Describe(a.identity),
+                    " holds another record");
     }
   }
   for (const auto& [place, hash] : state->seen) {
     auto f = found.find(place);
     if (f == found.end()) {
-      problems->Add("record ", place.first, " ", place.second, " read at the last reopen is gone");
-    } else if (f->second != hash) {
-      problems->Add("record ", place.first, " ", place.second, " changed since the last reopen");
+      problems->Add("record ", Describe(place), " read at the last reopen is gone");
+    } else if (f->second.hash != hash) {
+      problems->Add("record ", Describe(place), " changed since the last reopen");
     }
   }
-  for (const auto& [place, hash] : found) {
-    if (acked.count(place) == 0 && state->seen.count(place) == 0) ++totals->unacked_present;
+  for (const auto& [place, record] : found) {
+    if (!acked.contains(place) && !state->seen.contains(place)) ++totals->unacked_present;
   }
-  state->seen = std::move(found);
+  state->seen.clear();
+  for (const auto& [place, record] : found) state->seen[place] = record.hash;
   state->shards_seen.clear();
   state->closed.clear();
   for (const kinlet::ShardDescription& d : shards) {
@@ -457,8 +506,7 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
   const uint64_t per_directory =
       std::max<uint64_t>(1, kinlet_test::EnvOr("KINLET_CRASH_CYCLES_PER_DIRECTORY", 20));
   const std::filesystem::path root =
-      std::filesystem::temp_directory_path() /
-      absl::StrCat("kinlet-crash-", ::getpid(), "-", seed);
+      std::filesystem::temp_directory_path() / absl::StrCat("kinlet-crash-", ::getpid(), "-", seed);
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root);
   struct Cleanup {
@@ -490,20 +538,23 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
     // One kill in eight lands before the stream is open (recovery included);
     // not while it is being created (a half-created stream is not a stream).
     const bool before_ready = state.created && rng() % 8 == 0;
-    const std::chrono::milliseconds kill_after(before_ready ? rng() % 40
+    const std::chrono::milliseconds kill_after(before_ready     ? rng() % 40
                                                : rng() % 4 == 0 ? rng() % 30
-                                                                 : 30 + rng() % 400);
-    const std::vector<std::string> argv = {KINLET_CRASH_CHILD, directory,
-                                           std::to_string(child_seed),
-                                           kinlet::crash::SyncName(sync),
-                                           state.created ? "open" : "create"};
+                                                                : 30 + rng() % 400);
+    const std::vector<std::string> argv = {
+        KINLET_CRASH_CHILD, directory, std::to_string(child_seed), kinlet::crash::SyncName(sync),
+        state.created ? "open" : "create"};
+    const Clock::time_point child_start = Clock::now();
     const ChildReport report = RunAndKill(argv, stderr_path, kill_after, before_ready);
+    const Clock::time_point verify_start = Clock::now();
+    totals.child_seconds += std::chrono::duration<double>(verify_start - child_start).count();
     if (report.exited) {
       FAIL("the child ended by itself (wait status " << report.exit_status << ", "
-                                                      << report.lines.size()
-                                                      << " lines): " << report.stderr_text);
+                                                     << report.lines.size()
+                                                     << " lines): " << report.stderr_text);
     }
-    if (!report.ready && !before_ready) FAIL("the child never opened the stream: " << report.stderr_text);
+    if (!report.ready && !before_ready)
+      FAIL("the child never opened the stream: " << report.stderr_text);
     if (!report.ready) ++totals.kills_before_ready;
     if (report.ready) state.created = true;
     if (!state.created) continue;
@@ -514,18 +565,19 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
     ParseReport(report, child_seed, &state, &pending_retention, &problems);
     totals.acks += state.acks.size() - acks_before;
     Verify(directory, &state, pending_retention, &totals, &problems);
+    totals.verify_seconds += std::chrono::duration<double>(Clock::now() - verify_start).count();
     if (!problems.empty()) {
       FAIL("cycle " << cycle << " (" << kinlet::crash::SyncName(sync) << ", killed "
-                    << kill_after.count() << " ms after "
-                    << (before_ready ? "start" : "open") << "): " << problems.Text()
-                    << "\nchild stderr: " << report.stderr_text);
+                    << kill_after.count() << " ms after " << (before_ready ? "start" : "open")
+                    << "): " << problems.Text() << "\nchild stderr: " << report.stderr_text);
     }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
   std::printf(
       "crash harness: %llu cycles (seeds %llu..%llu) in %.1f s: %llu acknowledged puts, %llu "
       "unacknowledged records found whole, %llu records checked, %llu recovery notes, %llu "
-      "kills before open, up to %llu shards\n",
+      "kills before open, up to %llu shards (%.1f s in children, %.1f s reopening, of which %.1f s "
+      "in Stream::Open, and checking)\n",
       static_cast<unsigned long long>(cycles), static_cast<unsigned long long>(seed),
       static_cast<unsigned long long>(seed + cycles - 1), seconds,
       static_cast<unsigned long long>(totals.acks),
@@ -533,6 +585,7 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
       static_cast<unsigned long long>(totals.records_checked),
       static_cast<unsigned long long>(totals.recovery_notes),
       static_cast<unsigned long long>(totals.kills_before_ready),
-      static_cast<unsigned long long>(totals.shards_max));
+      static_cast<unsigned long long>(totals.shards_max), totals.child_seconds,
+      totals.verify_seconds, totals.open_seconds);
   SUCCEED();
 }

@@ -100,6 +100,21 @@ inline std::string Hex(uint64_t v) {
   return s;
 }
 
+// Filler: 12 letters per splitmix64 draw from `state`, appended to `out`
+// until it is `size` bytes long (`begin` is out's length on entry).
+inline void FillFrom(size_t begin, uint64_t state, std::string* out, size_t size) {
+  out->resize(size);
+  char* p = out->data();
+  for (size_t i = begin; i < size;) {
+    state += 0x9E3779B97F4A7C15ull;  // splitmix64
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    for (int j = 0; j < 12 && i < size; ++j, ++i, z /= 26) p[i] = static_cast<char>('a' + z % 26);
+  }
+}
+
 // The payload of (seed, writer, key, counter), `size` bytes (at least the
 // header's length).
 inline std::string MakePayload(uint64_t seed, int writer, std::string_view key, uint64_t counter,
@@ -116,15 +131,7 @@ inline std::string MakePayload(uint64_t seed, int writer, std::string_view key, 
     }
     total = out.size() + 1;
   }
-  uint64_t x = XXH3_64bits(out.data(), out.size());
-  while (out.size() < size) {
-    x += 0x9E3779B97F4A7C15ull;  // splitmix64
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    out.push_back(static_cast<char>('a' + z % 26));
-  }
+  FillFrom(out.size(), XXH3_64bits(out.data(), out.size()), &out, size);
   return out;
 }
 
@@ -165,7 +172,16 @@ inline std::optional<ParsedPayload> ParsePayload(std::string_view data) {
   uint64_t size = 0;
   if (bar == std::string_view::npos || !number(rest.substr(0, bar), &size)) return std::nullopt;
   if (size != data.size()) return std::nullopt;
-  if (MakePayload(p.seed, p.writer, p.key, p.counter, size) != data) return std::nullopt;
+  // The header is as MakePayload writes it (numbers without leading zeros)
+  // and the filler is what it derives from the header.
+  const size_t header = static_cast<size_t>(rest.data() - data.data()) + bar + 1;
+  std::string expected(data.substr(0, header));
+  if (expected != std::to_string(p.seed) + ":" + std::to_string(p.writer) + ":" + p.key + ":" +
+                      std::to_string(p.counter) + ":" + std::to_string(size) + "|") {
+    return std::nullopt;
+  }
+  FillFrom(header, XXH3_64bits(expected.data(), header), &expected, data.size());
+  if (std::string_view(expected) != data) return std::nullopt;
   return p;
 }
 
