@@ -177,10 +177,20 @@ void Control(StreamT* stream, uint64_t seed, const std::atomic<bool>* stop) {
     const int n = static_cast<int>(open.size());
     const uint64_t op = rng() % 10;
     if (op < 4 && n < kinlet::crash::kMaxOpenShards) {
-      const OpenShard& s = open[rng() % open.size()];
-      const HashKey mid =
-          s.range.starting_hash_key + (s.range.ending_hash_key - s.range.starting_hash_key) / 2;
-      if (absl::Status st = stream->SplitShard(s.id, mid); !st.ok()) Fail("SplitShard " + s.id, st);
+      // A split key in the middle half of a shard wide enough for one
+      // (SplitShard needs S + 1 < K < E).
+      std::vector<const OpenShard*> wide;
+      for (const OpenShard& s : open) {
+        if (s.range.ending_hash_key - s.range.starting_hash_key >= 8) wide.push_back(&s);
+      }
+      if (wide.empty()) continue;
+      const OpenShard& s = *wide[rng() % wide.size()];
+      const HashKey width = s.range.ending_hash_key - s.range.starting_hash_key;
+      const HashKey random = absl::MakeUint128(rng(), rng());
+      const HashKey key = s.range.starting_hash_key + width / 4 + random % (width / 2);
+      if (absl::Status st = stream->SplitShard(s.id, key); !st.ok()) {
+        Fail("SplitShard " + s.id + " at " + kinlet::HashKeyToString(key), st);
+      }
       ReportClosed(open, stream);
     } else if (op < 7 && n > kinlet::crash::kMinOpenShards) {
       const size_t i = rng() % (open.size() - 1);

@@ -21,8 +21,10 @@
 //
 // KINLET_CRASH_CYCLES (default 20), KINLET_CRASH_SEED (default 1),
 // KINLET_CRASH_CYCLES_PER_DIRECTORY (default 20: a long run starts a fresh
-// directory every that many cycles so that checking stays fast). Cycle c
-// runs child seed KINLET_CRASH_SEED + c; a failure names both.
+// directory every that many cycles so that checking stays fast),
+// KINLET_CRASH_CHILD_PROGRAM (another build of crash_child, e.g. under
+// ThreadSanitizer). Cycle c runs child seed KINLET_CRASH_SEED + c; a failure
+// names both.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -518,6 +520,9 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
   } cleanup{root};
   const std::string stderr_path = (root / "child.err").string();
 
+  // KINLET_CRASH_CHILD_PROGRAM: another build of the child (a sanitizer's).
+  const char* child_override = std::getenv("KINLET_CRASH_CHILD_PROGRAM");
+  const std::string child = child_override != nullptr ? child_override : KINLET_CRASH_CHILD;
   Totals totals;
   DirectoryState state;
   std::string directory;
@@ -541,9 +546,9 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
     const std::chrono::milliseconds kill_after(before_ready     ? rng() % 40
                                                : rng() % 4 == 0 ? rng() % 30
                                                                 : 30 + rng() % 400);
-    const std::vector<std::string> argv = {
-        KINLET_CRASH_CHILD, directory, std::to_string(child_seed), kinlet::crash::SyncName(sync),
-        state.created ? "open" : "create"};
+    const std::vector<std::string> argv = {child, directory, std::to_string(child_seed),
+                                           kinlet::crash::SyncName(sync),
+                                           state.created ? "open" : "create"};
     const Clock::time_point child_start = Clock::now();
     const ChildReport report = RunAndKill(argv, stderr_path, kill_after, before_ready);
     const Clock::time_point verify_start = Clock::now();
