@@ -23,8 +23,9 @@
 // KINLET_CRASH_CYCLES_PER_DIRECTORY (default 20: a long run starts a fresh
 // directory every that many cycles so that checking stays fast),
 // KINLET_CRASH_CHILD_PROGRAM (another build of crash_child, e.g. under
-// ThreadSanitizer). Cycle c runs child seed KINLET_CRASH_SEED + c; a failure
-// names both.
+// ThreadSanitizer), KINLET_CRASH_VERBOSE=1 (print each cycle and what each
+// reopen's recovery did). Cycle c runs child seed KINLET_CRASH_SEED + c; a
+// failure names both.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -372,7 +373,12 @@ void Verify(const std::string& directory, DirectoryState* state,
     return;
   }
   StreamT& stream = **opened;
-  totals->recovery_notes += stream.recovery_notes().size();
+  for (const std::string& note : stream.recovery_notes()) {
+    ++totals->recovery_notes;
+    if (kinlet_test::EnvOr("KINLET_CRASH_VERBOSE", 0) != 0) {
+      std::printf("  recovery: %s\n", note.c_str());
+    }
+  }
   const int64_t retention = absl::ToInt64Milliseconds(stream.retention_period());
   if (retention != state->retention_ms &&
       !(pending_retention.has_value() && retention == *pending_retention)) {
@@ -569,6 +575,13 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
     const size_t acks_before = state.acks.size();
     ParseReport(report, child_seed, &state, &pending_retention, &problems);
     totals.acks += state.acks.size() - acks_before;
+    if (kinlet_test::EnvOr("KINLET_CRASH_VERBOSE", 0) != 0) {
+      std::printf("cycle %llu (child seed %llu, %s): killed %lld ms after %s, %zu lines\n%s",
+                  static_cast<unsigned long long>(cycle),
+                  static_cast<unsigned long long>(child_seed), kinlet::crash::SyncName(sync),
+                  static_cast<long long>(kill_after.count()), before_ready ? "start" : "open",
+                  report.lines.size(), report.stderr_text.c_str());
+    }
     Verify(directory, &state, pending_retention, &totals, &problems);
     totals.verify_seconds += std::chrono::duration<double>(Clock::now() - verify_start).count();
     if (!problems.empty()) {
