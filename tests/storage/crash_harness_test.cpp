@@ -607,3 +607,83 @@ TEST_CASE("Crash harness: SIGKILLed writers lose no acknowledged record and leav
       totals.verify_seconds, totals.open_seconds);
   SUCCEED();
 }
+
+namespace {
+
+// Flips one byte of the record (seed, writer, key, counter) where its payload
+// header lies in the shard's files (payloads are stored in plain text).
+// False if no file holds it.
+bool DamageRecord(const std::string& directory, const Ack& ack) {
+  const std::string header = absl::StrCat(std::get<0>(ack.identity), ":", std::get<1>(ack.identity),
+                                          ":", kinlet::crash::KeyName(std::get<2>(ack.identity)),
+                                          ":", std::get<3>(ack.identity), ":");
+  const std::filesystem::path shard_dir =
+      std::filesystem::path(directory) / "shards" /
+      absl::StrCat("shardId-", absl::Dec(ack.place.first, absl::kZeroPad12));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(shard_dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    std::string bytes = ReadFile(entry.path().string());
+    const size_t at = bytes.find(header);
+    if (at == std::string::npos) continue;
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(at + header.size()));
+    file.put(static_cast<char>(bytes[at + header.size()] ^ 0x01));  // the size field
+    return file.good();
+  }
+  return false;
+}
+
+}  // namespace
+
+// The harness's own check: a damaged acknowledged record, in the middle of a
+// shard or at its end (where recovery takes it for a torn tail and cuts it),
+// must be reported.
+TEST_CASE("Crash harness: its checks report a damaged acknowledged record", "[storage][crash]") {
+  const char* child_override = std::getenv("KINLET_CRASH_CHILD_PROGRAM");
+  const std::string child = child_override != nullptr ? child_override : KINLET_CRASH_CHILD;
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / absl::StrCat("kinlet-crash-plant-", ::getpid());
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root);
+  struct Cleanup {
+    std::filesystem::path path;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } cleanup{root};
+  for (const bool at_end : {false, true}) {
+    INFO((at_end ? "the last acknowledged record of a shard" : "the first acknowledged record"));
+    const std::string directory = (root / (at_end ? "end" : "middle")).string();
+    DirectoryState state;
+    state.retention_ms = absl::ToInt64Milliseconds(kinlet::crash::kMinRetention);
+    Totals totals;
+    const ChildReport report =
+        RunAndKill({child, directory, "77", "none", "create"}, (root / "child.err").string(),
+                   std::chrono::milliseconds(300), /*before_ready=*/false);
+    REQUIRE_FALSE(report.exited);
+    Problems problems;
+    std::optional<int64_t> pending;
+    ParseReport(report, 77, &state, &pending, &problems);
+    Verify(directory, &state, pending, &totals, &problems);
+    INFO(problems.Text());
+    REQUIRE(problems.empty());
+    REQUIRE(state.acks.size() > 10);
+    // The victim: the first ack, or the last ack of the shard holding it.
+    Ack victim = state.acks.front();
+    if (at_end) {
+      for (const Ack& a : state.acks) {
+        if (a.place.first == victim.place.first && a.place.second > victim.place.second) {
+          victim = a;
+        }
+      }
+    }
+    REQUIRE(DamageRecord(directory, victim));
+    Problems found;
+    Verify(directory, &state, pending, &totals, &found);
+    CHECK_FALSE(found.empty());
+    std::printf("crash harness self-check (%s): %s\n", at_end ? "end" : "middle",
+                found.Text().c_str());
+  }
+}
