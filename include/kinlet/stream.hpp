@@ -32,6 +32,7 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -763,6 +764,60 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     detail::MutexLock lock(&encryption_mu_);
     return encryption_type_;
   }
+
+  // ---- Tags ----------------------------------------------------------------
+
+  // AddTagsToStream: adds `tags`, replacing the values of keys already there.
+  // Errors, as AWS: InvalidArgumentException for no tags, a key outside 1..128
+  // characters or a value over 256; LimitExceededException if the stream
+  // would have more than 50 tags (nothing is added); ResourceNotFoundException
+  // once deleted; StorageFailureException if a durable stream could not keep
+  // them (they stand in memory). Thread-safe.
+  absl::Status AddTagsToStream(const std::map<std::string, std::string>& tags) {
+    if (deleted()) return context_.NotFound();
+    if (tags.empty() || tags.size() > 50) {
+      return InvalidArgument("Between 1 and 50 tags must be given.");
+    }
+    for (const auto& [key, value] : tags) {
+      if (key.empty() || key.size() > 128 || value.size() > 256) {
+        return InvalidArgument(absl::StrCat("Tag key '", key,
+                                            "' or its value is invalid: keys have 1 to 128 "
+                                            "characters, values at most 256."));
+      }
+    }
+    detail::MutexLock lock(&shards_.control_mu_);
+    {
+      detail::MutexLock e(&encryption_mu_);
+      size_t total = tags_.size();
+      for (const auto& [key, value] : tags) total += tags_.contains(key) ? 0 : 1;
+      if (total > 50) {
+        return LimitExceeded(absl::StrCat("Failed to add tags to stream ", context_.name,
+                                          " under account ", context_.account_id,
+                                          " because a given stream cannot have more than 50 "
+                                          "tags."));
+      }
+      for (const auto& [key, value] : tags) tags_[key] = value;
+    }
+    return SaveLocked();
+  }
+  // RemoveTagsFromStream: keys not present are ignored. Errors:
+  // ResourceNotFoundException once deleted; StorageFailureException as above.
+  absl::Status RemoveTagsFromStream(std::span<const std::string> keys) {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&shards_.control_mu_);
+    {
+      detail::MutexLock e(&encryption_mu_);
+      for (const std::string& key : keys) tags_.erase(key);
+    }
+    return SaveLocked();
+  }
+  // ListTagsForStream: every tag, by key. ResourceNotFoundException once
+  // deleted. Thread-safe; the result is a copy.
+  absl::StatusOr<std::map<std::string, std::string>> ListTagsForStream() const {
+    if (deleted()) return context_.NotFound();
+    detail::MutexLock lock(&encryption_mu_);
+    return tags_;
+  }
   absl::StatusOr<StreamDescription> DescribeStream() const {
     absl::StatusOr<StreamDescriptionSummary> summary = DescribeStreamSummary();
     if (!summary.ok()) return summary.status();
@@ -1370,12 +1425,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   detail::DayWindow shard_count_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
   detail::DayWindow mode_updates_ ABSL_GUARDED_BY(shards_.control_mu_);
 
-  // Encryption at rest as set by Start/StopStreamEncryption: written under
-  // the control lock and encryption_mu_, read under encryption_mu_ (so that
-  // DescribeStreamSummary never waits for a reshard).
+  // Encryption at rest as set by Start/StopStreamEncryption, and the tags:
+  // written under the control lock and encryption_mu_, read under
+  // encryption_mu_ (so that DescribeStreamSummary never waits for a reshard).
   mutable detail::Mutex encryption_mu_;
   EncryptionType encryption_type_ ABSL_GUARDED_BY(encryption_mu_) = EncryptionType::kNone;
   std::string key_id_ ABSL_GUARDED_BY(encryption_mu_);
+  std::map<std::string, std::string> tags_ ABSL_GUARDED_BY(encryption_mu_);
 
   // Registered fan-out consumers (its own lock: never held across a reshard).
   detail::StreamConsumerRegistry consumers_;

@@ -144,6 +144,10 @@ TEST_CASE("A durable stream keeps its lineage, consumers and retention across re
     REQUIRE((*s)->UpdateShardCount(4).ok());
     put_some(100);
     REQUIRE((*s)->RegisterStreamConsumer("fan-out-app").ok());
+    REQUIRE((*s)->AddTagsToStream({{"team", "telemetry"}, {"cost centre", "a=b\nc"}}).ok());
+    REQUIRE((*s)->AddTagsToStream({{"temporary", ""}}).ok());
+    const std::vector<std::string> remove = {"temporary"};
+    REQUIRE((*s)->RemoveTagsFromStream(remove).ok());
     REQUIRE((*s)->IncreaseStreamRetentionPeriod(absl::Hours(48)).ok());
     shards_before = *(*s)->ListShards();
     consumers_before = *(*s)->ListStreamConsumers();
@@ -164,6 +168,9 @@ TEST_CASE("A durable stream keeps its lineage, consumers and retention across re
   }
   CHECK((*s)->open_shard_count() == 4);
   CHECK((*s)->retention_period() == absl::Hours(48));
+  const std::map<std::string, std::string> tags = *(*s)->ListTagsForStream();
+  CHECK(tags ==
+        std::map<std::string, std::string>{{"team", "telemetry"}, {"cost centre", "a=b\nc"}});
   std::vector<kinlet::StreamConsumerDescription> consumers_after = *(*s)->ListStreamConsumers();
   REQUIRE(consumers_after.size() == 1);
   CHECK(consumers_after[0].consumer_arn == consumers_before[0].consumer_arn);
@@ -388,4 +395,22 @@ TEST_CASE("Group commit: concurrent writers share fsyncs and every record is kep
   // others only when they overlapped, so the count is at most one per put.
   CHECK(syncs.load() <= kThreads * kPerThread + 8);
   CHECK(syncs.load() > 0);
+}
+
+TEST_CASE("Stream tags follow AWS's limits", "[storage][durable]") {
+  kinlet::ManualClock clock;
+  kinlet::StreamOptions o;
+  o.name = "tagged";
+  absl::StatusOr<std::unique_ptr<Stream>> s = Stream::Create(o, &clock);
+  REQUIRE(s.ok());
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 50; ++i) many["k" + std::to_string(i)] = "v";
+  REQUIRE((*s)->AddTagsToStream(many).ok());
+  CHECK(kinlet::IsLimitExceeded((*s)->AddTagsToStream({{"one-more", "v"}})));
+  CHECK((*s)->AddTagsToStream({{"k7", "replaced"}}).ok());  // replacing adds none
+  CHECK((*s)->ListTagsForStream()->at("k7") == "replaced");
+  CHECK(kinlet::IsInvalidArgument((*s)->AddTagsToStream({})));
+  CHECK(kinlet::IsInvalidArgument((*s)->AddTagsToStream({{"", "v"}})));
+  CHECK(kinlet::IsInvalidArgument((*s)->AddTagsToStream({{"k", std::string(257, 'v')}})));
+  CHECK((*s)->ListTagsForStream()->size() == 50);
 }

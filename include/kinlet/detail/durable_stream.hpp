@@ -232,6 +232,7 @@ struct DurableStreamOps {
       MutexLock e(&s.encryption_mu_);
       s.encryption_type_ = stored.encryption;
       s.key_id_ = stored.key_id;
+      s.tags_ = stored.tags;
     }
     s.ReclaimLocked(s.context_.NowMs());
   }
@@ -280,6 +281,7 @@ struct DurableStreamOps {
       MutexLock e(&s.encryption_mu_);
       stored.encryption = s.encryption_type_;
       stored.key_id = s.key_id_;
+      stored.tags = s.tags_;
     }
     stored.payload_kind = static_cast<int>(kStorage);
     stored.payload_size = kPayloadSize;

@@ -82,6 +82,7 @@ struct StoredStream {
   std::vector<StoredConsumer> consumers;
   EncryptionType encryption = EncryptionType::kNone;
   std::string key_id;
+  std::map<std::string, std::string> tags;
   // The payload type it was written with (kind, and size for trivial ones).
   int payload_kind = 0;
   size_t payload_size = 0;
@@ -209,6 +210,10 @@ inline std::string EncodeStoredStream(const StoredStream& s) {
   for (const StoredConsumer& c : s.consumers) {
     w.Add("consumer", absl::StrCat(c.created_ms, " ", c.name));
   }
+  for (const auto& [key, value] : s.tags) {
+    w.Add("tag_key", key);
+    w.Add("tag_value", value);
+  }
   w.Add("encryption", EncryptionTypeName(s.encryption));
   w.Add("key_id", s.key_id);
   w.Add("payload_kind", s.payload_kind);
@@ -249,7 +254,14 @@ inline absl::StatusOr<StoredStream> DecodeStoredStream(std::string_view text,
   s.key_id = r->Get("key_id").value_or("");
   s.payload_kind = static_cast<int>(*kind);
   s.payload_size = static_cast<size_t>(*size);
+  std::optional<std::string> tag_key;
   for (const auto& [k, v] : r->lines()) {
+    if (k == "tag_key") tag_key = v;
+    if (k == "tag_value") {
+      if (!tag_key) return r->Corrupt("a tag value without its key");
+      s.tags[*tag_key] = v;
+      tag_key.reset();
+    }
     if (k != "consumer") continue;
     const size_t space = v.find(' ');
     StoredConsumer c;
