@@ -87,6 +87,8 @@ TEST_CASE("kinlet and the reference model agree on random operation sequences", 
         "SubscribeToShardEventView TrimmedDataAccessException (expired)",
         "SubscribeToShardEventView TrimmedDataAccessException (expired and reclaimed)",
         "SubscribeToShardEventView heartbeat at the shard's start",
+        // The zero-copy polling read (GetRecordsView), lending and copying:
+        "GetRecords lent in place", "GetRecords lent a copy",
         // Limits and capacity (the limited profiles):
         "PutRecord ProvisionedThroughputExceededException", "PutRecord ShardFullException",
         "PutRecords entry OK", "PutRecords entry ProvisionedThroughputExceededException",

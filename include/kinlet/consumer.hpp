@@ -38,8 +38,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,12 +50,32 @@
 #include "absl/status/statusor.h"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
+#include "kinlet/records_view.hpp"
 #include "kinlet/retry.hpp"
 #include "kinlet/stream.hpp"
 #include "kinlet/stream_concept.hpp"
 #include "kinlet/stream_consumer.hpp"
 
 namespace kinlet {
+
+// A batch of Consumer::Poll that lends the records in place (zero-copy
+// polling, records_view.hpp): `records()` are views of the shard's storage,
+// valid until the next Poll into this batch, page.Release() or the batch's
+// destruction; meanwhile they are pinned (see records_view.hpp for what that
+// means to writers: release a batch you keep while idle). In fan-out mode,
+// and where records_view.hpp says a read copies, the views are of copies the
+// batch holds. Reuse one batch: polling then allocates nothing in steady
+// state. Not thread-safe: one thread uses a batch.
+template <typename Payload>
+struct ConsumerBatchView {
+  std::string_view shard_id;  // the shard of every record in `page`
+  GetRecordsView<Payload> page;
+  // As ConsumerBatch.
+  uint64_t trimmed_records_skipped = 0;
+  bool shard_ended = false;
+
+  std::span<const RecordView<Payload>> records() const { return page.records; }
+};
 
 // Today's spelling: the consumer of an in-process stream.
 template <RecordPayload Payload, StreamTraits Traits = DefaultStreamTraits>
@@ -122,7 +144,14 @@ class StreamConsumer<Stream<Payload, Traits>> {
   // stays where it was); ResourceNotFoundException once the stream is
   // deleted; the errors of opening a shard that are not retryable
   // (InvalidArgumentException, ...: the next Poll tries it again).
-  absl::Status Poll(ConsumerBatch<Payload>* batch) {
+  absl::Status Poll(ConsumerBatch<Payload>* batch) { return PollInto(batch); }
+  // As above, lending the records in place instead of copying them (see
+  // ConsumerBatchView): the same records, positions, checkpoints and errors.
+  absl::Status Poll(ConsumerBatchView<Payload>* batch) { return PollInto(batch); }
+
+ private:
+  template <typename Batch>
+  absl::Status PollInto(Batch* batch) {
     batch->trimmed_records_skipped = 0;
     batch->shard_ended = false;
     batch->shard_id = {};
@@ -158,6 +187,7 @@ class StreamConsumer<Stream<Payload, Traits>> {
     return absl::OkStatus();
   }
 
+ public:
   // The last sequence number delivered from `shard_id`, if any (for a shard
   // read to its end: its last record, while Checkpoints() keeps it).
   std::optional<SequenceNumber> LastSequenceNumber(std::string_view shard_id) const {
@@ -277,6 +307,18 @@ class StreamConsumer<Stream<Payload, Traits>> {
     detail::RecordBuffer<Payload>(&batch->page).Finish();
     batch->page.next_shard_iterator.reset();
     batch->page.child_shards.clear();
+  }
+  static void ClearPage(ConsumerBatchView<Payload>* batch) {
+    batch->page.Release();
+    batch->page.next_shard_iterator.reset();
+    batch->page.child_shards.clear();
+  }
+  // Fan-out mode: the event's records become the batch's (both buffers kept).
+  static void TakeEvent(SubscribeToShardEvent<Payload>* event, ConsumerBatch<Payload>* batch) {
+    std::swap(batch->page, event->page);
+  }
+  static void TakeEvent(SubscribeToShardEvent<Payload>* event, ConsumerBatchView<Payload>* batch) {
+    detail::RecordsViewAccess::ViewCopies(&event->page, &batch->page);
   }
 
   // Errors after which opening a shard is worth trying again later.
@@ -413,7 +455,8 @@ class StreamConsumer<Stream<Payload, Traits>> {
   // consumer never saw: skipped by the stream itself (a stream that continues
   // from the trim horizon as Kinesis does, or a race of a few instructions
   // with retention): counted, whatever the policy.
-  void CountGap(const ShardState& state, uint64_t first, ConsumerBatch<Payload>* batch) {
+  template <typename Batch>
+  void CountGap(const ShardState& state, uint64_t first, Batch* batch) {
     if (!state.position_known || first <= state.next) return;
     const uint64_t gap = first - state.next;
     batch->trimmed_records_skipped += gap;
@@ -425,13 +468,15 @@ class StreamConsumer<Stream<Payload, Traits>> {
     state.next = last.position() + 1;
   }
 
-  absl::Status Read(ShardState& state, ConsumerBatch<Payload>* batch) {
+  template <typename Batch>
+  absl::Status Read(ShardState& state, Batch* batch) {
     return state.subscription ? ReadSubscription(state, batch) : ReadIterator(state, batch);
   }
 
   // Polling mode: one GetRecords (renewing an expired iterator, skipping
   // trimmed data per the policy).
-  absl::Status ReadIterator(ShardState& state, ConsumerBatch<Payload>* batch) {
+  template <typename Batch>
+  absl::Status ReadIterator(ShardState& state, Batch* batch) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       absl::Status s = state.shard->GetRecords(state.iterator, options_.batch_limit, &batch->page);
       if (s.ok()) {
@@ -478,7 +523,8 @@ class StreamConsumer<Stream<Payload, Traits>> {
   // TrimmedPolicy::kSkipToTrimHorizon, both modes: counts the records skipped
   // into `batch` and reopens the shard at its trim horizon (state.open stays
   // false if the reopen is deferred by a retryable refusal).
-  absl::Status SkipAndReopen(ShardState& state, ConsumerBatch<Payload>* batch) {
+  template <typename Batch>
+  absl::Status SkipAndReopen(ShardState& state, Batch* batch) {
     batch->shard_id = state.shard->shard_id();
     batch->trimmed_records_skipped += SkipToTrimHorizon(state);
     return Open(state);
@@ -487,11 +533,12 @@ class StreamConsumer<Stream<Payload, Traits>> {
   // Fan-out mode: the next event of the shard's subscription, without
   // waiting (resubscribing after its lifetime, skipping trimmed data per the
   // policy).
-  absl::Status ReadSubscription(ShardState& state, ConsumerBatch<Payload>* batch) {
+  template <typename Batch>
+  absl::Status ReadSubscription(ShardState& state, Batch* batch) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       absl::Status s = state.subscription->Next(&event_, absl::ZeroDuration());
       if (s.ok()) {
-        std::swap(batch->page, event_.page);  // hands over the records, keeps both buffers
+        TakeEvent(&event_, batch);
         batch->shard_id = state.shard->shard_id();
         const auto& records = batch->page.records;
         if (!records.empty()) {

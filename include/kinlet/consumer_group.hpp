@@ -61,6 +61,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -247,6 +248,45 @@ class RecordProcessor {
   virtual void ShutdownRequested(Checkpointer& checkpointer) { (void)checkpointer; }
 };
 
+template <typename Payload>
+struct ProcessRecordViewsInput {
+  std::string_view shard_id;
+  // In shard order, never empty: views of the shard's stored records (or of
+  // copies), valid until ProcessRecordViews returns. Copy what must outlive it.
+  std::span<const RecordView<Payload>> records;
+  int64_t millis_behind_latest;
+};
+
+// A processor that takes its records in place (zero-copy): a group over an
+// in-process stream polls with GetRecordsView (records_view.hpp) and hands
+// ProcessRecordViews views of the shard's own storage instead of copies; the
+// records are pinned only while it runs (keep it short: a put that needs
+// their memory, a whole ring later, fails with ShardFull meanwhile). Where a
+// group cannot lend (fan-out delivery, a remote stream) it gets views of the
+// copies. Everything else is as RecordProcessor.
+template <typename Payload>
+class RecordViewProcessor : public RecordProcessor<Payload> {
+ public:
+  virtual void ProcessRecordViews(const ProcessRecordViewsInput<Payload>& input,
+                                  Checkpointer& checkpointer) = 0;
+
+  // The copying delivery, turned into views of the copies.
+  void ProcessRecords(const ProcessRecordsInput<Payload>& input, Checkpointer& checkpointer) final {
+    views_.clear();
+    for (const Record<Payload>& r : input.records) {
+      views_.push_back(RecordView<Payload>{r.sequence_number, r.approximate_arrival_timestamp,
+                                           r.partition_key,
+                                           typename PayloadTraits<Payload>::View(r.data)});
+    }
+    ProcessRecordViews(
+        ProcessRecordViewsInput<Payload>{input.shard_id, views_, input.millis_behind_latest},
+        checkpointer);
+  }
+
+ private:
+  std::vector<RecordView<Payload>> views_;
+};
+
 // Counters of one worker (a snapshot).
 struct ConsumerGroupStats {
   size_t leases_held = 0;
@@ -418,8 +458,17 @@ class StreamConsumerGroup {
 
   struct Held : detail::HeldLease {
     std::unique_ptr<Processor> processor;
+    // The processor, if it takes records in place and this group can lend.
+    RecordViewProcessor<Payload>* view_processor = nullptr;
     std::unique_ptr<ConsumerType> reader;
   };
+
+  // Polling an in-process stream can lend records in place (Consumer's
+  // ConsumerBatchView form); other streams copy.
+  static constexpr bool kCanLend = requires(ConsumerType & c, ConsumerBatchView<Payload>* b) {
+    c.Poll(b);
+  };
+  enum class Polled { kGoOn, kLost, kShardEnded };
 
   StreamConsumerGroup(StreamType* stream, CheckpointStore* store, ProcessorFactory factory,
                       ConsumerGroupOptions options)
@@ -706,34 +755,37 @@ class StreamConsumerGroup {
         h.largest_delivered = *s;
       }
       h.processor = factory_();
+      if constexpr (kCanLend) {
+        if (!options_.enhanced_fan_out) {
+          h.view_processor = dynamic_cast<RecordViewProcessor<Payload>*>(h.processor.get());
+        }
+      }
       h.processor->Initialize(InitializationInput{key, h.lease.checkpoint});
     }
     Checkpointer checkpointer(&h);
     if (!h.at_shard_end) {
-      absl::Status s = h.reader->Poll(&batch_);
-      if (!s.ok()) {
-        Note(absl::StrCat("shard ", key, ": ", s.ToString()));
-        return true;
-      }
-      const size_t n = batch_.records().size();
-      if (batch_.trimmed_records_skipped != 0 || n != 0) {
-        Count([&](ConsumerGroupStats& st) {
-          st.trimmed_records_skipped += batch_.trimmed_records_skipped;
-          st.records_delivered += n;
-        });
-      }
-      if (n != 0) {
-        delivered_this_cycle_ = true;
-        h.largest_delivered = batch_.records().back().sequence_number;
-        h.processor->ProcessRecords(
-            ProcessRecordsInput<Payload>{key, batch_.records(), batch_.page.millis_behind_latest},
-            checkpointer);
-        if (h.lost) {
-          Lose(h);
-          return false;
+      Polled polled = Polled::kGoOn;
+      bool lent = false;
+      if constexpr (kCanLend) {
+        if (h.view_processor != nullptr) {
+          lent = true;
+          polled = PollAndProcess(key, h, &view_batch_, [&](const ConsumerBatchView<Payload>& b) {
+            h.view_processor->ProcessRecordViews(
+                ProcessRecordViewsInput<Payload>{key, b.records(), b.page.millis_behind_latest},
+                checkpointer);
+          });
+          view_batch_.page.Release();  // nothing stays pinned between cycles
         }
       }
-      if (!batch_.shard_ended) return true;
+      if (!lent) {
+        polled = PollAndProcess(key, h, &batch_, [&](const typename ConsumerType::Batch& b) {
+          h.processor->ProcessRecords(
+              ProcessRecordsInput<Payload>{key, b.records(), b.page.millis_behind_latest},
+              checkpointer);
+        });
+      }
+      if (polled == Polled::kLost) return false;
+      if (polled == Polled::kGoOn) return true;
       h.at_shard_end = true;
     }
     h.processor->ShardEnded(checkpointer);
@@ -749,6 +801,35 @@ class StreamConsumerGroup {
     Count([](ConsumerGroupStats& s) { ++s.shards_ended; });
     need_sync_ = true;
     return !Release(h);
+  }
+
+  // One poll of `h`'s reader into `batch` and, if it has records, one
+  // `process(batch)`: kLost if the lease was lost meanwhile, kShardEnded
+  // once the shard is read to its end, else kGoOn.
+  template <typename Batch, typename Process>
+  Polled PollAndProcess(const std::string& key, Held& h, Batch* batch, Process&& process) {
+    absl::Status s = h.reader->Poll(batch);
+    if (!s.ok()) {
+      Note(absl::StrCat("shard ", key, ": ", s.ToString()));
+      return Polled::kGoOn;
+    }
+    const size_t n = batch->records().size();
+    if (batch->trimmed_records_skipped != 0 || n != 0) {
+      Count([&](ConsumerGroupStats& st) {
+        st.trimmed_records_skipped += batch->trimmed_records_skipped;
+        st.records_delivered += n;
+      });
+    }
+    if (n != 0) {
+      delivered_this_cycle_ = true;
+      h.largest_delivered = batch->records().back().sequence_number;
+      process(*batch);
+      if (h.lost) {
+        Lose(h);
+        return Polled::kLost;
+      }
+    }
+    return batch->shard_ended ? Polled::kShardEnded : Polled::kGoOn;
   }
 
   // Gives the lease up (owner cleared) so that any worker may take it at once.
@@ -796,7 +877,8 @@ class StreamConsumerGroup {
 
   // The RunOnce thread's state.
   std::map<std::string, std::unique_ptr<Held>> held_;
-  typename ConsumerType::Batch batch_;  // reused for every poll
+  typename ConsumerType::Batch batch_;     // reused for every poll
+  ConsumerBatchView<Payload> view_batch_;  // for RecordViewProcessors (kCanLend)
   bool need_sync_ = true;
   int64_t last_sync_ms_ = 0;
   bool shut_down_ = false;

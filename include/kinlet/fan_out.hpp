@@ -165,16 +165,6 @@ struct SubscribeToShardEvent : SubscribeToShardEventHeader {
   const std::vector<ChildShard>& child_shards() const { return page.child_shards; }
 };
 
-// A record lent out by a zero-copy event: `partition_key` and `data` point into
-// the shard's storage and are valid only until the visitor returns.
-template <typename Payload>
-struct RecordView {
-  SequenceNumber sequence_number;
-  absl::Time approximate_arrival_timestamp;
-  std::string_view partition_key;
-  typename PayloadTraits<Payload>::View data;  // string_view / span / ObjectRef<T>
-};
-
 // A zero-copy event (Subscription::NextView and view callbacks): the records
 // are views of the shard's own storage, shared by every consumer, valid only
 // during the call that receives the event. Copy what must outlive it.
@@ -328,11 +318,11 @@ class Subscription {
     switch (Await(timeout, &now_ms)) {
       case Found::kRecords: {
         using Log = RingLog<Payload>;
-        const Log& log = shard_->log_;
         views_.clear();
         SkipTrimmedAsKinesis(now_ms);
-        typename Log::ReadOutcome read{};  // the whole event, copied and lent
-        // Unpins on every way out of this scope, a throwing visitor included.
+        // The event Next would deliver, lent in place where it can be (see
+        // Shard::Lend); unpinned on every way out of this scope, a throwing
+        // visitor included.
         struct Unpinner {
           const Log* log = nullptr;
           int pin = -1;
@@ -340,57 +330,18 @@ class Subscription {
             if (log != nullptr) log->Unpin(pin);
           }
         } unpinner;
-        // Records below the writer's reuse horizon cannot be pinned: copy
-        // them, then lend the rest of the event in place. Everything is copied
-        // for trivial payloads or without a pin slot. The event has the records
-        // Next would deliver.
-        const bool can_lend = Log::kStorage != PayloadStorage::kTrivial && pin_ >= 0;
-        const uint64_t horizon = log.ReuseHorizon();
-        if (!can_lend || horizon > position_) {
-          const size_t max_records =
-              can_lend
-                  ? static_cast<size_t>(std::min<uint64_t>(horizon - position_, kMaxEventRecords))
-                  : kMaxEventRecords;
-          read = CopyForView(max_records, now_ms);
-          if (!read.error.ok()) return read.error;
-          if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
-          if (read.trimmed) return DataTrimmed();
+        bool pinned = false;
+        uint64_t copied = 0;
+        const auto read = shard_->Lend(position_, kMaxEventRecords, max_event_bytes_, now_ms, pin_,
+                                       &copy_page_, &views_, &pinned, &copied);
+        if (pinned) {
+          unpinner.log = &shard_->log_;
+          unpinner.pin = pin_;
         }
-        bool lent = false;
-        if constexpr (Log::kStorage != PayloadStorage::kTrivial) {
-          // Pin first, then check: a record stored and within retention once
-          // pinned stays readable until unpinned. Lend only from where the
-          // copy stopped at the horizon (not at the byte limit or the end).
-          const uint64_t from = position_ + read.count;
-          if (can_lend && (read.count == 0 || from == horizon) && read.bytes < max_event_bytes_ &&
-              log.Pin(pin_, from)) {
-            if (shard_->Expired(from, now_ms)) {
-              log.Unpin(pin_);  // trimmed or past retention: as Next (below)
-            } else {
-              unpinner.log = &log;
-              unpinner.pin = pin_;
-              lent = true;
-              const auto more = log.ForEachPinned(
-                  from, kMaxEventRecords - read.count, max_event_bytes_ - read.bytes,
-                  [&](const typename Log::RecordRef& r) {
-                    views_.push_back(RecordView<Payload>{shard_->Sequence(r.position),
-                                                         absl::FromUnixMillis(r.arrival_ms), r.key,
-                                                         r.data});
-                  },
-                  /*take_first=*/read.count == 0);
-              read.count += more.count;
-              read.bytes += more.bytes;
-            }
-          }
-        }
-        if (!lent && read.count == 0) {
-          // Could not pin (the horizon moved meanwhile, or `position_` is gone):
-          // copy, or fail as Next does.
-          read = CopyForView(kMaxEventRecords, now_ms);
-          if (!read.error.ok()) return read.error;
-          if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
-          if (read.trimmed) return DataTrimmed();
-        }
+        if (copied != 0) stats_.copied_records.fetch_add(copied, std::memory_order_relaxed);
+        if (!read.error.ok()) return read.error;
+        if (read.trimmed && SkipTrimmedAsKinesis(now_ms)) return VisitHeartbeat(visit);
+        if (read.trimmed) return DataTrimmed();
         Delivered(read, now_ms, &view);
         view.records = views_;
         visit(static_cast<const EventView&>(view));
@@ -455,20 +406,6 @@ class Subscription {
     if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
       pin_ = shard_->log_.ClaimPin();  // -1 (all taken): NextView copies
     }
-  }
-
-  // NextView's copies: up to `max_records` from position_ into copy_page_,
-  // with views of them appended to views_ (counted in copied_records).
-  typename RingLog<Payload>::ReadOutcome CopyForView(size_t max_records, int64_t now_ms) {
-    const auto read =
-        shard_->ReadFrom(position_, max_records, max_event_bytes_, now_ms, &copy_page_);
-    if (read.trimmed || !read.error.ok()) return read;
-    for (const Record<Payload>& rec : copy_page_.records) {
-      views_.push_back(RecordView<Payload>{rec.sequence_number, rec.approximate_arrival_timestamp,
-                                           rec.partition_key, View(rec.data)});
-    }
-    stats_.copied_records.fetch_add(read.count, std::memory_order_relaxed);
-    return read;
   }
 
   // What Await found.

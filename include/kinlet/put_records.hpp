@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kinlet/config.hpp"
+#include "kinlet/detail/shard_batches.hpp"
 #include "kinlet/detail/strings.hpp"
 #include "kinlet/errors.hpp"
 #include "kinlet/hash_key.hpp"
@@ -79,7 +80,10 @@ struct PutRecordsResult {
  private:
   template <RecordPayload P, StreamTraits T>
   friend class Stream;
-  std::vector<uint32_t> route_;  // scratch: shard index per entry
+  // Scratch, kept for reuse: each entry's shard index (ShardBatches::kSkip
+  // once written) and the entries grouped by shard.
+  std::vector<uint32_t> route_;
+  detail::ShardBatches batches_;
 };
 
 namespace detail {

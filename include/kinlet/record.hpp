@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "kinlet/hash_key.hpp"
+#include "kinlet/payload.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard_iterator.hpp"
 
@@ -24,6 +26,18 @@ struct Record {
   absl::Time approximate_arrival_timestamp;
   std::string partition_key;
   Payload data{};
+};
+
+// A record lent out in place (zero-copy reads: Subscription::NextView, view
+// callbacks, GetRecords into a GetRecordsView): `partition_key` and `data`
+// point into the shard's storage (or into a copy the reader holds), valid for
+// as long as what lent them says.
+template <typename Payload>
+struct RecordView {
+  SequenceNumber sequence_number;
+  absl::Time approximate_arrival_timestamp;
+  std::string_view partition_key;
+  typename PayloadTraits<Payload>::View data;  // string_view / span / ObjectRef<T>
 };
 
 // A shard created by resharding this one, reported at the end of a closed shard.

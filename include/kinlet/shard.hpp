@@ -37,6 +37,7 @@
 #include "kinlet/metrics.hpp"
 #include "kinlet/payload.hpp"
 #include "kinlet/record.hpp"
+#include "kinlet/records_view.hpp"
 #include "kinlet/ring_log.hpp"
 #include "kinlet/sequence_number.hpp"
 #include "kinlet/shard_iterator.hpp"
@@ -319,11 +320,28 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
   // (then readers of the shard share a short spin lock around the buckets).
   absl::Status GetRecords(const ShardIterator& iterator, int limit,
                           GetRecordsResult<Payload>* page) const {
+    return TimedRead(iterator, limit, page);
+  }
+
+  // As above, lending the records in place instead of copying them: see
+  // records_view.hpp for how long the views stay valid and what the writer
+  // does meanwhile. The same records, errors and iterators as the copying
+  // form. Releases what `page` held first. Thread-safe (one thread per page);
+  // lock-free; allocates nothing in steady state.
+  absl::Status GetRecords(const ShardIterator& iterator, int limit,
+                          GetRecordsView<Payload>* page) const {
+    page->Release();
+    return TimedRead(iterator, limit, page);
+  }
+
+ private:
+  template <typename Page>
+  absl::Status TimedRead(const ShardIterator& iterator, int limit, Page* page) const {
     const bool timed = context_->measure_latency;
     const auto start =
         timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     absl::Status status = ReadPage(iterator, limit, page);
-    if (KINLET_UNLIKELY(!status.ok())) detail::RecordBuffer<Payload>(page).Finish();  // empty
+    if (KINLET_UNLIKELY(!status.ok())) EmptyPage(page);
     if (timed) {
       read_counters_.latency_ns_total.fetch_add(
           static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -334,9 +352,117 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
     return status;
   }
 
+  static void EmptyPage(GetRecordsResult<Payload>* page) {
+    detail::RecordBuffer<Payload>(page).Finish();
+  }
+  static void EmptyPage(GetRecordsView<Payload>* page) { page->Release(); }
+
+  // The records from `from` into a copying page (ReadFrom) or a lending one
+  // (Lend, with the page's pin slot on this shard, claimed if it has none).
+  typename RingLog<Payload>::ReadOutcome ReadInto(uint64_t from, size_t max_records,
+                                                  size_t max_bytes, int64_t now_ms,
+                                                  GetRecordsResult<Payload>* page) const {
+    return ReadFrom(from, max_records, max_bytes, now_ms, page);
+  }
+  typename RingLog<Payload>::ReadOutcome ReadInto(uint64_t from, size_t max_records,
+                                                  size_t max_bytes, int64_t now_ms,
+                                                  GetRecordsView<Payload>* page) const {
+    if constexpr (RingLog<Payload>::kStorage != PayloadStorage::kTrivial) {
+      if (page->log_ != &log_) {
+        page->GiveBack();
+        const int pin = log_.ClaimPin();  // -1 (all taken): copies
+        if (pin >= 0) {
+          page->owner_ = this->shared_from_this();
+          page->log_ = &log_;
+          page->pin_ = pin;
+        }
+      }
+    }
+    page->views_.clear();
+    auto read = Lend(from, max_records, max_bytes, now_ms, page->pin_, &page->copies_,
+                     &page->views_, &page->pinned_, &page->copied_);
+    page->records = page->views_;
+    return read;
+  }
+
+ public:
+  // Reads up to `max_records` / `max_bytes` from `from` as views, appended to
+  // `*views` (zero-copy reads: GetRecordsView and Subscription::NextView).
+  // The records are lent in place under `pin` (a pin slot the caller claimed
+  // on this shard's log, or -1: none), except those that must be copied into
+  // `*copies` (refilled) and viewed there: everything for trivially copyable
+  // payloads or without a slot, and the records below the writer's reuse
+  // horizon (and on disk). On return `*pinned` says whether `pin` pins the
+  // lent records: the caller unpins it (log().Unpin) when done with the
+  // views; it is never left pinned with nothing lent. `*copied` grows by the
+  // records copied. trimmed / error as ReadFrom, with nothing viewed and
+  // nothing pinned. The records are exactly those ReadFrom would copy.
+  typename RingLog<Payload>::ReadOutcome Lend(uint64_t from, size_t max_records, size_t max_bytes,
+                                              int64_t now_ms, int pin,
+                                              GetRecordsResult<Payload>* copies,
+                                              std::vector<RecordView<Payload>>* views, bool* pinned,
+                                              uint64_t* copied) const {
+    using Log = RingLog<Payload>;
+    *pinned = false;
+    typename Log::ReadOutcome read{};
+    const auto copy = [&](size_t n) {
+      read = ReadFrom(from, n, max_bytes, now_ms, copies);
+      if (read.trimmed || !read.error.ok()) return;
+      for (const Record<Payload>& rec : copies->records) {
+        views->push_back(RecordView<Payload>{rec.sequence_number, rec.approximate_arrival_timestamp,
+                                             rec.partition_key, View(rec.data)});
+      }
+      *copied += read.count;
+    };
+    const bool can_lend = Log::kStorage != PayloadStorage::kTrivial && pin >= 0;
+    // Records below the writer's reuse horizon cannot be pinned: copy them,
+    // then lend the rest in place.
+    const uint64_t horizon = log_.ReuseHorizon();
+    if (!can_lend || horizon > from) {
+      copy(can_lend ? static_cast<size_t>(std::min<uint64_t>(horizon - from, max_records))
+                    : max_records);
+      if (read.trimmed || !read.error.ok()) return read;
+    }
+    if constexpr (Log::kStorage != PayloadStorage::kTrivial) {
+      // Pin first, then check: a record stored and within retention once
+      // pinned stays readable until unpinned. Lend only from where the copy
+      // stopped at the horizon (not at a limit or the end).
+      const uint64_t at = from + read.count;
+      if (can_lend && (read.count == 0 || at == horizon) && read.count < max_records &&
+          read.bytes < max_bytes && log_.Pin(pin, at)) {
+        if (Expired(at, now_ms)) {
+          log_.Unpin(pin);  // trimmed or past retention: as ReadFrom (below)
+        } else {
+          const auto more = log_.ForEachPinned(
+              at, max_records - read.count, max_bytes - read.bytes,
+              [&](const typename Log::RecordRef& r) {
+                views->push_back(RecordView<Payload>{
+                    Sequence(r.position), absl::FromUnixMillis(r.arrival_ms), r.key, r.data});
+              },
+              /*take_first=*/read.count == 0);
+          if (more.count == 0) {
+            log_.Unpin(pin);  // nothing lent: pin nothing
+          } else {
+            *pinned = true;
+            read.count += more.count;
+            read.bytes += more.bytes;
+          }
+          if (read.count == 0) return read;  // at the end: nothing to read
+        }
+      }
+    }
+    if (!*pinned && read.count == 0) {
+      // Could not pin (the horizon moved meanwhile, or `from` is gone): copy,
+      // or report what the copy finds.
+      views->clear();
+      copy(max_records);
+    }
+    return read;
+  }
+
  private:
-  absl::Status ReadPage(const ShardIterator& iterator, int limit,
-                        GetRecordsResult<Payload>* page) const {
+  template <typename Page>
+  absl::Status ReadPage(const ShardIterator& iterator, int limit, Page* page) const {
     detail::ReadSection section;  // for the fault configuration
     page->next_shard_iterator.reset();
     page->child_shards.clear();
@@ -385,11 +511,11 @@ class Shard : public std::enable_shared_from_this<Shard<Payload, Traits>> {
       }
     }
     uint64_t from = iterator.position();
-    auto read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
+    auto read = ReadInto(from, max_records, context_->max_get_records_bytes, now_ms, page);
     while (read.trimmed && context_->trimmed_reads == TrimmedReads::kContinueFromTrimHorizon) {
       // As Kinesis: continue from the oldest record still stored.
       from = std::max(from, TrimHorizon(now_ms));
-      read = ReadFrom(from, max_records, context_->max_get_records_bytes, now_ms, page);
+      read = ReadInto(from, max_records, context_->max_get_records_bytes, now_ms, page);
     }
     if (read_limited && read.bytes > 0) {
       detail::SpinLockGuard lock(&read_mu_);

@@ -38,6 +38,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -110,6 +111,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   using View = typename PayloadTraits<Payload>::View;
   using Entry = PutRecordsRequestEntry<Payload>;
   using Page = GetRecordsResult<Payload>;
+  // A page of zero-copy GetRecords (records_view.hpp).
+  using PageView = GetRecordsView<Payload>;
   using Clock = typename Traits::Clock;
 
   // Creates a stream. InvalidArgumentException/ValidationException for bad
@@ -255,125 +258,13 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // PutRecords's body. On error `result->records` may hold garbage: the caller
   // clears it. Entries are kept (not cleared) between calls so that a reused
   // result constructs nothing.
-  absl::Status WriteBatch(std::span<const Entry> entries, PutRecordsResult* result) {
-    if (deleted()) return context_.NotFound();
-    const size_t n = entries.size();
-    if (n < 1 || n > static_cast<size_t>(options_.max_put_records_entries)) {
-      return detail::PutRecordsCountError(n, options_.max_put_records_entries);
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const size_t size = PayloadTraits<Payload>::Size(entries[i].data);
-      if (absl::Status s = ValidateRecord(entries[i].partition_key, size, static_cast<int64_t>(i));
-          !s.ok()) {
-        return s;
-      }
-      total += size + entries[i].partition_key.size();
-    }
-    if (total > options_.max_put_records_bytes) {
-      return InvalidArgument(absl::StrCat("Records size exceeds ",
-                                          options_.max_put_records_bytes / kMiB, " MB limit"));
-    }
-    result->records.resize(n);
-    result->route_.resize(n);
-    const int64_t now_ms = context_.NowMs();
-    MaybeScaleOnDemand(now_ms);
-    MaybeReclaim(now_ms);
-    detail::ReadSection section;  // routing tables and shards stay alive
-    std::vector<uint32_t>& route = result->route_;
-    constexpr uint32_t kDone = UINT32_MAX;
-    auto route_pending = [&] {
-      const RoutingTable* table = shards_.routing();
-      for (size_t i = 0; i < n; ++i) {
-        if (route[i] == kDone) continue;
-        route[i] = RouteIn(table, entries[i].partition_key, entries[i].explicit_hash_key)->index();
-      }
-    };
-    std::fill(route.begin(), route.end(), 0u);
-    route_pending();
-    for (;;) {
-      bool rerouted = false;
-      for (size_t i = 0; i < n; ++i) {
-        if (route[i] == kDone) continue;
-        ShardType* shard = ShardAt(route[i]);
-        const uint32_t index = route[i];
-        {
-          typename ShardType::WriterGuard lock(&shard->write_mu_);
-          for (size_t j = i; j < n; ++j) {
-            if (route[j] != index) continue;
-            PutRecordsResultEntry& out = result->records[j];
-            auto outcome =
-                shard->AppendLocked(entries[j].partition_key, entries[j].data, now_ms,
-                                    &out.sequence_number, ShardType::WriteApi::kPutRecords);
-            if (outcome == ShardType::AppendOutcome::kClosed) {
-              rerouted = true;  // leave route[j]; routed again below
-              break;
-            }
-            route[j] = kDone;
-            if (outcome == ShardType::AppendOutcome::kOk) {
-              out.shard_id = shard->shard_id();
-              out.error_code = ErrorCode::kNone;
-              out.error_message.clear();
-            } else {
-              out.shard_id = {};
-              out.sequence_number = {};
-              absl::Status error;
-              if (outcome == ShardType::AppendOutcome::kThrottled) {
-                error = context_.RateExceeded(shard->shard_id());
-              } else if (outcome == ShardType::AppendOutcome::kInternalFailure) {
-                error = InternalFailure("Internal Service Failure");
-              } else if (outcome == ShardType::AppendOutcome::kStorageFailure) {
-                error = shard->TakeDiskErrorLocked();
-              } else {
-                error = shard->FullError();
-              }
-              out.error_code = ErrorCodeOf(error);
-              out.error_message = std::string(error.message());
-              ++result->failed_record_count;
-            }
-          }
-          shard->PublishLocked();  // one release store and wake-up per shard
-        }
-        if (KINLET_UNLIKELY(shard->sync_every_put())) SyncBatch(shard, i, route, result);
-      }
-      if (!rerouted) return absl::OkStatus();
-      // A reshard closed a shard mid-batch: route the entries not yet written.
-      route_pending();
-    }
-  }
+  absl::Status WriteBatch(std::span<const Entry> entries, PutRecordsResult* result);
 
-  // SyncPolicy::kEveryPut: after a batch's entries for `shard` (from entry
-  // `first` on) are written, waits for the fsync covering them; if it fails,
-  // those entries fail with its StorageFailureException (they may survive a
-  // crash, but are not promised to survive a power loss).
-  // (`route[j]` is UINT32_MAX for the entries written so far.)
-  void SyncBatch(ShardType* shard, size_t first, const std::vector<uint32_t>& route,
-                 PutRecordsResult* result) {
-    uint64_t end = 0;
-    const auto written_here = [&](size_t j) {
-      const PutRecordsResultEntry& out = result->records[j];
-      return route[j] == UINT32_MAX && out.error_code == ErrorCode::kNone &&
-             out.shard_id == shard->shard_id();
-    };
-    for (size_t j = first; j < route.size(); ++j) {
-      const PutRecordsResultEntry& out = result->records[j];
-      if (written_here(j)) {
-        end = std::max(end, out.sequence_number.position() + 1);
-      }
-    }
-    if (end == 0) return;
-    absl::Status s = shard->SyncAfterPut(end);
-    if (s.ok()) return;
-    for (size_t j = first; j < route.size(); ++j) {
-      if (!written_here(j)) continue;
-      PutRecordsResultEntry& out = result->records[j];
-      out.shard_id = {};
-      out.sequence_number = {};
-      out.error_code = ErrorCodeOf(s);
-      out.error_message = std::string(s.message());
-      ++result->failed_record_count;
-    }
-  }
+  // SyncPolicy::kEveryPut: after the entries `group` of a batch are written
+  // to `shard` (some may have failed), waits for the fsync covering them; if
+  // it fails, those written fail with its StorageFailureException (they may
+  // survive a crash, but are not promised to survive a power loss).
+  void SyncBatch(ShardType* shard, std::span<const uint32_t> group, PutRecordsResult* result);
 
  public:
   // As above, returning a new result.
@@ -607,10 +498,27 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // another stream. Thread-safe; lock-free; allocates nothing when `page` is
   // reused (and its buffers have grown to the records' sizes).
   absl::Status GetRecords(const ShardIterator& iterator, int limit, Page* page) const {
+    return ReadShard(iterator, limit, page);
+  }
+  // As above, lending the records in place instead of copying them (zero-copy
+  // polling; see records_view.hpp for how long the views stay valid and what
+  // writers do meanwhile). Same records, errors and iterators. Thread-safe
+  // (one thread per page); lock-free; allocates nothing in steady state.
+  absl::Status GetRecords(const ShardIterator& iterator, int limit, PageView* page) const {
+    return ReadShard(iterator, limit, page);
+  }
+
+ private:
+  template <typename P>
+  absl::Status ReadShard(const ShardIterator& iterator, int limit, P* page) const {
     detail::ReadSection section;
     const ShardType* shard = ShardOf(iterator);
     if (shard == nullptr) {
-      detail::RecordBuffer<Payload>(page).Finish();  // leaves the page empty
+      if constexpr (std::is_same_v<P, PageView>) {
+        page->Release();
+      } else {
+        detail::RecordBuffer<Payload>(page).Finish();  // leaves the page empty
+      }
       page->next_shard_iterator.reset();
       page->child_shards.clear();
       if (absl::Status s = context_.ValidateLimit(limit); !s.ok()) return s;
@@ -624,6 +532,8 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     }
     return shard->GetRecords(iterator, limit, page);
   }
+
+ public:
   // See Shard::HasRecords. False for an iterator of another stream; true for
   // one of a deleted shard (GetRecords then says so).
   bool HasRecords(const ShardIterator& iterator) const {
@@ -773,44 +683,10 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // would have more than 50 tags (nothing is added); ResourceNotFoundException
   // once deleted; StorageFailureException if a durable stream could not keep
   // them (they stand in memory). Thread-safe.
-  absl::Status AddTagsToStream(const std::map<std::string, std::string>& tags) {
-    if (deleted()) return context_.NotFound();
-    if (tags.empty() || tags.size() > 50) {
-      return InvalidArgument("Between 1 and 50 tags must be given.");
-    }
-    for (const auto& [key, value] : tags) {
-      if (key.empty() || key.size() > 128 || value.size() > 256) {
-        return InvalidArgument(absl::StrCat("Tag key '", key,
-                                            "' or its value is invalid: keys have 1 to 128 "
-                                            "characters, values at most 256."));
-      }
-    }
-    detail::MutexLock lock(&shards_.control_mu_);
-    {
-      detail::MutexLock e(&encryption_mu_);
-      size_t total = tags_.size();
-      for (const auto& [key, value] : tags) total += tags_.contains(key) ? 0 : 1;
-      if (total > 50) {
-        return LimitExceeded(absl::StrCat("Failed to add tags to stream ", context_.name,
-                                          " under account ", context_.account_id,
-                                          " because a given stream cannot have more than 50 "
-                                          "tags."));
-      }
-      for (const auto& [key, value] : tags) tags_[key] = value;
-    }
-    return SaveLocked();
-  }
+  absl::Status AddTagsToStream(const std::map<std::string, std::string>& tags);
   // RemoveTagsFromStream: keys not present are ignored. Errors:
   // ResourceNotFoundException once deleted; StorageFailureException as above.
-  absl::Status RemoveTagsFromStream(std::span<const std::string> keys) {
-    if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&shards_.control_mu_);
-    {
-      detail::MutexLock e(&encryption_mu_);
-      for (const std::string& key : keys) tags_.erase(key);
-    }
-    return SaveLocked();
-  }
+  absl::Status RemoveTagsFromStream(std::span<const std::string> keys);
   // ListTagsForStream: every tag, by key. ResourceNotFoundException once
   // deleted. Thread-safe; the result is a copy.
   absl::StatusOr<std::map<std::string, std::string>> ListTagsForStream() const {
@@ -856,29 +732,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // beyond max_shard_count or max_open_shard_count; ResourceInUseException while
   // the stream is UPDATING (update_duration); ValidationException in
   // on-demand mode. Thread-safe; serialised with other control calls.
-  absl::Status SplitShard(std::string_view shard_to_split, HashKey new_starting_hash_key) {
-    absl::StatusOr<ShardHandle> found = GetShard(shard_to_split);
-    if (!found.ok()) return found.status();
-    ShardType* parent = found->get();
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t now_ms = context_.NowMs();
-    if (absl::Status s = CheckReshardableLocked("SplitShard", now_ms); !s.ok()) return s;
-    if (!parent->is_open()) return checks_.AlreadyResharded(parent->shard_id());
-    if (absl::Status s =
-            checks_.SplitKey(parent->shard_id(), parent->hash_key_range(), new_starting_hash_key);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s =
-            CheckShardLimitsLocked(/*created=*/2, /*open_after=*/open_shard_count() + 1);
-        !s.ok()) {
-      return s;
-    }
-    SplitLocked(parent, new_starting_hash_key, now_ms, ScalingEvent{});
-    MarkUpdatedLocked(now_ms);
-    ReclaimLocked(now_ms);
-    return absl::OkStatus();
-  }
+  absl::Status SplitShard(std::string_view shard_to_split, HashKey new_starting_hash_key);
 
   // MergeShards: closes two adjacent open shards (their hash key ranges meet,
   // in either order) and creates one child with the union of their ranges, the
@@ -891,30 +745,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // while UPDATING; ValidationException in on-demand mode. Thread-safe;
   // serialised with other control calls.
   absl::Status MergeShards(std::string_view shard_to_merge,
-                           std::string_view adjacent_shard_to_merge) {
-    absl::StatusOr<ShardHandle> first_handle = GetShard(shard_to_merge);
-    if (!first_handle.ok()) return first_handle.status();
-    absl::StatusOr<ShardHandle> second_handle = GetShard(adjacent_shard_to_merge);
-    if (!second_handle.ok()) return second_handle.status();
-    ShardType* const first = first_handle->get();
-    ShardType* const second = second_handle->get();
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t now_ms = context_.NowMs();
-    if (absl::Status s = CheckReshardableLocked("MergeShards", now_ms); !s.ok()) return s;
-    for (ShardType* shard : {first, second}) {
-      if (!shard->is_open()) return checks_.AlreadyResharded(shard->shard_id());
-    }
-    if (absl::Status s = checks_.Adjacent(first->shard_id(), first->hash_key_range(),
-                                          second->shard_id(), second->hash_key_range());
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckShardLimitsLocked(/*created=*/1, /*open_after=*/0); !s.ok()) return s;
-    MergeLocked(first, second, now_ms, ScalingEvent{});
-    MarkUpdatedLocked(now_ms);
-    ReclaimLocked(now_ms);
-    return absl::OkStatus();
-  }
+                           std::string_view adjacent_shard_to_merge);
 
   // UpdateShardCount with UNIFORM_SCALING: splits and merges (each one a real
   // reshard with lineage, so short-lived shards appear, as on AWS) until the
@@ -927,46 +758,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // ResourceInUseException while UPDATING; ResourceNotFoundException if
   // deleted. Thread-safe; serialised with other control calls.
   absl::StatusOr<UpdateShardCountResult> UpdateShardCount(
-      int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling) {
-    (void)scaling_type;  // UNIFORM_SCALING is the only type
-    if (deleted()) return context_.NotFound();
-    if (absl::Status s = checks_.TargetShardCount(target_shard_count); !s.ok()) return s;
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t now_ms = context_.NowMs();
-    if (absl::Status s = CheckReshardableLocked("UpdateShardCount", now_ms); !s.ok()) return s;
-    const int current = open_shard_count();
-    const int64_t target = target_shard_count;
-    if (absl::Status s = checks_.ScalingFactor(current, target); !s.ok()) return s;
-    if (absl::Status s = checks_.DailyLimit("been scaled", shard_count_updates_.Prune(now_ms),
-                                            options_.max_shard_count_updates_per_day);
-        !s.ok()) {
-      return s;
-    }
-    std::vector<HashKey> target_starts;
-    for (const HashKeyRange& r : InitialHashKeyRanges(target_shard_count)) {
-      target_starts.push_back(r.starting_hash_key);
-    }
-    const int64_t created =
-        detail::UniformScalingShardsCreated(shards_.routing()->starts, target_starts);
-    if (absl::Status s = CheckShardLimitsLocked(created, target); !s.ok()) return s;
-    shard_count_updates_.Add(now_ms);
-    ScalingEvent event;
-    event.kind = ScalingEvent::Kind::kUpdateShardCount;
-    event.reason = absl::StrCat("UpdateShardCount from ", current, " to ", target,
-                                " open shards (UNIFORM_SCALING)");
-    LogEvent(std::move(event), now_ms);
-    const detail::UniformScalingPlan plan =
-        detail::PlanUniformScaling(shards_.routing()->starts, target_starts);
-    for (HashKey boundary : plan.splits) {
-      SplitLocked(Route(boundary), boundary, now_ms, ScalingEvent{});
-    }
-    for (const auto& [low, high] : plan.merges) {
-      MergeLocked(Route(low), Route(high), now_ms, ScalingEvent{});
-    }
-    MarkUpdatedLocked(now_ms);
-    ReclaimLocked(now_ms);
-    return UpdateShardCountResult{context_.name, arn_, current, target_shard_count};
-  }
+      int target_shard_count, ScalingType scaling_type = ScalingType::kUniformScaling);
 
   // Switches the capacity mode (UpdateStreamMode). The shards are kept; in
   // on-demand mode the stream then reshards by itself (see on_demand.hpp) and
@@ -975,29 +767,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // false); LimitExceededException after max_stream_mode_updates_per_day
   // switches within 24 hours; ResourceInUseException while UPDATING;
   // ResourceNotFoundException if deleted. Thread-safe.
-  absl::Status UpdateStreamMode(StreamMode mode) {
-    if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t now_ms = context_.NowMs();
-    if (now_ms < updating_until_ms_.load(std::memory_order_relaxed)) return checks_.Updating();
-    if (mode == stream_mode()) return checks_.AlreadyInMode(mode);
-    if (mode == StreamMode::kOnDemand && !MetricsEnabled<Traits>()) {
-      return detail::ReshardChecks::NoMetrics();
-    }
-    if (absl::Status s = checks_.DailyLimit("switched mode", mode_updates_.Prune(now_ms),
-                                            options_.max_stream_mode_updates_per_day);
-        !s.ok()) {
-      return s;
-    }
-    mode_updates_.Add(now_ms);
-    SetModeLocked(mode, now_ms);
-    ScalingEvent event;
-    event.kind = ScalingEvent::Kind::kStreamModeChange;
-    event.reason = absl::StrCat("stream mode is now ", detail::ToAbsl(StreamModeName(mode)));
-    LogEvent(std::move(event), now_ms);
-    MarkUpdatedLocked(now_ms);
-    return SaveLocked();
-  }
+  absl::Status UpdateStreamMode(StreamMode mode);
 
   StreamMode stream_mode() const { return mode_.load(std::memory_order_relaxed); }
 
@@ -1006,17 +776,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // evaluation and splits or merges (see on_demand.hpp). Useful for an idle
   // stream (no put triggers it) and for tests. Does nothing in provisioned
   // mode. ResourceNotFoundException if deleted. Thread-safe.
-  absl::Status EvaluateOnDemandScaling() {
-    if (deleted()) return context_.NotFound();
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t now_ms = context_.NowMs();
-    if (stream_mode() == StreamMode::kOnDemand) {
-      EvaluateOnDemandLocked(now_ms);
-      next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
-    }
-    ReclaimLocked(now_ms);
-    return absl::OkStatus();
-  }
+  absl::Status EvaluateOnDemandScaling();
 
   // The scaling event log, oldest first: every split, merge, UpdateShardCount,
   // mode switch and on-demand decision (at most on_demand.max_scaling_events
@@ -1027,19 +787,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // lazily), and deletes closed shards whose records are all past retention
   // (puts and control calls do that when one is due). Returns the number of
   // records dropped from the rings. Thread-safe.
-  size_t TrimExpired() {
-    const int64_t now_ms = context_.NowMs();
-    const int64_t expire_before = context_.ExpireBeforeMs(now_ms);
-    size_t dropped = 0;
-    for (const ShardHandle& shard : AllShards()) {
-      typename ShardType::WriterGuard lock(&shard->write_mu_);
-      dropped += shard->log_.TrimExpired(expire_before);
-      if (shard->disk_ != nullptr) shard->disk_->DropExpired(expire_before);
-    }
-    detail::MutexLock lock(&shards_.control_mu_);
-    ReclaimLocked(now_ms);
-    return dropped;
-  }
+  size_t TrimExpired();
 
   // Marks the stream deleted: every later call fails with
   // ResourceNotFoundException. Objects stay valid until the Stream is
@@ -1063,62 +811,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // stream found in it (null: a new stream), with its shards.
   Stream(StreamOptions options, Clock* clock, std::unique_ptr<detail::StreamStore> store = nullptr,
          const detail::StoredStream* restore = nullptr,
-         std::vector<detail::StreamStore::OpenedShard>* restored_shards = nullptr)
-      : options_(std::move(options)),
-        context_owner_(std::make_shared<detail::StreamContext<Clock>>()),
-        context_(*context_owner_),
-        arn_(absl::StrCat("arn:aws:kinesis:", options_.region, ":", options_.account_id, ":stream/",
-                          options_.name)),
-        store_(std::move(store)),
-        shards_(context_owner_, options_.shard_capacity_records,
-                options_.EffectiveShardCapacityBytes()),
-        checks_(options_),
-        consumers_(options_, arn_),
-        events_(options_.on_demand.max_scaling_events) {
-    context_.name = options_.name;
-    context_.account_id = options_.account_id;
-    context_.tag = restore != nullptr ? restore->tag : detail::NextStreamTag();
-    context_.clock = clock;
-    context_.iterator_ttl_ms = absl::ToInt64Milliseconds(options_.iterator_ttl);
-    context_.max_get_records_bytes = options_.max_get_records_bytes;
-    context_.max_get_records_limit = options_.max_get_records_limit;
-    context_.full_policy = options_.full_policy;
-    context_.limits = options_.limits;
-    context_.measure_latency = options_.measure_get_records_latency;
-    context_.trimmed_reads = options_.trimmed_reads;
-    context_.retention_ms.store(absl::ToInt64Milliseconds(options_.retention_period),
-                                std::memory_order_relaxed);
-    created_at_ = clock->Now();
-    created_ms_ = context_.NowMs();
-    auto table = std::make_unique<RoutingTable>();
-    detail::MutexLock lock(&shards_.control_mu_);
-    if (store_ != nullptr) {
-      detail::DurableStreamOps<Stream>::AttachLocked(*this);
-      if (restore != nullptr) {
-        if (options_.faults.enabled()) {
-          faults_ = std::make_unique<detail::FaultState>(options_.faults);
-          context_.faults.store(faults_.get(), std::memory_order_release);
-        }
-        detail::DurableStreamOps<Stream>::RestoreLocked(*this, *restore, *restored_shards);
-        return;
-      }
-    }
-    int shard_count = options_.shard_count;
-    if (options_.stream_mode == StreamMode::kOnDemand) {
-      shard_count = std::max(shard_count, options_.on_demand.min_shard_count);
-    }
-    if (options_.faults.enabled()) {
-      faults_ = std::make_unique<detail::FaultState>(options_.faults);
-      context_.faults.store(faults_.get(), std::memory_order_release);
-    }
-    for (const HashKeyRange& range : InitialHashKeyRanges(shard_count)) {
-      ShardType* shard = AddShardLocked(range, std::nullopt, std::nullopt, created_ms_);
-      table->starts.push_back(range.starting_hash_key);
-      table->shards.push_back(shard);
-    }
-    shards_.PublishRoutingLocked(std::move(table));
-    SetModeLocked(options_.stream_mode, created_ms_);
-  }
+         std::vector<detail::StreamStore::OpenedShard>* restored_shards = nullptr);
 
   ShardType* Route(HashKey hash) const { return shards_.Route(hash); }
   // The open shard for a record (see ShardSet::RouteIn).
@@ -1158,17 +851,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // detail/shard_set.hpp). Runs at the end of every control call and from the
   // first put after the due time. Never under a shard's writer lock, never in
   // a section.
-  void ReclaimLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
-    const std::vector<uint32_t> deleted = shards_.DeleteExpiredLocked(now_ms);
-    if (!deleted.empty()) {
-      for (uint32_t index : deleted) scaler_.Forget(index);
-      consumers_.ForgetShards(deleted);
-      if (store_ != nullptr) {
-        for (uint32_t index : deleted) store_->RemoveShard(index);
-      }
-    }
-    shards_.FreeRetiredLocked();
-  }
+  void ReclaimLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_);
 
   // The hot path's check (one relaxed load and a compare): the first put at
   // or after the due time deletes the expired shards.
@@ -1214,28 +897,11 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   // A split (see ShardSet::SplitLocked), logged with `event`.
   std::pair<ShardType*, ShardType*> SplitLocked(ShardType* parent, HashKey k, int64_t now_ms,
                                                 ScalingEvent event)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
-    scaler_.Track(shards_.count_locked(), now_ms);
-    scaler_.Track(shards_.count_locked() + 1, now_ms);
-    const auto [low, high] = shards_.SplitLocked(parent, k, now_ms);
-    event.kind = ScalingEvent::Kind::kSplit;
-    event.parent_shard_ids = {parent->shard_id()};
-    event.child_shard_ids = {low->shard_id(), high->shard_id()};
-    LogEvent(std::move(event), now_ms);
-    return {low, high};
-  }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_);
 
   // A merge (see ShardSet::MergeLocked), logged with `event`.
   ShardType* MergeLocked(ShardType* parent, ShardType* adjacent, int64_t now_ms, ScalingEvent event)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
-    scaler_.Track(shards_.count_locked(), now_ms);
-    ShardType* child = shards_.MergeLocked(parent, adjacent, now_ms);
-    event.kind = ScalingEvent::Kind::kMerge;
-    event.parent_shard_ids = {parent->shard_id(), adjacent->shard_id()};
-    event.child_shard_ids = {child->shard_id()};
-    LogEvent(std::move(event), now_ms);
-    return child;
-  }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_);
 
   void LogEvent(ScalingEvent event, int64_t now_ms) {
     event.time = absl::FromUnixMillis(now_ms);
@@ -1250,15 +916,7 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
   }
 
   void SetModeLocked(StreamMode mode, int64_t now_ms)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
-    mode_.store(mode, std::memory_order_relaxed);
-    if (mode != StreamMode::kOnDemand) {
-      next_scaling_ms_.store(kNever, std::memory_order_relaxed);
-      return;
-    }
-    scaler_.Reset(shards_.routing()->shards, shards_.TotalIncomingBytesLocked(), now_ms);
-    next_scaling_ms_.store(now_ms + OnDemandIntervalMs(), std::memory_order_relaxed);
-  }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_);
 
   // The hot path's check: one relaxed load and a compare. The first put at or
   // after the due time claims the evaluation (CAS) and runs it.
@@ -1267,35 +925,11 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
     if (KINLET_LIKELY(now_ms < due)) return;
     ScaleOnDemandSlow(now_ms, due);
   }
-  ABSL_ATTRIBUTE_NOINLINE void ScaleOnDemandSlow(int64_t now_ms, int64_t due) {
-    if (!next_scaling_ms_.compare_exchange_strong(due, now_ms + OnDemandIntervalMs(),
-                                                  std::memory_order_relaxed)) {
-      return;  // another put claimed this evaluation
-    }
-    detail::MutexLock lock(&shards_.control_mu_);
-    if (stream_mode() != StreamMode::kOnDemand || deleted()) return;
-    EvaluateOnDemandLocked(now_ms);
-    ReclaimLocked(now_ms);
-  }
+  ABSL_ATTRIBUTE_NOINLINE void ScaleOnDemandSlow(int64_t now_ms, int64_t due);
 
   // One evaluation of the on-demand policy: the scaler decides, the stream
   // logs its reports and applies its splits and merges.
-  void EvaluateOnDemandLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_) {
-    const std::vector<ShardType*> open = shards_.routing()->shards;
-    const std::vector<detail::ShardLoad> loads =
-        scaler_.Measure(options_.on_demand, open, now_ms, context_.tag);
-    typename Scaler::Decision decision = scaler_.Decide(
-        options_, open, loads, shards_.TotalIncomingBytesLocked(),
-        options_.max_shard_count - static_cast<int64_t>(shards_.held_count_locked()), now_ms);
-    for (ScalingEvent& e : decision.reports) LogEvent(std::move(e), now_ms);
-    for (typename Scaler::Split& split : decision.splits) {
-      SplitLocked(split.shard, split.at, now_ms, std::move(split.event));
-    }
-    for (typename Scaler::Merge& merge : decision.merges) {
-      MergeLocked(merge.low, merge.high, now_ms, std::move(merge.event));
-    }
-    scaler_.Finish(shards_.routing()->shards, decision, now_ms);
-  }
+  void EvaluateOnDemandLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_.control_mu_);
 
   // ---- ListShards internals (detail/list_shards.hpp) ------------------------
 
@@ -1327,61 +961,9 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
                                         " under account ", context_.account_id, " is invalid."));
   }
 
-  absl::Status ChangeRetention(absl::Duration period, bool increase) {
-    if (deleted()) return context_.NotFound();
-    if (period <= absl::ZeroDuration()) {
-      return InvalidArgument("Retention period must be positive.");
-    }
-    detail::MutexLock lock(&shards_.control_mu_);
-    const int64_t current = context_.retention_ms.load(std::memory_order_relaxed);
-    const int64_t wanted = absl::ToInt64Milliseconds(period);
-    if (increase && wanted <= current) {
-      return InvalidArgument(absl::StrCat(
-          "Requested retention period (", absl::FormatDuration(period), ") for stream ",
-          context_.name, " can not be shorter than or equal to the existing retention period (",
-          absl::FormatDuration(absl::Milliseconds(current)),
-          "). Use DecreaseStreamRetentionPeriod API."));
-    }
-    if (!increase && wanted >= current) {
-      return InvalidArgument(absl::StrCat(
-          "Requested retention period (", absl::FormatDuration(period), ") for stream ",
-          context_.name, " can not be longer than or equal to the existing retention period (",
-          absl::FormatDuration(absl::Milliseconds(current)),
-          "). Use IncreaseStreamRetentionPeriod API."));
-    }
-    if (increase) {
-      // What has expired stays expired (AWS never resurrects it).
-      const int64_t now_ms = context_.NowMs();
-      context_.expired_floor_ms.store(context_.ExpireBeforeMs(now_ms), std::memory_order_relaxed);
-    }
-    context_.retention_ms.store(wanted, std::memory_order_relaxed);
-    ReclaimLocked(context_.NowMs());
-    return SaveLocked();
-  }
+  absl::Status ChangeRetention(absl::Duration period, bool increase);
 
-  absl::Status ChangeEncryption(EncryptionType type, std::string_view key_id, bool start) {
-    if (deleted()) return context_.NotFound();
-    if (type != EncryptionType::kKms) return InvalidArgument("Encryption type must be KMS.");
-    if (key_id.empty() || key_id.size() > 2048) {
-      return ValidationError(
-          "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member "
-          "must have length less than or equal to 2048 and greater than or equal to 1");
-    }
-    detail::MutexLock lock(&shards_.control_mu_);
-    if (store_ != nullptr) {
-      if (absl::Status s = detail::DurableStreamOps<Stream>::SetEncryptionLocked(
-              *this, start ? std::string(key_id) : std::string());
-          !s.ok()) {
-        return s;
-      }
-    }
-    {
-      detail::MutexLock e(&encryption_mu_);
-      encryption_type_ = start ? EncryptionType::kKms : EncryptionType::kNone;
-      key_id_ = start ? std::string(key_id) : std::string();
-    }
-    return SaveLocked();
-  }
+  absl::Status ChangeEncryption(EncryptionType type, std::string_view key_id, bool start);
 
   // Durable streams: writes stream.meta after a change of the stream's state
   // (the change stands in memory either way; StorageFailureException says it
@@ -1443,3 +1025,5 @@ class Stream : public std::enable_shared_from_this<Stream<Payload, Traits>> {
 }  // namespace kinlet
 
 #include "kinlet/detail/durable_stream.hpp"  // IWYU pragma: export
+#include "kinlet/detail/stream_batch.hpp"    // IWYU pragma: export
+#include "kinlet/detail/stream_control.hpp"  // IWYU pragma: export

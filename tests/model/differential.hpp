@@ -639,13 +639,28 @@ class Differential {
                   std::to_string(want.millis_behind_latest));
   }
 
+  // GetRecords, copying or (every other op, by op.d) lending the records in
+  // place (GetRecordsView): both forms must give the model's answer.
   std::optional<std::string> ApplyGetRecords(const Op& op) {
     std::optional<Slot>& slot = slots_[op.a % kSlots];
     if (!slot) return std::nullopt;
+    if (op.d % 2 == 1) {
+      kinlet::GetRecordsView<std::string> page;
+      std::optional<std::string> d = CompareGetRecords(op, slot, &page);
+      if (page.lent()) Reached("GetRecords lent in place");
+      if (!page.records.empty() && page.copied_records() != 0) Reached("GetRecords lent a copy");
+      return d;
+    }
+    kinlet::GetRecordsResult<std::string> page;
+    return CompareGetRecords(op, slot, &page);
+  }
+
+  // (`slot`: a std::optional<Slot>, declared below.)
+  template <typename KinletPage, typename SlotRef>
+  std::optional<std::string> CompareGetRecords(const Op& op, SlotRef& slot, KinletPage* page) {
     const int limit = op.b % 29 == 0 ? 0 : op.b % 31 == 0 ? 10001 : 1 + static_cast<int>(op.c % 12);
     const std::string& shard_id = model_.shards()[slot->model.shard].id;
-    kinlet::GetRecordsResult<std::string> page;
-    const absl::Status got = stream_->GetRecords(slot->kinlet, limit, &page);
+    const absl::Status got = stream_->GetRecords(slot->kinlet, limit, page);
     const Page want = model_.GetRecords(slot->model, limit, Now());
     if (auto d = Outcome("GetRecords", kinlet::ErrorCodeOf(got), want.error)) {
       return *d + " (" + shard_id + ")";
@@ -654,48 +669,50 @@ class Differential {
         slot->model.position < model_.shards()[slot->model.shard].dropped) {
       Reached("GetRecords TrimmedDataAccessException (overwritten)");
     }
-    if (!got.ok()) return std::nullopt;
+    if (!got.ok()) {
+      return Differ("records after an error", std::to_string(page->records.size()), "0");
+    }
     if (!want.records.empty()) Reached("GetRecords records");
     if (!want.children.empty()) Reached("GetRecords shard end");
-    if (auto d = Differ("record count", std::to_string(page.records.size()),
+    if (auto d = Differ("record count", std::to_string(page->records.size()),
                         std::to_string(want.records.size()))) {
       return d;
     }
-    for (size_t i = 0; i < page.records.size(); ++i) {
-      const auto& r = page.records[i];
+    for (size_t i = 0; i < page->records.size(); ++i) {
+      const auto& r = page->records[i];
       const Record& m = want.records[i];
       const std::string at = "record " + std::to_string(i) + " ";
       if (auto d = Differ(at + "position", std::to_string(r.sequence_number.position()),
                           std::to_string(m.position))) {
         return d;
       }
-      if (auto d = Differ(at + "key", r.partition_key, m.key)) return d;
-      if (auto d = Differ(at + "data", r.data, m.data)) return d;
+      if (auto d = Differ(at + "key", std::string(r.partition_key), m.key)) return d;
+      if (auto d = Differ(at + "data", std::string(r.data), m.data)) return d;
       if (auto d = Differ(at + "arrival",
                           std::to_string(absl::ToUnixMillis(r.approximate_arrival_timestamp)),
                           std::to_string(m.arrival_ms))) {
         return d;
       }
     }
-    if (auto d = Differ("next iterator", page.next_shard_iterator ? "yes" : "no",
+    if (auto d = Differ("next iterator", page->next_shard_iterator ? "yes" : "no",
                         want.next ? "yes" : "no")) {
       return d;
     }
     std::string children;
-    for (const auto& c : page.child_shards) children += c.shard_id + " ";
+    for (const auto& c : page->child_shards) children += c.shard_id + " ";
     std::string want_children;
     for (const auto& c : want.children) want_children += c + " ";
     if (auto d = Differ("child shards", children, want_children)) return d;
-    if (auto d = Differ("millis_behind_latest", std::to_string(page.millis_behind_latest),
+    if (auto d = Differ("millis_behind_latest", std::to_string(page->millis_behind_latest),
                         std::to_string(want.millis_behind_latest))) {
       return d;
     }
-    if (page.next_shard_iterator) {
-      if (auto d = Differ("next position", std::to_string(page.next_shard_iterator->position()),
+    if (page->next_shard_iterator) {
+      if (auto d = Differ("next position", std::to_string(page->next_shard_iterator->position()),
                           std::to_string(want.next->position))) {
         return d;
       }
-      slot = Slot{*page.next_shard_iterator, *want.next};
+      slot = typename SlotRef::value_type{*page->next_shard_iterator, *want.next};
     } else {
       slot.reset();
     }
