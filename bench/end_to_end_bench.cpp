@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "baseline.hpp"
@@ -84,7 +85,14 @@ kinlet::BackoffIdleOptions IdleFor(int readers) {
                               : kinlet::BackoffIdleOptions::SharedCores();
 }
 
-template <typename Traits, ReaderIdle kIdle = ReaderIdle::kBackoff>
+// A polling reader's page: copying (GetRecordsResult) or lending the records
+// in place (GetRecordsView, zero-copy: the reader touches each record's first
+// byte, as the fan-out view readers do).
+template <bool kLend>
+using PageFor = std::conditional_t<kLend, kinlet::GetRecordsView<std::string>,
+                                   kinlet::GetRecordsResult<std::string>>;
+
+template <typename Traits, ReaderIdle kIdle = ReaderIdle::kBackoff, bool kLend = false>
 void EndToEndKinlet(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const int readers = static_cast<int>(state.range(1));
@@ -93,7 +101,7 @@ void EndToEndKinlet(benchmark::State& state) {
   auto shard = stream->OpenShards()[0];
   const std::string payload(size, 'x');
   PutAll(*stream, 4 * n, payload);
-  std::vector<kinlet::GetRecordsResult<std::string>> pages(static_cast<size_t>(readers));
+  std::vector<PageFor<kLend>> pages(static_cast<size_t>(readers));
   double writer_seconds = 0;
   for (auto _ : state) {
     const auto start = *shard->GetShardIterator(kinlet::IteratorPosition::Latest());
@@ -105,9 +113,13 @@ void EndToEndKinlet(benchmark::State& state) {
         auto it = start;
         kinlet::BackoffIdle idle(IdleFor(readers));
         ready.fetch_add(1);
+        uint64_t touched = 0;
         for (uint64_t got = 0; got < n;) {
           if (!shard->GetRecords(it, 1000, &page).ok()) std::abort();
           got += page.records.size();
+          if constexpr (kLend) {
+            for (const auto& record : page.records) touched += record.data[0];
+          }
           it = *page.next_shard_iterator;
           if constexpr (kIdle == ReaderIdle::kBackoff) {
             idle.Idle(page.records.size(), [&](absl::Duration d) { shard->WaitForRecords(it, d); });
@@ -119,6 +131,8 @@ void EndToEndKinlet(benchmark::State& state) {
             }
           }
         }
+        if constexpr (kLend) page.Release();
+        benchmark::DoNotOptimize(touched);
       });
     }
     while (ready.load() < readers) std::this_thread::yield();
@@ -199,6 +213,14 @@ void BM_EndToEnd_Kinlet(benchmark::State& state) {
   EndToEndKinlet<kinlet::DefaultStreamTraits>(state);
 }
 void BM_EndToEnd_KinletFast(benchmark::State& state) { EndToEndKinlet<bench::FastTraits>(state); }
+// Zero-copy polling readers (GetRecords into a GetRecordsView), default and
+// fast configurations.
+void BM_EndToEnd_KinletViews(benchmark::State& state) {
+  EndToEndKinlet<kinlet::DefaultStreamTraits, ReaderIdle::kBackoff, /*kLend=*/true>(state);
+}
+void BM_EndToEnd_KinletFastViews(benchmark::State& state) {
+  EndToEndKinlet<bench::FastTraits, ReaderIdle::kBackoff, /*kLend=*/true>(state);
+}
 void BM_EndToEnd_KinletBlockingReaders(benchmark::State& state) {
   EndToEndKinlet<kinlet::DefaultStreamTraits, ReaderIdle::kBlocking>(state);
 }
@@ -316,15 +338,19 @@ void BM_Memcpy(benchmark::State& state) {
 
 // Interleaved, so that kinlet and the baselines see the same placement drift.
 KINLET_E2E(BM_EndToEnd_Kinlet, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletViews, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletFast, 64, 1);
+KINLET_E2E(BM_EndToEnd_KinletFastViews, 64, 1);
 KINLET_E2E(BM_EndToEnd_MutexDeque, 64, 1);
 #ifdef KINLET_HAVE_MOODYCAMEL
 KINLET_E2E(BM_EndToEnd_Moodycamel, 64, 1);
 #endif
 KINLET_E2E(BM_EndToEnd_Kinlet, 64, 0);
 KINLET_E2E(BM_EndToEnd_Kinlet, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletViews, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletFast, 64, 0);
 KINLET_E2E(BM_EndToEnd_KinletFast, 64, 4);
+KINLET_E2E(BM_EndToEnd_KinletFastViews, 64, 4);
 KINLET_E2E(BM_EndToEnd_MutexDeque, 64, 4);
 KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 1);
 KINLET_E2E(BM_EndToEnd_KinletFanOut, 64, 4);

@@ -24,7 +24,7 @@ std::unique_ptr<TestStream> MakeStream(kinlet::ManualClock* clock, int shards, s
   options.name = "viewed";
   options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = shards;
-  options.shard_capacity_bytes = 1 << 20;
+  options.shard_capacity_bytes = 2 << 20;
   options.shard_capacity_records = records;
   options.full_policy = policy;
   auto stream = TestStream::Create(options, clock);

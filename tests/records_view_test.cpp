@@ -28,7 +28,7 @@ kinlet::StreamOptions Options(size_t records, kinlet::FullPolicy policy) {
   options.name = "views";
   options.limits = kinlet::ThroughputLimits::Unlimited();
   options.shard_count = 1;
-  options.shard_capacity_bytes = 1 << 20;
+  options.shard_capacity_bytes = 2 << 20;
   options.shard_capacity_records = records;  // the reuse horizon moves records / 16 at a time
   options.full_policy = policy;
   return options;
@@ -209,18 +209,19 @@ TEST_CASE("A lent page answers trimmed positions as the copying read does",
 TEST_CASE("A lent page copies what it cannot lend and says so", "[zero_copy][records_view]") {
   kinlet::ManualClock clock;
   SECTION("records the writer may reuse without looking") {
-    // A 16-record ring moves its horizon 1 record at a time: after it wraps,
-    // the oldest record is below the horizon and is copied; the rest are lent.
-    auto stream = MakeStream(&clock, /*records=*/16, kinlet::FullPolicy::kOverwrite);
-    for (int i = 0; i < 40; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
+    // A 64-record ring moves its reuse horizon 4 records at a time: the 65th
+    // put drops record 0 and lets the writer reuse records below 5 without
+    // looking; after the 66th, records 2..4 (the oldest) are copied, the rest lent.
+    auto stream = MakeStream(&clock, /*records=*/64, kinlet::FullPolicy::kOverwrite);
+    for (int i = 0; i < 66; ++i) REQUIRE(stream->PutRecord("k", std::to_string(i)).ok());
     PageView lent;
     Page copied;
     const auto it = Iterator(*stream, IteratorPosition::TrimHorizon());
     REQUIRE(stream->GetRecords(it, 100, &copied).ok());
     REQUIRE(stream->GetRecords(it, 100, &lent).ok());
     CHECK(Describe(lent) == Describe(copied));
-    CHECK(lent.copied_records() >= 1);
-    CHECK(lent.copied_records() < lent.records.size());
+    CHECK(lent.records.size() == 64);
+    CHECK(lent.copied_records() == 3);
     CHECK(lent.lent());
   }
   SECTION("when every pin slot of the shard is taken") {
