@@ -294,18 +294,26 @@ class TscClock {
     return t;
   }
 
-  // A (TSC, CLOCK_REALTIME) pair: the narrowest bracket of kPairTries.
+  // A (TSC, CLOCK_REALTIME) pair: the narrowest bracket of kPairTries, tried
+  // again (up to 4 rounds) while that is wider than kMaxPairBracketNs (an
+  // interrupt or a preemption inside the bracket).
   static Pair MeasurePair() {
+    const State& s = tsc_clock_state;
+    // Before the first estimate, assume a TSC of at most 4 GHz.
+    const double ns_per_tick = s.ns_per_tick > 0 ? s.ns_per_tick : 0.25;
+    const auto max_width =
+        static_cast<uint64_t>(static_cast<double>(kMaxPairBracketNs) / ns_per_tick);
     Pair best{0, 0};
     uint64_t best_width = ~uint64_t{0};
-    for (int i = 0; i < kPairTries; ++i) {
-      const uint64_t a = OrderedTsc();
-      const int64_t ns =
-          RealtimeNanos() + tsc_clock_state.offset_ns.load(std::memory_order_relaxed);
-      const uint64_t b = OrderedTsc();
-      if (b - a < best_width) {
-        best_width = b - a;
-        best = Pair{a + (b - a) / 2, ns};
+    for (int round = 0; round < 4 && best_width > max_width; ++round) {
+      for (int i = 0; i < kPairTries; ++i) {
+        const uint64_t a = OrderedTsc();
+        const int64_t ns = RealtimeNanos() + s.offset_ns.load(std::memory_order_relaxed);
+        const uint64_t b = OrderedTsc();
+        if (b - a < best_width) {
+          best_width = b - a;
+          best = Pair{a + (b - a) / 2, ns};
+        }
       }
     }
     return best;
