@@ -23,6 +23,7 @@ struct NoNow {};
 }  // namespace
 
 static_assert(kinlet::ClockPolicy<kinlet::SystemClock>);
+static_assert(kinlet::ClockPolicy<kinlet::RealtimeClock>);
 static_assert(kinlet::ClockPolicy<kinlet::ManualClock>);
 static_assert(kinlet::ClockPolicy<ConstNow>);
 static_assert(!kinlet::ClockPolicy<MutableNow>);
