@@ -47,8 +47,16 @@ class ShardSet {
 
     ShardType* Find(HashKey hash) const {
       if (shards.size() == 1) return shards[0];
-      auto it = std::upper_bound(starts.begin(), starts.end(), hash);
-      return shards[static_cast<size_t>(it - starts.begin()) - 1];
+      // The last start <= hash (starts[0] is 0: the open shards cover the
+      // key space), by a binary search without branches on the data: hashes
+      // are random, so a branching search mispredicts at every level.
+      const HashKey* base = starts.data();
+      for (size_t len = starts.size(); len > 1;) {
+        const size_t half = len / 2;
+        base += base[half] <= hash ? half : 0;
+        len -= half;
+      }
+      return shards[static_cast<size_t>(base - starts.data())];
     }
   };
 
