@@ -200,8 +200,9 @@ class Segment {
 
   // Recovery: scans the frames from the header on. Keeps every valid frame
   // whose position continues; at a bad or torn frame looks further for a later
-  // valid one (a lost range in the middle) and otherwise treats the rest as a
-  // torn tail: zeroed when `writable` (so no later scan resurrects it).
+  // valid one (a lost range in the middle, its bytes zeroed when `writable`)
+  // and otherwise treats the rest as a torn tail: zeroed when `writable` (so
+  // no later scan resurrects it).
   // Fills the index. REQUIRES: not yet published.
   ScanResult Scan(bool writable) {
     ScanResult r;
@@ -231,6 +232,11 @@ class Segment {
         }
       }
       if (found) {
+        // The bytes in between are garbage: zeroed when `writable`, so that no
+        // read, resynchronising through them, takes a stray copy of a frame
+        // in there for a record (fuzzing found one: a copy of a later
+        // record's frame, whose checksum is valid).
+        if (writable) std::memset(map_.data() + off, 0, later - off);
         if (h.position > expected) r.lost.emplace_back(expected, h.position);
         r.notes.push_back(absl::StrCat("segment ", name, ": corrupt bytes at offsets [", off, ", ",
                                        later, "), positions [", expected, ", ", h.position,
@@ -344,8 +350,11 @@ class Segment {
     uint64_t expected = it->position;
     FrameHeader h;
     for (;;) {
+      // A frame out of order (behind what was read, or past `position`: a
+      // stray copy of a frame, as recovery treats it) counts as corrupt too:
+      // the record may still follow it.
       if (CheckFrame(map_.data(), capacity_, off, overhead(), &h) != FrameCheck::kOk ||
-          h.position < expected) {
+          h.position < expected || h.position > position) {
         // A corrupt frame on the way: look for the next valid one before the next
         // index entry (within the published bytes), so records after it stay readable.
         size_t bound = end_offset_.load(std::memory_order_acquire);
