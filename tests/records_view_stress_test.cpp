@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "kinlet/kinlet.hpp"
+#include "overwrite_race.hpp"
 
 namespace {
 
@@ -170,30 +171,12 @@ TEST_CASE(
 
 TEST_CASE("Polling readers holding lent pages never see a record change, and never stop the writer",
           "[.stress][zero_copy]") {
-  kinlet::StreamOptions options;
-  options.name = "view-poll-race";
-  options.limits = kinlet::ThroughputLimits::Unlimited();
-  options.shard_capacity_records = 256;
-  options.shard_capacity_bytes = 64 << 10;
-  options.max_record_size_bytes = 4096;
-  options.full_policy = kinlet::FullPolicy::kOverwrite;
-  auto stream = *kinlet::Stream<std::string>::Create(options);
+  auto stream = kinlet_test::MakeOverwriteRaceStream("view-poll-race");
   constexpr int kReaders = 3;
   const int records = 300000 / kScale;
-  std::atomic<bool> done{false};
-  std::atomic<int> put_failures{0};
-  std::atomic<int> put_refusals{0};  // ShardFull: a page held the memory
-  std::thread writer([&] {
-    std::string data;
-    for (int i = 0; i < records; ++i) {
-      const char c = static_cast<char>('a' + i % 26);
-      data.assign(static_cast<size_t>(16 + (i * 37) % 900), c);
-      const absl::Status s = stream->PutRecord(std::string(1, c), data).status();
-      if (kinlet::IsShardFull(s)) put_refusals.fetch_add(1);
-      if (!s.ok() && !kinlet::IsShardFull(s)) put_failures.fetch_add(1);
-    }
-    done.store(true);
-  });
+  kinlet_test::RaceWriter written;
+  std::atomic<bool>& done = written.done;
+  std::thread writer = kinlet_test::StartRaceWriter(*stream, records, &written);
   std::vector<std::string> errors(kReaders);
   std::vector<uint64_t> viewed(kReaders, 0);
   std::vector<uint64_t> lent(kReaders, 0);
@@ -249,9 +232,9 @@ TEST_CASE("Polling readers holding lent pages never see a record change, and nev
   }
   writer.join();
   for (auto& t : readers) t.join();
-  CHECK(put_failures.load() == 0);
-  CHECK(put_refusals.load() < records);
-  INFO(put_refusals.load() << " puts refused while pages held their records");
+  CHECK(written.put_failures.load() == 0);
+  CHECK(written.put_refusals.load() < records);
+  INFO(written.put_refusals.load() << " puts refused while pages held their records");
   for (int r = 0; r < kReaders; ++r) {
     CHECK(errors[r] == "");
     CHECK(viewed[r] > 0);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kinlet/kinlet.hpp"
+#include "overwrite_race.hpp"
 
 namespace {
 
@@ -587,14 +588,7 @@ TEST_CASE("Sixteen fan-out consumers see every record of a resharding stream onc
 
 TEST_CASE("Zero-copy readers racing an overwriting writer never see a record change under them",
           "[.stress][fan_out][zero_copy]") {
-  kinlet::StreamOptions options;
-  options.name = "view-race";
-  options.limits = kinlet::ThroughputLimits::Unlimited();
-  options.shard_capacity_records = 256;
-  options.shard_capacity_bytes = 64 << 10;
-  options.max_record_size_bytes = 4096;
-  options.full_policy = kinlet::FullPolicy::kOverwrite;
-  auto stream = *kinlet::Stream<std::string>::Create(options);
+  auto stream = kinlet_test::MakeOverwriteRaceStream("view-race");
   constexpr int kReaders = 3;
   for (int r = 0; r < kReaders; ++r) {
     REQUIRE(stream->RegisterStreamConsumer("viewer-" + std::to_string(r)).ok());
@@ -604,22 +598,11 @@ TEST_CASE("Zero-copy readers racing an overwriting writer never see a record cha
 #else
   constexpr int kRecords = 300000;
 #endif
-  std::atomic<bool> done{false};
-  std::atomic<int> put_failures{0};
-  std::atomic<int> put_refusals{0};  // ShardFull: a visitor held the memory
-  std::thread writer([&] {
-    std::string data;
-    for (int i = 0; i < kRecords; ++i) {
-      const char c = static_cast<char>('a' + i % 26);
-      data.assign(static_cast<size_t>(16 + (i * 37) % 900), c);
-      const absl::Status s = stream->PutRecord(std::string(1, c), data).status();
-      // A put that needs the memory of records a visitor is viewing is refused
-      // (ShardFull), never held: the writer does not wait for readers.
-      if (kinlet::IsShardFull(s)) put_refusals.fetch_add(1);
-      if (!s.ok() && !kinlet::IsShardFull(s)) put_failures.fetch_add(1);
-    }
-    done.store(true);
-  });
+  // A put that needs the memory of records a visitor is viewing is refused
+  // (ShardFull), never held: the writer does not wait for readers.
+  kinlet_test::RaceWriter written;
+  std::atomic<bool>& done = written.done;
+  std::thread writer = kinlet_test::StartRaceWriter(*stream, kRecords, &written);
   std::vector<std::string> errors(kReaders);
   std::vector<uint64_t> viewed(kReaders, 0);
   std::vector<uint64_t> copied(kReaders, 0);
@@ -671,9 +654,9 @@ TEST_CASE("Zero-copy readers racing an overwriting writer never see a record cha
   }
   writer.join();
   for (auto& t : readers) t.join();
-  CHECK(put_failures.load() == 0);
-  CHECK(put_refusals.load() < kRecords);
-  INFO(put_refusals.load() << " puts refused while visitors held their records");
+  CHECK(written.put_failures.load() == 0);
+  CHECK(written.put_refusals.load() < kRecords);
+  INFO(written.put_refusals.load() << " puts refused while visitors held their records");
   for (int r = 0; r < kReaders; ++r) {
     CHECK(errors[r] == "");
     CHECK(viewed[r] > 0);
